@@ -1,0 +1,24 @@
+//! Shared building blocks of the service broker system: the OSB v2.17 wire model, the versioned
+//! internal contracts (`/spi/v1`, `/deployer/v1`) with their typed clients, mutual TLS from PEM
+//! files, certificate generation, layered config loading and telemetry.
+
+pub mod certs;
+pub mod client;
+pub mod deployer;
+pub mod envelope;
+pub mod osb;
+pub mod secret;
+pub mod settings;
+pub mod spi;
+pub mod telemetry;
+pub mod tls;
+
+/// Header carrying the request identity across every hop (OSB's optional request-identity header).
+pub const REQUEST_ID_HEADER: &str = "X-Broker-API-Request-Identity";
+/// Header carrying the platform's originating identity, passed on verbatim to the SPIs.
+pub const ORIGINATING_IDENTITY_HEADER: &str = "X-Broker-API-Originating-Identity";
+
+/// A fresh request id (a UUID v4) for requests that arrived without one.
+pub fn new_request_id() -> String {
+    uuid::Uuid::new_v4().to_string()
+}
