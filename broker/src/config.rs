@@ -1,0 +1,217 @@
+//! Typed settings of the broker (env prefix `BROKER`), with their defaults as named constants.
+
+use common::secret::SecretString;
+use common::telemetry::LogFormat;
+use common::tls::TlsFiles;
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+use std::time::Duration;
+
+/// Environment variable prefix (`BROKER_DATABASE__URL`, …).
+pub const ENV_PREFIX: &str = "BROKER";
+/// Default listen address of the OSB API.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+/// Default Basic auth user name.
+pub const DEFAULT_USERNAME: &str = "broker";
+/// Default state database (a SQLite file in the working directory).
+pub const DEFAULT_DATABASE_URL: &str = "sqlite://broker.sqlite";
+/// Default directory of the mTLS material (`osbctl certs` layout).
+pub const DEFAULT_CERT_DIR: &str = "certs";
+/// Default deployer URL.
+pub const DEFAULT_DEPLOYER_URL: &str = "https://127.0.0.1:8443";
+/// Default SPI of the PostgreSQL offering.
+pub const DEFAULT_SPI_POSTGRES_URL: &str = "https://127.0.0.1:8444";
+/// Default SPI of the key-value offering.
+pub const DEFAULT_SPI_KEYVALUE_URL: &str = "https://127.0.0.1:8445";
+/// How often the journal looks for operations to run or take over.
+pub const DEFAULT_POLL_INTERVAL_MS: u64 = 200;
+/// How long a worker's claim on an operation lasts without renewal.
+pub const DEFAULT_LEASE_MS: u64 = 10_000;
+/// `Retry-After` sent while an operation is in progress.
+pub const DEFAULT_RETRY_AFTER_SECS: u64 = 2;
+/// How long bind and unbind wait for their operation before answering 202.
+pub const DEFAULT_SYNC_TIMEOUT_MS: u64 = 20_000;
+/// How often the catalog is fetched again from the SPIs.
+pub const DEFAULT_CATALOG_REFRESH_SECS: u64 = 30;
+/// Timeout of one call to an SPI or the deployer.
+pub const DEFAULT_CALL_TIMEOUT_MS: u64 = 30_000;
+/// Longest an operation may run when its plan names no `maximum_polling_duration`.
+pub const DEFAULT_MAX_OPERATION_SECS: u64 = 3_600;
+
+/// Everything the broker needs to run.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Settings {
+    /// Address of the OSB API (`host:port`, port 0 picks a free one).
+    pub listen: String,
+    /// Basic auth credentials platforms must present.
+    pub auth: AuthSettings,
+    /// The state database.
+    pub database: DatabaseSettings,
+    /// Keys encrypting secrets at rest.
+    pub encryption: EncryptionSettings,
+    /// The broker's client identity for internal mTLS calls.
+    pub tls: TlsFiles,
+    /// The SPIs whose offerings form the catalog.
+    pub spis: Vec<SpiSettings>,
+    /// The deployer.
+    pub deployer: DeployerSettings,
+    /// Journal worker tuning.
+    pub worker: WorkerSettings,
+    /// Seconds between catalog refreshes.
+    pub catalog_refresh_secs: u64,
+    /// Log output format.
+    pub log_format: LogFormat,
+}
+
+/// Basic auth credentials of the OSB API.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AuthSettings {
+    /// User name.
+    pub username: String,
+    /// Password (never logged).
+    pub password: SecretString,
+}
+
+/// The state database.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DatabaseSettings {
+    /// A SQLite path, or `sqlite://path`.
+    pub url: String,
+}
+
+/// Encryption at rest: the key used for new writes and every key still readable.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct EncryptionSettings {
+    /// Id of the key used for new writes.
+    pub current: String,
+    /// All keys, old ones kept for reading.
+    pub keys: Vec<EncryptionKey>,
+}
+
+/// One AES-256 key.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct EncryptionKey {
+    /// Key id, stored beside each value it encrypted.
+    pub id: String,
+    /// Base64 of 32 random bytes (never logged).
+    pub key: SecretString,
+}
+
+/// One SPI.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SpiSettings {
+    /// Name used in logs and descriptions.
+    pub name: String,
+    /// Base URL (`https://host:port`).
+    pub url: String,
+}
+
+/// The deployer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeployerSettings {
+    /// Base URL (`https://host:port`).
+    pub url: String,
+}
+
+/// Journal worker tuning.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WorkerSettings {
+    /// Milliseconds between journal polls and deployer task polls.
+    pub poll_interval_ms: u64,
+    /// Milliseconds a claim lasts without renewal.
+    pub lease_ms: u64,
+    /// `Retry-After` seconds while an operation is in progress.
+    pub retry_after_secs: u64,
+    /// Milliseconds bind and unbind wait before answering 202.
+    pub sync_timeout_ms: u64,
+    /// Milliseconds one internal call may take.
+    #[serde(default = "default_call_timeout_ms")]
+    pub call_timeout_ms: u64,
+    /// Seconds an operation may run when its plan names no `maximum_polling_duration`.
+    #[serde(default = "default_max_operation_secs")]
+    pub max_operation_secs: u64,
+}
+
+fn default_call_timeout_ms() -> u64 {
+    DEFAULT_CALL_TIMEOUT_MS
+}
+
+fn default_max_operation_secs() -> u64 {
+    DEFAULT_MAX_OPERATION_SECS
+}
+
+impl Default for WorkerSettings {
+    fn default() -> Self {
+        Self {
+            poll_interval_ms: DEFAULT_POLL_INTERVAL_MS,
+            lease_ms: DEFAULT_LEASE_MS,
+            retry_after_secs: DEFAULT_RETRY_AFTER_SECS,
+            sync_timeout_ms: DEFAULT_SYNC_TIMEOUT_MS,
+            call_timeout_ms: DEFAULT_CALL_TIMEOUT_MS,
+            max_operation_secs: DEFAULT_MAX_OPERATION_SECS,
+        }
+    }
+}
+
+impl WorkerSettings {
+    /// The journal poll interval.
+    pub fn poll_interval(&self) -> Duration {
+        Duration::from_millis(self.poll_interval_ms.max(10))
+    }
+
+    /// The lease length.
+    pub fn lease(&self) -> Duration {
+        Duration::from_millis(self.lease_ms.max(100))
+    }
+
+    /// The synchronous window of bind and unbind.
+    pub fn sync_timeout(&self) -> Duration {
+        Duration::from_millis(self.sync_timeout_ms)
+    }
+
+    /// The timeout of one internal call.
+    pub fn call_timeout(&self) -> Duration {
+        Duration::from_millis(self.call_timeout_ms.max(100))
+    }
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        let cert_dir = Path::new(DEFAULT_CERT_DIR);
+        Self {
+            listen: DEFAULT_LISTEN.into(),
+            auth: AuthSettings {
+                username: DEFAULT_USERNAME.into(),
+                password: SecretString::default(),
+            },
+            database: DatabaseSettings {
+                url: DEFAULT_DATABASE_URL.into(),
+            },
+            encryption: EncryptionSettings::default(),
+            tls: TlsFiles::in_dir(cert_dir, "broker"),
+            spis: vec![
+                SpiSettings {
+                    name: "spi-postgres".into(),
+                    url: DEFAULT_SPI_POSTGRES_URL.into(),
+                },
+                SpiSettings {
+                    name: "spi-keyvalue".into(),
+                    url: DEFAULT_SPI_KEYVALUE_URL.into(),
+                },
+            ],
+            deployer: DeployerSettings {
+                url: DEFAULT_DEPLOYER_URL.into(),
+            },
+            worker: WorkerSettings::default(),
+            catalog_refresh_secs: DEFAULT_CATALOG_REFRESH_SECS,
+            log_format: LogFormat::default(),
+        }
+    }
+}
+
+impl Settings {
+    /// Loads defaults → the optional TOML file → `BROKER_…` environment variables.
+    pub fn load(file: Option<&Path>) -> Result<Self, common::settings::SettingsError> {
+        common::settings::load(&Self::default(), file, ENV_PREFIX)
+    }
+}

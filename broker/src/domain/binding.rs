@@ -1,0 +1,286 @@
+//! Service binding states and the decisions bind, unbind and fetch lead to.
+
+use super::operation::OperationKind;
+use super::{Attributes, RunningOperation};
+
+/// Lifecycle of a service binding.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BindingState {
+    /// The bind operation runs.
+    Creating,
+    /// Credentials exist.
+    Ready,
+    /// Creation or deletion failed; a DELETE cleans up, a PUT creates it again.
+    Failed,
+    /// The unbind operation runs.
+    Deleting,
+    /// Gone; the id may be bound again.
+    Deleted,
+}
+
+impl BindingState {
+    /// Stored spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Creating => "creating",
+            Self::Ready => "ready",
+            Self::Failed => "failed",
+            Self::Deleting => "deleting",
+            Self::Deleted => "deleted",
+        }
+    }
+
+    /// Parses the stored spelling (unknown values count as failed).
+    pub fn parse(s: &str) -> Self {
+        match s {
+            "creating" => Self::Creating,
+            "ready" => Self::Ready,
+            "deleting" => Self::Deleting,
+            "deleted" => Self::Deleted,
+            _ => Self::Failed,
+        }
+    }
+}
+
+/// A binding as the decisions see it.
+#[derive(Debug, Clone)]
+pub struct BindingView<'a> {
+    /// The instance it belongs to.
+    pub instance_id: &'a str,
+    /// Current state.
+    pub state: BindingState,
+    /// What it was created with.
+    pub attributes: Attributes<'a>,
+    /// The binding operation in progress, if any.
+    pub running: Option<RunningOperation>,
+}
+
+/// What a bind request leads to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BindDecision {
+    /// A new binding (also for the id of a deleted or failed one).
+    Create,
+    /// The same binding exists: 200 with its credentials.
+    AlreadyReady,
+    /// The same binding is being created: 202 with this operation.
+    InProgress(String),
+    /// A binding with this id and other attributes exists: 409.
+    Conflict(String),
+    /// The binding is being deleted: 422 ConcurrencyError.
+    Concurrency(String),
+}
+
+/// Decides a bind request for `instance_id` given the existing binding, if any.
+pub fn decide_bind(
+    existing: Option<&BindingView<'_>>,
+    instance_id: &str,
+    requested: &Attributes<'_>,
+) -> BindDecision {
+    let Some(existing) = existing else {
+        return BindDecision::Create;
+    };
+    if matches!(existing.state, BindingState::Deleted)
+        || (existing.state == BindingState::Failed && existing.running.is_none())
+    {
+        return if existing.instance_id == instance_id {
+            BindDecision::Create
+        } else {
+            BindDecision::Conflict(
+                "a service binding with this id belongs to another service instance".into(),
+            )
+        };
+    }
+    if existing.instance_id != instance_id {
+        return BindDecision::Conflict(
+            "a service binding with this id belongs to another service instance".into(),
+        );
+    }
+    match existing.state {
+        BindingState::Deleting | BindingState::Failed => BindDecision::Concurrency(
+            "the service binding is being deleted; retry after that operation ends".into(),
+        ),
+        _ if !existing.attributes.identical(requested) => BindDecision::Conflict(
+            "a service binding with this id already exists with different parameters".into(),
+        ),
+        BindingState::Creating => match &existing.running {
+            Some(op) if op.kind == OperationKind::Bind => BindDecision::InProgress(op.id.clone()),
+            _ => BindDecision::Concurrency(
+                "the service binding is being processed by another operation; retry later".into(),
+            ),
+        },
+        _ => BindDecision::AlreadyReady,
+    }
+}
+
+/// What an unbind request leads to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UnbindDecision {
+    /// Unknown or deleted: 410.
+    Gone,
+    /// Already being deleted: wait for / answer with this operation.
+    InProgress(String),
+    /// Start an unbind, first cancelling the bind operation named here, if any.
+    Begin {
+        /// Bind operation to halt.
+        cancel: Option<String>,
+    },
+}
+
+/// Decides an unbind request for `instance_id`.
+pub fn decide_unbind(existing: Option<&BindingView<'_>>, instance_id: &str) -> UnbindDecision {
+    let Some(existing) = existing else {
+        return UnbindDecision::Gone;
+    };
+    if existing.instance_id != instance_id || existing.state == BindingState::Deleted {
+        return UnbindDecision::Gone;
+    }
+    match &existing.running {
+        Some(op) if op.kind == OperationKind::Unbind => UnbindDecision::InProgress(op.id.clone()),
+        // The spec: an unbind accepted during creation halts it and begins the deletion.
+        Some(op) => UnbindDecision::Begin {
+            cancel: Some(op.id.clone()),
+        },
+        None => UnbindDecision::Begin { cancel: None },
+    }
+}
+
+/// Whether a fetch-binding request finds the binding (only a ready one of this instance).
+pub fn fetchable(existing: Option<&BindingView<'_>>, instance_id: &str) -> bool {
+    existing.is_some_and(|b| b.instance_id == instance_id && b.state == BindingState::Ready)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use common::osb::JsonObject;
+
+    fn view<'a>(
+        instance_id: &'a str,
+        state: BindingState,
+        parameters: &'a JsonObject,
+        running: Option<(OperationKind, &str)>,
+    ) -> BindingView<'a> {
+        BindingView {
+            instance_id,
+            state,
+            attributes: Attributes {
+                service_id: "svc",
+                plan_id: "small",
+                parameters,
+            },
+            running: running.map(|(kind, id)| RunningOperation {
+                id: id.into(),
+                kind,
+            }),
+        }
+    }
+
+    fn req(parameters: &JsonObject) -> Attributes<'_> {
+        Attributes {
+            service_id: "svc",
+            plan_id: "small",
+            parameters,
+        }
+    }
+
+    #[test]
+    fn an_identical_repeat_bind_is_200_when_ready_and_202_while_creating() {
+        let p = JsonObject::new();
+        let ready = view("i1", BindingState::Ready, &p, None);
+        assert_eq!(
+            decide_bind(Some(&ready), "i1", &req(&p)),
+            BindDecision::AlreadyReady
+        );
+        let creating = view(
+            "i1",
+            BindingState::Creating,
+            &p,
+            Some((OperationKind::Bind, "op")),
+        );
+        assert_eq!(
+            decide_bind(Some(&creating), "i1", &req(&p)),
+            BindDecision::InProgress("op".into())
+        );
+    }
+
+    #[test]
+    fn a_different_bind_or_one_on_another_instance_conflicts() {
+        let p = JsonObject::new();
+        let mut other = JsonObject::new();
+        other.insert("role".into(), "ro".into());
+        let ready = view("i1", BindingState::Ready, &p, None);
+        assert!(matches!(
+            decide_bind(Some(&ready), "i1", &req(&other)),
+            BindDecision::Conflict(_)
+        ));
+        assert!(matches!(
+            decide_bind(Some(&ready), "i2", &req(&p)),
+            BindDecision::Conflict(_)
+        ));
+    }
+
+    #[test]
+    fn a_deleted_or_failed_binding_id_is_bound_again() {
+        let p = JsonObject::new();
+        for state in [BindingState::Deleted, BindingState::Failed] {
+            let b = view("i1", state, &p, None);
+            assert_eq!(decide_bind(Some(&b), "i1", &req(&p)), BindDecision::Create);
+        }
+        assert_eq!(decide_bind(None, "i1", &req(&p)), BindDecision::Create);
+    }
+
+    #[test]
+    fn unbind_is_gone_for_unknown_deleted_or_foreign_bindings() {
+        let p = JsonObject::new();
+        assert_eq!(decide_unbind(None, "i1"), UnbindDecision::Gone);
+        let deleted = view("i1", BindingState::Deleted, &p, None);
+        assert_eq!(decide_unbind(Some(&deleted), "i1"), UnbindDecision::Gone);
+        let foreign = view("i2", BindingState::Ready, &p, None);
+        assert_eq!(decide_unbind(Some(&foreign), "i1"), UnbindDecision::Gone);
+    }
+
+    #[test]
+    fn an_unbind_during_a_bind_cancels_it_and_a_repeat_unbind_joins_the_running_one() {
+        let p = JsonObject::new();
+        let creating = view(
+            "i1",
+            BindingState::Creating,
+            &p,
+            Some((OperationKind::Bind, "b-op")),
+        );
+        assert_eq!(
+            decide_unbind(Some(&creating), "i1"),
+            UnbindDecision::Begin {
+                cancel: Some("b-op".into())
+            }
+        );
+        let deleting = view(
+            "i1",
+            BindingState::Deleting,
+            &p,
+            Some((OperationKind::Unbind, "u-op")),
+        );
+        assert_eq!(
+            decide_unbind(Some(&deleting), "i1"),
+            UnbindDecision::InProgress("u-op".into())
+        );
+    }
+
+    #[test]
+    fn only_ready_bindings_of_the_instance_are_fetchable() {
+        let p = JsonObject::new();
+        assert!(fetchable(
+            Some(&view("i1", BindingState::Ready, &p, None)),
+            "i1"
+        ));
+        assert!(!fetchable(
+            Some(&view("i1", BindingState::Creating, &p, None)),
+            "i1"
+        ));
+        assert!(!fetchable(
+            Some(&view("i2", BindingState::Ready, &p, None)),
+            "i1"
+        ));
+        assert!(!fetchable(None, "i1"));
+    }
+}

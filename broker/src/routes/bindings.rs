@@ -1,0 +1,101 @@
+//! Service binding endpoints: bind, fetch, unbind, last_operation.
+
+use super::edge::{path_param, read_json, OsbQuery};
+use super::instances::last_operation_response;
+use crate::error::BrokerError;
+use crate::service::{BindOutcome, Broker, RequestContext, UnbindOutcome};
+use actix_web::{web, HttpRequest, HttpResponse};
+use common::osb::{AsyncBindResponse, AsyncOperationResponse, BindRequest};
+
+const INSTANCE_ID: &str = "instance_id";
+const BINDING_ID: &str = "binding_id";
+
+/// `PUT /v2/service_instances/{instance_id}/service_bindings/{binding_id}`.
+pub async fn bind(
+    broker: web::Data<Broker>,
+    ctx: RequestContext,
+    req: HttpRequest,
+    payload: web::Payload,
+) -> Result<HttpResponse, BrokerError> {
+    let instance_id = path_param(&req, INSTANCE_ID)?;
+    let binding_id = path_param(&req, BINDING_ID)?;
+    let query = OsbQuery::parse(&req)?;
+    let body: BindRequest = read_json(payload).await?;
+    Ok(
+        match broker
+            .bind(
+                &ctx,
+                &instance_id,
+                &binding_id,
+                body,
+                query.accepts_incomplete(),
+            )
+            .await?
+        {
+            BindOutcome::Created(binding) => HttpResponse::Created().json(binding),
+            BindOutcome::Existing(binding) => HttpResponse::Ok().json(binding),
+            BindOutcome::Accepted { operation } => {
+                HttpResponse::Accepted().json(AsyncBindResponse {
+                    operation: Some(operation),
+                })
+            }
+        },
+    )
+}
+
+/// `GET /v2/service_instances/{instance_id}/service_bindings/{binding_id}`.
+pub async fn fetch(
+    broker: web::Data<Broker>,
+    req: HttpRequest,
+) -> Result<HttpResponse, BrokerError> {
+    let instance_id = path_param(&req, INSTANCE_ID)?;
+    let binding_id = path_param(&req, BINDING_ID)?;
+    OsbQuery::parse(&req)?;
+    Ok(HttpResponse::Ok().json(broker.fetch_binding(&instance_id, &binding_id).await?))
+}
+
+/// `DELETE /v2/service_instances/{instance_id}/service_bindings/{binding_id}`.
+pub async fn unbind(
+    broker: web::Data<Broker>,
+    ctx: RequestContext,
+    req: HttpRequest,
+) -> Result<HttpResponse, BrokerError> {
+    let instance_id = path_param(&req, INSTANCE_ID)?;
+    let binding_id = path_param(&req, BINDING_ID)?;
+    let query = OsbQuery::parse(&req)?;
+    let accepts_incomplete = query.accepts_incomplete();
+    Ok(
+        match broker
+            .unbind(
+                &ctx,
+                &instance_id,
+                &binding_id,
+                query.service_id,
+                query.plan_id,
+                accepts_incomplete,
+            )
+            .await?
+        {
+            UnbindOutcome::Deleted => HttpResponse::Ok().json(AsyncOperationResponse::default()),
+            UnbindOutcome::Accepted { operation } => {
+                HttpResponse::Accepted().json(AsyncOperationResponse {
+                    operation: Some(operation),
+                })
+            }
+        },
+    )
+}
+
+/// `GET /v2/service_instances/{instance_id}/service_bindings/{binding_id}/last_operation`.
+pub async fn last_operation(
+    broker: web::Data<Broker>,
+    req: HttpRequest,
+) -> Result<HttpResponse, BrokerError> {
+    let instance_id = path_param(&req, INSTANCE_ID)?;
+    let binding_id = path_param(&req, BINDING_ID)?;
+    let query = OsbQuery::parse(&req)?;
+    let body = broker
+        .binding_last_operation(&instance_id, &binding_id, query.operation())
+        .await?;
+    Ok(last_operation_response(&broker, body))
+}

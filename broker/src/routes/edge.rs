@@ -1,0 +1,246 @@
+//! What every request goes through before its handler: a request id (echoed on the answer and
+//! carried by the log span), Basic auth, then `X-Broker-API-Version`; plus the extractors of
+//! the request context, the query and the JSON body, which turn bad input into OSB 400s.
+
+use crate::domain::headers::{check_api_version, credentials_match};
+use crate::error::{BrokerError, REQUEST_ID};
+use crate::service::RequestContext;
+use actix_web::body::{EitherBody, MessageBody};
+use actix_web::dev::{Payload, ServiceRequest, ServiceResponse};
+use actix_web::http::header::{self, HeaderName, HeaderValue};
+use actix_web::middleware::Next;
+use actix_web::{web, FromRequest, HttpMessage, HttpRequest, ResponseError};
+use common::secret::SecretString;
+use common::{ORIGINATING_IDENTITY_HEADER, REQUEST_ID_HEADER};
+use serde::de::DeserializeOwned;
+use serde::Deserialize;
+use std::time::Instant;
+use tracing::Instrument as _;
+
+/// The path served without authentication.
+pub const HEALTH_PATH: &str = "/healthz";
+/// The largest request body accepted.
+pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+const API_VERSION_HEADER: &str = "X-Broker-API-Version";
+
+/// The Basic auth credentials the edge checks.
+#[derive(Debug, Clone)]
+pub struct EdgeConfig {
+    /// User name.
+    pub username: String,
+    /// Password.
+    pub password: SecretString,
+}
+
+/// The request id of the request, stored in its extensions by the middleware.
+#[derive(Debug, Clone)]
+struct RequestId(String);
+
+fn request_id_of(req: &ServiceRequest) -> String {
+    req.headers()
+        .get(REQUEST_ID_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+        .filter(|v| !v.is_empty() && v.len() <= 256)
+        .map(str::to_string)
+        .unwrap_or_else(common::new_request_id)
+}
+
+/// Auth first (401 before anything else), then the version header (412).
+fn precheck(req: &ServiceRequest) -> Result<(), BrokerError> {
+    let Some(config) = req.app_data::<web::Data<EdgeConfig>>() else {
+        return Err(BrokerError::internal(anyhow::anyhow!(
+            "edge configuration missing"
+        )));
+    };
+    let authorization = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    if !credentials_match(
+        authorization,
+        &config.username,
+        config.password.expose(),
+    ) {
+        return Err(BrokerError::Unauthorized);
+    }
+    let version = req
+        .headers()
+        .get(API_VERSION_HEADER)
+        .map(|v| v.to_str().unwrap_or("(not text)"));
+    check_api_version(version).map_err(|e| BrokerError::VersionRefused(e.description()))?;
+    Ok(())
+}
+
+/// The edge middleware.
+pub async fn edge(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, actix_web::Error> {
+    let request_id = request_id_of(&req);
+    req.extensions_mut().insert(RequestId(request_id.clone()));
+    let method = req.method().clone();
+    let span = tracing::info_span!(
+        "request",
+        request.id = %request_id,
+        http.method = %method,
+        http.path = %req.path(),
+    );
+    let started = Instant::now();
+    let echoed = HeaderValue::from_str(&request_id).ok();
+    let handled = async move {
+        let check = if req.path() == HEALTH_PATH {
+            Ok(())
+        } else {
+            precheck(&req)
+        };
+        let mut res = match check {
+            Err(e) => req.into_response(e.error_response()).map_into_right_body(),
+            Ok(()) => next.call(req).await?.map_into_left_body(),
+        };
+        let headers = res.headers_mut();
+        if let Some(id) = echoed {
+            headers.insert(HeaderName::from_static("x-broker-api-request-identity"), id);
+        }
+        if !headers.contains_key(header::CONTENT_TYPE) {
+            headers.insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            );
+        }
+        let status = res.status().as_u16();
+        let duration_ms = started.elapsed().as_millis() as u64;
+        if method == actix_web::http::Method::GET && status < 400 {
+            tracing::debug!(http.status = status, duration_ms, "request served");
+        } else {
+            tracing::info!(http.status = status, duration_ms, "request served");
+        }
+        Ok(res)
+    };
+    REQUEST_ID.scope(request_id, handled).instrument(span).await
+}
+
+impl FromRequest for RequestContext {
+    type Error = BrokerError;
+    type Future = std::future::Ready<Result<Self, Self::Error>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let request_id = req
+            .extensions()
+            .get::<RequestId>()
+            .map(|r| r.0.clone())
+            .unwrap_or_else(common::new_request_id);
+        let originating_identity = req
+            .headers()
+            .get(ORIGINATING_IDENTITY_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        std::future::ready(Ok(Self {
+            request_id,
+            originating_identity,
+        }))
+    }
+}
+
+/// The query parameters the OSB endpoints read; others are ignored.
+#[derive(Debug, Default, Deserialize)]
+pub struct OsbQuery {
+    /// `true` when the client accepts an asynchronous answer.
+    #[serde(default)]
+    pub accepts_incomplete: Option<String>,
+    /// Offering id (DELETE, hints elsewhere).
+    #[serde(default)]
+    pub service_id: Option<String>,
+    /// Plan id (DELETE, hints elsewhere).
+    #[serde(default)]
+    pub plan_id: Option<String>,
+    /// Operation hint of last_operation.
+    #[serde(default)]
+    pub operation: Option<String>,
+}
+
+impl OsbQuery {
+    /// Parses the query string; a malformed one is a 400.
+    pub fn parse(req: &HttpRequest) -> Result<Self, BrokerError> {
+        web::Query::<Self>::from_query(req.query_string())
+            .map(web::Query::into_inner)
+            .map_err(|e| BrokerError::BadRequest(format!("malformed query string: {e}")))
+    }
+
+    /// Only `accepts_incomplete=true` counts.
+    pub fn accepts_incomplete(&self) -> bool {
+        self.accepts_incomplete.as_deref() == Some("true")
+    }
+
+    /// The operation hint, if non-empty.
+    pub fn operation(&self) -> Option<&str> {
+        self.operation.as_deref().filter(|o| !o.is_empty())
+    }
+}
+
+/// A path segment of the matched route.
+pub fn path_param(req: &HttpRequest, name: &str) -> Result<String, BrokerError> {
+    req.match_info()
+        .get(name)
+        .filter(|v| !v.is_empty())
+        .map(str::to_string)
+        .ok_or_else(|| BrokerError::BadRequest(format!("{name} is required")))
+}
+
+/// Reads the body (at most [`MAX_BODY_BYTES`]) and decodes it as a JSON object into `T`,
+/// answering 400 with what is wrong otherwise.
+pub async fn read_json<T: DeserializeOwned>(payload: web::Payload) -> Result<T, BrokerError> {
+    let bytes = match payload.to_bytes_limited(MAX_BODY_BYTES).await {
+        Ok(Ok(bytes)) => bytes,
+        Ok(Err(e)) => {
+            return Err(BrokerError::BadRequest(format!(
+                "the request body could not be read: {e}"
+            )))
+        }
+        Err(_) => return Err(BrokerError::PayloadTooLarge(MAX_BODY_BYTES)),
+    };
+    parse_json(&bytes)
+}
+
+/// Decodes a request body as a JSON object into `T`.
+pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, BrokerError> {
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Err(BrokerError::BadRequest(
+            "the request body must be a JSON object; it is empty".into(),
+        ));
+    }
+    let value: serde_json::Value = serde_json::from_slice(bytes)
+        .map_err(|e| BrokerError::BadRequest(format!("the request body is not valid JSON: {e}")))?;
+    if !value.is_object() {
+        return Err(BrokerError::BadRequest(
+            "the request body must be a JSON object".into(),
+        ));
+    }
+    serde_json::from_value(value)
+        .map_err(|e| BrokerError::BadRequest(format!("the request body is invalid: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use common::osb::ProvisionRequest;
+
+    #[test]
+    fn malformed_json_a_non_object_and_wrong_types_are_400s_that_say_why() {
+        let e = parse_json::<ProvisionRequest>(b"{not json").unwrap_err();
+        assert!(e.to_string().contains("not valid JSON"), "{e}");
+        let e = parse_json::<ProvisionRequest>(b"[1,2]").unwrap_err();
+        assert!(e.to_string().contains("JSON object"), "{e}");
+        let e = parse_json::<ProvisionRequest>(b"").unwrap_err();
+        assert!(e.to_string().contains("empty"), "{e}");
+        let e = parse_json::<ProvisionRequest>(br#"{"service_id": 5}"#).unwrap_err();
+        assert!(e.to_string().contains("invalid"), "{e}");
+    }
+
+    #[test]
+    fn unknown_fields_are_ignored() {
+        let req: ProvisionRequest =
+            parse_json(br#"{"service_id":"s","x-vendor":{"a":1}}"#).unwrap();
+        assert_eq!(req.service_id.as_deref(), Some("s"));
+    }
+}

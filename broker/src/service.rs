@@ -1,0 +1,226 @@
+//! The broker's use cases, one function per OSB request: validate against the catalog, decide
+//! with the domain rules, ask the SPI to validate, record the operation, and hand it to the
+//! journal. Route handlers call exactly one of these.
+
+mod bindings;
+mod instances;
+
+pub use bindings::{BindOutcome, UnbindOutcome};
+pub use instances::{ProvisionOutcome, UpdateOutcome};
+
+use crate::catalog::CatalogCache;
+use crate::config::WorkerSettings;
+use crate::crypto::Cipher;
+use crate::domain::binding::{BindingState, BindingView};
+use crate::domain::instance::{InstanceState, InstanceView};
+use crate::domain::operation::{OperationKind, OperationPayload};
+use crate::domain::{Attributes, RunningOperation};
+use crate::error::BrokerError;
+use crate::store::models::{BindingRow, InstanceRow, OperationRow};
+use crate::store::{now_ms, Store};
+use crate::worker::Journal;
+use common::client::CallContext;
+use common::osb::{JsonObject, MaintenanceInfo, Plan};
+use std::sync::Arc;
+
+/// Who asked: the request id and the platform's originating identity, passed on to every
+/// internal call and stored on the operations the request starts.
+#[derive(Debug, Clone)]
+pub struct RequestContext {
+    /// `X-Broker-API-Request-Identity` (or a generated one).
+    pub request_id: String,
+    /// `X-Broker-API-Originating-Identity`, verbatim.
+    pub originating_identity: Option<String>,
+}
+
+impl RequestContext {
+    /// The headers for internal calls.
+    pub fn call(&self) -> CallContext {
+        CallContext {
+            request_id: Some(self.request_id.clone()),
+            originating_identity: self.originating_identity.clone(),
+        }
+    }
+}
+
+/// Everything the use cases need; shared by all HTTP workers.
+#[derive(Debug)]
+pub struct Broker {
+    pub(crate) store: Store,
+    pub(crate) catalog: Arc<CatalogCache>,
+    pub(crate) journal: Arc<Journal>,
+    pub(crate) cipher: Arc<Cipher>,
+    pub(crate) worker: WorkerSettings,
+}
+
+/// An instance row with its running operation and decoded parameters.
+struct LoadedInstance {
+    row: InstanceRow,
+    running: Option<OperationRow>,
+    parameters: JsonObject,
+}
+
+impl LoadedInstance {
+    fn state(&self) -> InstanceState {
+        InstanceState::parse(&self.row.state)
+    }
+
+    fn view(&self) -> InstanceView<'_> {
+        InstanceView {
+            state: self.state(),
+            attributes: Attributes {
+                service_id: &self.row.service_id,
+                plan_id: &self.row.plan_id,
+                parameters: &self.parameters,
+            },
+            maintenance_version: self.row.maintenance_version.as_deref(),
+            running: self.running.as_ref().and_then(running_operation),
+        }
+    }
+}
+
+/// A binding row with its running operation and decoded parameters.
+struct LoadedBinding {
+    row: BindingRow,
+    running: Option<OperationRow>,
+    parameters: JsonObject,
+}
+
+impl LoadedBinding {
+    fn view(&self) -> BindingView<'_> {
+        BindingView {
+            instance_id: &self.row.instance_id,
+            state: BindingState::parse(&self.row.state),
+            attributes: Attributes {
+                service_id: &self.row.service_id,
+                plan_id: &self.row.plan_id,
+                parameters: &self.parameters,
+            },
+            running: self.running.as_ref().and_then(running_operation),
+        }
+    }
+}
+
+fn running_operation(op: &OperationRow) -> Option<RunningOperation> {
+    Some(RunningOperation {
+        id: op.id.clone(),
+        kind: OperationKind::parse(&op.kind)?,
+    })
+}
+
+fn decode_object(json: &str) -> Result<JsonObject, BrokerError> {
+    serde_json::from_str(json).map_err(|e| BrokerError::internal(anyhow::anyhow!("stored JSON: {e}")))
+}
+
+fn encode_object(value: &JsonObject) -> String {
+    serde_json::Value::Object(value.clone()).to_string()
+}
+
+/// A mandatory, non-empty string field.
+fn required(value: Option<String>, name: &str) -> Result<String, BrokerError> {
+    match value {
+        Some(v) if !v.is_empty() => Ok(v),
+        Some(_) => Err(BrokerError::BadRequest(format!("{name} must not be empty"))),
+        None => Err(BrokerError::BadRequest(format!("{name} is required"))),
+    }
+}
+
+/// An optional string field that must not be empty when present.
+fn non_empty_if_present(value: &Option<String>, name: &str) -> Result<(), BrokerError> {
+    match value {
+        Some(v) if v.is_empty() => Err(BrokerError::BadRequest(format!(
+            "{name} must not be empty"
+        ))),
+        _ => Ok(()),
+    }
+}
+
+/// 422 `MaintenanceInfoConflict` when the request names a maintenance version other than
+/// the plan's.
+fn check_maintenance(requested: Option<&MaintenanceInfo>, plan: &Plan) -> Result<(), BrokerError> {
+    let Some(requested) = requested else {
+        return Ok(());
+    };
+    match &plan.maintenance_info {
+        Some(current) if current.version == requested.version => Ok(()),
+        Some(current) => Err(BrokerError::MaintenanceInfoConflict(format!(
+            "maintenance_info.version {} does not match version {} of plan {} in the catalog; apply the maintenance update (maintenance_info.version {}) first",
+            requested.version, current.version, plan.name, current.version
+        ))),
+        None => Err(BrokerError::MaintenanceInfoConflict(format!(
+            "plan {} has no maintenance_info; leave maintenance_info out of the request",
+            plan.name
+        ))),
+    }
+}
+
+impl Broker {
+    async fn load_instance(&self, id: &str) -> Result<Option<LoadedInstance>, BrokerError> {
+        let Some((row, running)) = self.store.instance(id).await? else {
+            return Ok(None);
+        };
+        let parameters = decode_object(&row.parameters)?;
+        Ok(Some(LoadedInstance {
+            row,
+            running,
+            parameters,
+        }))
+    }
+
+    async fn load_binding(&self, id: &str) -> Result<Option<LoadedBinding>, BrokerError> {
+        let Some((row, running)) = self.store.binding(id).await? else {
+            return Ok(None);
+        };
+        let parameters = decode_object(&row.parameters)?;
+        Ok(Some(LoadedBinding {
+            row,
+            running,
+            parameters,
+        }))
+    }
+
+    /// A new operation row, already claimed by this process so it can start at once.
+    fn new_operation(
+        &self,
+        ctx: &RequestContext,
+        instance_id: &str,
+        binding_id: Option<&str>,
+        kind: OperationKind,
+        payload: &OperationPayload,
+    ) -> OperationRow {
+        let now = now_ms();
+        OperationRow {
+            id: uuid::Uuid::new_v4().to_string(),
+            instance_id: instance_id.to_string(),
+            binding_id: binding_id.map(str::to_string),
+            kind: kind.as_str().into(),
+            state: common::osb::OperationState::InProgress.as_str().into(),
+            description: kind.initial_description().into(),
+            step: kind.first_step().as_str().into(),
+            payload: payload.encode(),
+            request_id: Some(ctx.request_id.clone()),
+            originating_identity: ctx.originating_identity.clone(),
+            lease_owner: Some(self.journal.owner().to_string()),
+            lease_expires_ms: Some(self.journal.lease_until(now)),
+            attempts: 1,
+            created_at_ms: now,
+            updated_at_ms: now,
+            finished_at_ms: None,
+        }
+    }
+
+    /// The `Retry-After` seconds sent while an operation is in progress.
+    pub fn retry_after_secs(&self) -> u64 {
+        self.worker.retry_after_secs
+    }
+
+    /// The serialised catalog.
+    pub fn catalog_json(&self) -> actix_web::web::Bytes {
+        self.catalog.snapshot().json.clone()
+    }
+
+    /// Whether the state database answers.
+    pub async fn healthy(&self) -> bool {
+        self.store.ping().await.is_ok()
+    }
+}

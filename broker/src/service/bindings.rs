@@ -1,0 +1,376 @@
+//! Use cases of service bindings: bind, unbind, fetch, last_operation. Bind and unbind run
+//! their operation at once and wait for it up to the synchronous window.
+
+use super::instances::last_operation;
+use super::{encode_object, non_empty_if_present, required, Broker, RequestContext};
+use crate::catalog::plan_bindable;
+use crate::domain::binding::{
+    decide_bind, decide_unbind, fetchable, BindDecision, BindingState, UnbindDecision,
+};
+use crate::domain::instance::{check_bindable, InstanceState};
+use crate::domain::operation::{OperationKind, OperationPayload};
+use crate::domain::Attributes;
+use crate::error::{BrokerError, RefusalStatus};
+use crate::store::models::{BindingRow, OperationRow};
+use crate::store::{now_ms, Outcome};
+use common::osb::{BindRequest, BindingResponse, Endpoint, JsonObject, LastOperationResponse};
+use common::spi::ValidateBindingRequest;
+
+/// How a bind request ended.
+#[derive(Debug, Clone, PartialEq)]
+pub enum BindOutcome {
+    /// Created by this request: 201 with credentials.
+    Created(BindingResponse),
+    /// The same binding existed: 200 with credentials.
+    Existing(BindingResponse),
+    /// Still being created (the client accepts async): 202.
+    Accepted {
+        /// The OSB operation.
+        operation: String,
+    },
+}
+
+/// How an unbind request ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UnbindOutcome {
+    /// Deleted: 200 `{}`.
+    Deleted,
+    /// Still being deleted (the client accepts async): 202.
+    Accepted {
+        /// The OSB operation.
+        operation: String,
+    },
+}
+
+fn binding_not_found(binding_id: &str) -> BrokerError {
+    BrokerError::NotFound(format!("service binding {binding_id} not found"))
+}
+
+/// The answer for a binding operation that failed: the SPI's refusal passes through, anything
+/// else is internal.
+fn failure(op: &OperationRow) -> BrokerError {
+    let payload = OperationPayload::decode(&op.payload);
+    match payload.error_status {
+        Some(422) => BrokerError::Refused {
+            status: RefusalStatus::Unprocessable,
+            error: None,
+            description: op.description.clone(),
+        },
+        Some(400..=499) => BrokerError::Refused {
+            status: RefusalStatus::BadRequest,
+            error: None,
+            description: op.description.clone(),
+        },
+        _ => BrokerError::internal(anyhow::anyhow!(
+            "{} operation {} failed: {}",
+            op.kind,
+            op.id,
+            op.description
+        )),
+    }
+}
+
+impl Broker {
+    /// The binding body of a ready binding (credentials decrypted).
+    fn binding_response(
+        &self,
+        row: &BindingRow,
+        with_parameters: bool,
+    ) -> Result<BindingResponse, BrokerError> {
+        let credentials: Option<JsonObject> = row
+            .credentials_enc
+            .as_deref()
+            .map(|enc| self.cipher.decrypt_json(enc))
+            .transpose()?;
+        let endpoints: Option<Vec<Endpoint>> = row
+            .endpoints
+            .as_deref()
+            .map(serde_json::from_str)
+            .transpose()
+            .map_err(BrokerError::internal)?;
+        let parameters = if with_parameters {
+            Some(serde_json::from_str(&row.parameters).map_err(BrokerError::internal)?)
+        } else {
+            None
+        };
+        Ok(BindingResponse {
+            credentials: Some(credentials.unwrap_or_default()),
+            endpoints: endpoints.filter(|e| !e.is_empty()),
+            parameters,
+            ..Default::default()
+        })
+    }
+
+    /// `PUT /v2/service_instances/{id}/service_bindings/{bid}`.
+    pub async fn bind(
+        &self,
+        ctx: &RequestContext,
+        instance_id: &str,
+        binding_id: &str,
+        body: BindRequest,
+        accepts_incomplete: bool,
+    ) -> Result<BindOutcome, BrokerError> {
+        let service_id = required(body.service_id, "service_id")?;
+        let plan_id = required(body.plan_id, "plan_id")?;
+        non_empty_if_present(&body.app_guid, "app_guid")?;
+        let snapshot = self.catalog.snapshot();
+        let (routed, plan) = snapshot
+            .plan(&service_id, &plan_id)
+            .map_err(|e| BrokerError::BadRequest(e.to_string()))?;
+        if !plan_bindable(&routed.service, plan) {
+            return Err(BrokerError::BadRequest(format!(
+                "plan {} of service {} is not bindable",
+                plan.name, routed.service.name
+            )));
+        }
+        // A bind to an unknown instance answers 404 (the spec names no code; this is what
+        // the widely used brokerapi does).
+        let instance = self
+            .load_instance(instance_id)
+            .await?
+            .filter(|i| i.state() != InstanceState::Deleted)
+            .ok_or_else(|| {
+                BrokerError::NotFound(format!("service instance {instance_id} not found"))
+            })?;
+        if instance.row.service_id != service_id || instance.row.plan_id != plan_id {
+            return Err(BrokerError::BadRequest(format!(
+                "service_id/plan_id {service_id}/{plan_id} are not those of service instance {instance_id} ({}/{})",
+                instance.row.service_id, instance.row.plan_id
+            )));
+        }
+        check_bindable(&instance.view()).map_err(BrokerError::Concurrency)?;
+        let parameters = body.parameters.clone().unwrap_or_default();
+        let requested = Attributes {
+            service_id: &service_id,
+            plan_id: &plan_id,
+            parameters: &parameters,
+        };
+        for _ in 0..2 {
+            let existing = self.load_binding(binding_id).await?;
+            match decide_bind(
+                existing.as_ref().map(|b| b.view()).as_ref(),
+                instance_id,
+                &requested,
+            ) {
+                BindDecision::Create => {}
+                BindDecision::AlreadyReady => {
+                    let Some(existing) = existing else {
+                        return Err(binding_not_found(binding_id));
+                    };
+                    return Ok(BindOutcome::Existing(
+                        self.binding_response(&existing.row, false)?,
+                    ));
+                }
+                BindDecision::InProgress(operation) => {
+                    return self
+                        .await_bind(binding_id, operation, accepts_incomplete, false)
+                        .await
+                }
+                BindDecision::Conflict(d) => return Err(BrokerError::Conflict(d)),
+                BindDecision::Concurrency(d) => return Err(BrokerError::Concurrency(d)),
+            }
+            let spi = &self.catalog.spis()[routed.spi];
+            spi.client
+                .validate_binding(
+                    &ValidateBindingRequest {
+                        instance_id: instance_id.to_string(),
+                        binding_id: binding_id.to_string(),
+                        service_id: service_id.clone(),
+                        plan_id: plan_id.clone(),
+                        parameters: body.parameters.clone(),
+                    },
+                    &ctx.call(),
+                )
+                .await
+                .map_err(|e| BrokerError::from_call(&spi.name, e))?;
+            let now = now_ms();
+            let row = BindingRow {
+                id: binding_id.to_string(),
+                instance_id: instance_id.to_string(),
+                service_id: service_id.clone(),
+                plan_id: plan_id.clone(),
+                parameters: encode_object(&parameters),
+                context: body.context.as_ref().map(encode_object),
+                bind_resource: body.bind_resource.as_ref().map(encode_object),
+                app_guid: body.app_guid.clone(),
+                state: BindingState::Creating.as_str().into(),
+                credentials_enc: None,
+                endpoints: None,
+                created_at_ms: now,
+                updated_at_ms: now,
+            };
+            let op = self.new_operation(
+                ctx,
+                instance_id,
+                Some(binding_id),
+                OperationKind::Bind,
+                &OperationPayload::default(),
+            );
+            let operation = op.id.clone();
+            match self.store.create_binding(row, op).await? {
+                Outcome::Done => {
+                    tracing::info!(
+                        instance.id = %instance_id,
+                        binding.id = %binding_id,
+                        operation.id = %operation,
+                        "bind accepted"
+                    );
+                    self.journal.start(&operation);
+                    return self
+                        .await_bind(binding_id, operation, accepts_incomplete, true)
+                        .await;
+                }
+                Outcome::Exists => continue,
+                Outcome::Busy(d) => return Err(BrokerError::Concurrency(d)),
+            }
+        }
+        Err(BrokerError::Concurrency(
+            "the service binding is being created by a concurrent request; retry".into(),
+        ))
+    }
+
+    /// Waits up to the synchronous window for a bind operation.
+    async fn await_bind(
+        &self,
+        binding_id: &str,
+        operation: String,
+        accepts_incomplete: bool,
+        created_here: bool,
+    ) -> Result<BindOutcome, BrokerError> {
+        let finished = self
+            .journal
+            .wait_finished(&operation, self.worker.sync_timeout())
+            .await?;
+        match finished {
+            Some(op) if op.state == "succeeded" => {
+                let (row, _) = self
+                    .store
+                    .binding(binding_id)
+                    .await?
+                    .ok_or_else(|| binding_not_found(binding_id))?;
+                let body = self.binding_response(&row, false)?;
+                Ok(if created_here {
+                    BindOutcome::Created(body)
+                } else {
+                    BindOutcome::Existing(body)
+                })
+            }
+            Some(op) => {
+                // Nobody was told about this binding yet: leave no trace of it.
+                self.store.remove_failed_binding(binding_id).await?;
+                Err(failure(&op))
+            }
+            None if accepts_incomplete => Ok(BindOutcome::Accepted { operation }),
+            None => Err(BrokerError::Unavailable(
+                "the binding is still being created; retry the request later, or send accepts_incomplete=true"
+                    .into(),
+            )),
+        }
+    }
+
+    /// `DELETE /v2/service_instances/{id}/service_bindings/{bid}`.
+    pub async fn unbind(
+        &self,
+        ctx: &RequestContext,
+        instance_id: &str,
+        binding_id: &str,
+        service_id: Option<String>,
+        plan_id: Option<String>,
+        accepts_incomplete: bool,
+    ) -> Result<UnbindOutcome, BrokerError> {
+        required(service_id, "service_id")?;
+        required(plan_id, "plan_id")?;
+        let existing = self.load_binding(binding_id).await?;
+        let cancel = match decide_unbind(existing.as_ref().map(|b| b.view()).as_ref(), instance_id)
+        {
+            UnbindDecision::Gone => return Err(BrokerError::Gone),
+            UnbindDecision::InProgress(operation) => {
+                return self.await_unbind(operation, accepts_incomplete).await
+            }
+            UnbindDecision::Begin { cancel } => cancel,
+        };
+        let op = self.new_operation(
+            ctx,
+            instance_id,
+            Some(binding_id),
+            OperationKind::Unbind,
+            &OperationPayload::default(),
+        );
+        let operation = op.id.clone();
+        match self.store.begin_unbind(op, cancel).await? {
+            Outcome::Done => {
+                tracing::info!(
+                    instance.id = %instance_id,
+                    binding.id = %binding_id,
+                    operation.id = %operation,
+                    "unbind accepted"
+                );
+                self.journal.start(&operation);
+                self.await_unbind(operation, accepts_incomplete).await
+            }
+            Outcome::Exists | Outcome::Busy(_) => Err(BrokerError::Concurrency(
+                "another operation is in progress on this service binding; retry after it ends"
+                    .into(),
+            )),
+        }
+    }
+
+    async fn await_unbind(
+        &self,
+        operation: String,
+        accepts_incomplete: bool,
+    ) -> Result<UnbindOutcome, BrokerError> {
+        match self
+            .journal
+            .wait_finished(&operation, self.worker.sync_timeout())
+            .await?
+        {
+            Some(op) if op.state == "succeeded" => Ok(UnbindOutcome::Deleted),
+            Some(op) => Err(failure(&op)),
+            None if accepts_incomplete => Ok(UnbindOutcome::Accepted { operation }),
+            None => Err(BrokerError::Unavailable(
+                "the binding is still being deleted; retry the request later, or send accepts_incomplete=true"
+                    .into(),
+            )),
+        }
+    }
+
+    /// `GET /v2/service_instances/{id}/service_bindings/{bid}`.
+    pub async fn fetch_binding(
+        &self,
+        instance_id: &str,
+        binding_id: &str,
+    ) -> Result<BindingResponse, BrokerError> {
+        let existing = self.load_binding(binding_id).await?;
+        if !fetchable(existing.as_ref().map(|b| b.view()).as_ref(), instance_id) {
+            return Err(binding_not_found(binding_id));
+        }
+        let Some(existing) = existing else {
+            return Err(binding_not_found(binding_id));
+        };
+        self.binding_response(&existing.row, true)
+    }
+
+    /// `GET …/service_bindings/{bid}/last_operation`; `operation` is only a hint.
+    pub async fn binding_last_operation(
+        &self,
+        instance_id: &str,
+        binding_id: &str,
+        operation: Option<&str>,
+    ) -> Result<LastOperationResponse, BrokerError> {
+        let known = self
+            .store
+            .binding(binding_id)
+            .await?
+            .is_some_and(|(row, _)| row.instance_id == instance_id);
+        if !known {
+            return Err(binding_not_found(binding_id));
+        }
+        let op = self
+            .store
+            .latest_operation(instance_id, Some(binding_id), operation)
+            .await?
+            .ok_or_else(|| binding_not_found(binding_id))?;
+        last_operation(&op.kind, &op.state, &op.description)
+    }
+}

@@ -1,0 +1,384 @@
+//! Use cases of service instances: provision, update, deprovision, fetch, last_operation.
+
+use super::{
+    check_maintenance, encode_object, non_empty_if_present, required, Broker, RequestContext,
+};
+use crate::domain::instance::{
+    decide_deprovision, decide_fetch, decide_provision, decide_update, DeprovisionDecision,
+    FetchDecision, InstanceState, ProvisionDecision, UpdateDecision, UpdateView,
+};
+use crate::domain::operation::{last_operation_view, OperationKind, OperationPayload};
+use crate::domain::Attributes;
+use crate::error::BrokerError;
+use crate::store::models::InstanceRow;
+use crate::store::{now_ms, Outcome};
+use common::osb::{
+    FetchInstanceResponse, LastOperationResponse, MaintenanceInfo, OperationState,
+    ProvisionRequest, UpdateRequest,
+};
+use common::spi::{InstanceOperation, ValidateInstanceRequest};
+
+/// How a provision request ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ProvisionOutcome {
+    /// Provisioning runs (new, or the same request repeated): 202.
+    Accepted {
+        /// The OSB operation.
+        operation: String,
+        /// Dashboard of the instance.
+        dashboard_url: Option<String>,
+    },
+    /// The same instance exists and is ready: 200.
+    AlreadyReady {
+        /// Dashboard of the instance.
+        dashboard_url: Option<String>,
+    },
+}
+
+/// How an update request ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UpdateOutcome {
+    /// Nothing to do (a context was stored): 200 `{}`.
+    Applied,
+    /// The update runs: 202.
+    Accepted {
+        /// The OSB operation.
+        operation: String,
+    },
+}
+
+fn not_found(instance_id: &str) -> BrokerError {
+    BrokerError::NotFound(format!("service instance {instance_id} not found"))
+}
+
+impl Broker {
+    /// `PUT /v2/service_instances/{id}`.
+    pub async fn provision(
+        &self,
+        ctx: &RequestContext,
+        instance_id: &str,
+        body: ProvisionRequest,
+        accepts_incomplete: bool,
+    ) -> Result<ProvisionOutcome, BrokerError> {
+        let service_id = required(body.service_id, "service_id")?;
+        let plan_id = required(body.plan_id, "plan_id")?;
+        if body.context.is_none() {
+            required(body.organization_guid.clone(), "organization_guid")?;
+            required(body.space_guid.clone(), "space_guid")?;
+        } else {
+            non_empty_if_present(&body.organization_guid, "organization_guid")?;
+            non_empty_if_present(&body.space_guid, "space_guid")?;
+        }
+        let snapshot = self.catalog.snapshot();
+        let (routed, plan) = snapshot
+            .plan(&service_id, &plan_id)
+            .map_err(|e| BrokerError::BadRequest(e.to_string()))?;
+        check_maintenance(body.maintenance_info.as_ref(), plan)?;
+        if !accepts_incomplete {
+            return Err(BrokerError::AsyncRequired);
+        }
+        let parameters = body.parameters.unwrap_or_default();
+        let requested = Attributes {
+            service_id: &service_id,
+            plan_id: &plan_id,
+            parameters: &parameters,
+        };
+        // Two rounds: a concurrent identical PUT may insert between our read and our insert,
+        // and the second round then answers as for a repeat.
+        for _ in 0..2 {
+            let existing = self.load_instance(instance_id).await?;
+            let view = existing.as_ref().map(|e| e.view());
+            let dashboard_url = existing.as_ref().and_then(|e| e.row.dashboard_url.clone());
+            match decide_provision(view.as_ref(), &requested) {
+                ProvisionDecision::Create => {}
+                ProvisionDecision::AlreadyReady => {
+                    return Ok(ProvisionOutcome::AlreadyReady { dashboard_url })
+                }
+                ProvisionDecision::InProgress(operation) => {
+                    return Ok(ProvisionOutcome::Accepted {
+                        operation,
+                        dashboard_url,
+                    })
+                }
+                ProvisionDecision::Conflict(d) => return Err(BrokerError::Conflict(d)),
+                ProvisionDecision::Concurrency(d) => return Err(BrokerError::Concurrency(d)),
+            }
+            let spi = &self.catalog.spis()[routed.spi];
+            let validated = spi
+                .client
+                .validate_instance(
+                    &ValidateInstanceRequest {
+                        operation: InstanceOperation::Provision,
+                        instance_id: instance_id.to_string(),
+                        service_id: service_id.clone(),
+                        plan_id: plan_id.clone(),
+                        previous_plan_id: None,
+                        parameters: Some(parameters.clone()),
+                        previous_parameters: None,
+                    },
+                    &ctx.call(),
+                )
+                .await
+                .map_err(|e| BrokerError::from_call(&spi.name, e))?;
+            let now = now_ms();
+            let row = InstanceRow {
+                id: instance_id.to_string(),
+                service_id: service_id.clone(),
+                plan_id: plan_id.clone(),
+                parameters: encode_object(&parameters),
+                context: body.context.as_ref().map(encode_object),
+                organization_guid: body.organization_guid.clone(),
+                space_guid: body.space_guid.clone(),
+                maintenance_version: plan.maintenance_info.as_ref().map(|m| m.version.clone()),
+                dashboard_url: validated.dashboard_url.clone(),
+                state: InstanceState::Provisioning.as_str().into(),
+                deployment_name: None,
+                deployment_spec_enc: None,
+                endpoints: None,
+                created_at_ms: now,
+                updated_at_ms: now,
+            };
+            let op = self.new_operation(
+                ctx,
+                instance_id,
+                None,
+                OperationKind::Provision,
+                &OperationPayload::default(),
+            );
+            let operation = op.id.clone();
+            match self.store.create_instance(row, op).await? {
+                Outcome::Done => {
+                    tracing::info!(instance.id = %instance_id, operation.id = %operation, "provision accepted");
+                    self.journal.start(&operation);
+                    return Ok(ProvisionOutcome::Accepted {
+                        operation,
+                        dashboard_url: validated.dashboard_url,
+                    });
+                }
+                Outcome::Exists => continue,
+                Outcome::Busy(d) => return Err(BrokerError::Concurrency(d)),
+            }
+        }
+        Err(BrokerError::Concurrency(
+            "the service instance is being created by a concurrent request; retry".into(),
+        ))
+    }
+
+    /// `PATCH /v2/service_instances/{id}`.
+    pub async fn update(
+        &self,
+        ctx: &RequestContext,
+        instance_id: &str,
+        body: UpdateRequest,
+        accepts_incomplete: bool,
+    ) -> Result<UpdateOutcome, BrokerError> {
+        let service_id = required(body.service_id, "service_id")?;
+        non_empty_if_present(&body.plan_id, "plan_id")?;
+        let existing = self
+            .load_instance(instance_id)
+            .await?
+            .filter(|e| e.state() != InstanceState::Deleted)
+            .ok_or_else(|| not_found(instance_id))?;
+        if service_id != existing.row.service_id {
+            return Err(BrokerError::BadRequest(format!(
+                "service_id {service_id} is not the service of service instance {instance_id}"
+            )));
+        }
+        let target_plan = body
+            .plan_id
+            .clone()
+            .unwrap_or_else(|| existing.row.plan_id.clone());
+        let snapshot = self.catalog.snapshot();
+        let (routed, plan) = snapshot
+            .plan(&service_id, &target_plan)
+            .map_err(|e| BrokerError::BadRequest(e.to_string()))?;
+        check_maintenance(body.maintenance_info.as_ref(), plan)?;
+        let requested = UpdateView {
+            plan_id: &target_plan,
+            parameters: body.parameters.as_ref(),
+            maintenance_version: body.maintenance_info.as_ref().map(|m| m.version.as_str()),
+        };
+        let running_payload = existing
+            .running
+            .as_ref()
+            .filter(|op| op.kind == OperationKind::Update.as_str())
+            .map(|op| OperationPayload::decode(&op.payload));
+        let running_request = running_payload.as_ref().map(|p| UpdateView {
+            plan_id: p.plan_id.as_deref().unwrap_or(&existing.row.plan_id),
+            parameters: p.parameters.as_ref(),
+            maintenance_version: p.maintenance_version.as_deref(),
+        });
+        match decide_update(&existing.view(), &requested, running_request.as_ref()) {
+            UpdateDecision::InProgress(operation) => {
+                return if accepts_incomplete {
+                    Ok(UpdateOutcome::Accepted { operation })
+                } else {
+                    Err(BrokerError::AsyncRequired)
+                };
+            }
+            UpdateDecision::Concurrency(d) => return Err(BrokerError::Concurrency(d)),
+            UpdateDecision::NothingToChange => {
+                if let Some(context) = &body.context {
+                    self.store
+                        .store_context(instance_id, encode_object(context))
+                        .await?;
+                }
+                return Ok(UpdateOutcome::Applied);
+            }
+            UpdateDecision::Change => {}
+        }
+        let spi = &self.catalog.spis()[routed.spi];
+        spi.client
+            .validate_instance(
+                &ValidateInstanceRequest {
+                    operation: InstanceOperation::Update,
+                    instance_id: instance_id.to_string(),
+                    service_id: service_id.clone(),
+                    plan_id: target_plan.clone(),
+                    previous_plan_id: Some(existing.row.plan_id.clone()),
+                    parameters: body.parameters.clone(),
+                    previous_parameters: Some(existing.parameters.clone()),
+                },
+                &ctx.call(),
+            )
+            .await
+            .map_err(|e| BrokerError::from_call(&spi.name, e))?;
+        if !accepts_incomplete {
+            return Err(BrokerError::AsyncRequired);
+        }
+        let payload = OperationPayload {
+            plan_id: Some(target_plan),
+            parameters: body.parameters,
+            maintenance_version: body.maintenance_info.map(|m| m.version),
+            context: body.context,
+            ..Default::default()
+        };
+        let op = self.new_operation(ctx, instance_id, None, OperationKind::Update, &payload);
+        let operation = op.id.clone();
+        match self.store.begin_update(op).await? {
+            Outcome::Done => {
+                tracing::info!(instance.id = %instance_id, operation.id = %operation, "update accepted");
+                self.journal.start(&operation);
+                Ok(UpdateOutcome::Accepted { operation })
+            }
+            Outcome::Exists | Outcome::Busy(_) => Err(BrokerError::Concurrency(
+                "another operation is in progress on this service instance; retry after it ends"
+                    .into(),
+            )),
+        }
+    }
+
+    /// `DELETE /v2/service_instances/{id}`; the OSB operation of the deprovision.
+    pub async fn deprovision(
+        &self,
+        ctx: &RequestContext,
+        instance_id: &str,
+        service_id: Option<String>,
+        plan_id: Option<String>,
+        accepts_incomplete: bool,
+    ) -> Result<String, BrokerError> {
+        required(service_id, "service_id")?;
+        required(plan_id, "plan_id")?;
+        let existing = self.load_instance(instance_id).await?;
+        let decision = decide_deprovision(existing.as_ref().map(|e| e.view()).as_ref());
+        if decision == DeprovisionDecision::Gone {
+            return Err(BrokerError::Gone);
+        }
+        if !accepts_incomplete {
+            return Err(BrokerError::AsyncRequired);
+        }
+        let cancel = match decision {
+            DeprovisionDecision::Gone => return Err(BrokerError::Gone),
+            DeprovisionDecision::InProgress(operation) => return Ok(operation),
+            DeprovisionDecision::Concurrency(d) => return Err(BrokerError::Concurrency(d)),
+            DeprovisionDecision::Begin { cancel } => cancel,
+        };
+        let op = self.new_operation(
+            ctx,
+            instance_id,
+            None,
+            OperationKind::Deprovision,
+            &OperationPayload::default(),
+        );
+        let operation = op.id.clone();
+        match self.store.begin_deprovision(op, cancel.clone()).await? {
+            Outcome::Done => {
+                tracing::info!(
+                    instance.id = %instance_id,
+                    operation.id = %operation,
+                    cancelled = cancel.as_deref().unwrap_or(""),
+                    "deprovision accepted"
+                );
+                self.journal.start(&operation);
+                Ok(operation)
+            }
+            Outcome::Exists | Outcome::Busy(_) => Err(BrokerError::Concurrency(
+                "another operation is in progress on this service instance; retry after it ends"
+                    .into(),
+            )),
+        }
+    }
+
+    /// `GET /v2/service_instances/{id}`.
+    pub async fn fetch_instance(
+        &self,
+        instance_id: &str,
+    ) -> Result<FetchInstanceResponse, BrokerError> {
+        let existing = self.load_instance(instance_id).await?;
+        match decide_fetch(existing.as_ref().map(|e| e.view()).as_ref()) {
+            FetchDecision::NotFound => Err(not_found(instance_id)),
+            FetchDecision::Concurrency => Err(BrokerError::Concurrency(
+                "the service instance is being updated; retry after the update ends".into(),
+            )),
+            FetchDecision::Found => {
+                let Some(existing) = existing else {
+                    return Err(not_found(instance_id));
+                };
+                Ok(FetchInstanceResponse {
+                    service_id: Some(existing.row.service_id),
+                    plan_id: Some(existing.row.plan_id),
+                    dashboard_url: existing.row.dashboard_url,
+                    parameters: Some(existing.parameters),
+                    maintenance_info: existing
+                        .row
+                        .maintenance_version
+                        .map(|version| MaintenanceInfo {
+                            version,
+                            description: None,
+                        }),
+                    metadata: None,
+                })
+            }
+        }
+    }
+
+    /// `GET /v2/service_instances/{id}/last_operation`; `operation` is only a hint.
+    pub async fn instance_last_operation(
+        &self,
+        instance_id: &str,
+        operation: Option<&str>,
+    ) -> Result<LastOperationResponse, BrokerError> {
+        if self.store.instance(instance_id).await?.is_none() {
+            return Err(not_found(instance_id));
+        }
+        let op = self
+            .store
+            .latest_operation(instance_id, None, operation)
+            .await?
+            .ok_or_else(|| not_found(instance_id))?;
+        last_operation(&op.kind, &op.state, &op.description)
+    }
+}
+
+/// The last_operation body of a stored operation.
+pub(super) fn last_operation(
+    kind: &str,
+    state: &str,
+    description: &str,
+) -> Result<LastOperationResponse, BrokerError> {
+    let kind = OperationKind::parse(kind)
+        .ok_or_else(|| BrokerError::internal(anyhow::anyhow!("stored operation kind {kind:?}")))?;
+    let state = OperationState::parse(state)
+        .ok_or_else(|| BrokerError::internal(anyhow::anyhow!("stored operation state {state:?}")))?;
+    Ok(last_operation_view(kind, state, Some(description)))
+}

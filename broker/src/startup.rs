@@ -1,0 +1,194 @@
+//! Building and running the broker: state database, keyring, internal clients, catalog, the
+//! journal, and the HTTP server with its route table.
+
+use crate::catalog::{CatalogCache, NamedSpi};
+use crate::config::Settings;
+use crate::crypto::Cipher;
+use crate::routes::{self, bindings, catalog, edge, health, instances};
+use crate::service::Broker;
+use crate::store::Store;
+use crate::worker::Journal;
+use actix_web::dev::{Server, ServerHandle};
+use actix_web::{middleware, web, App, HttpServer};
+use anyhow::Context as _;
+use common::client::InternalClient;
+use common::deployer::DeployerClient;
+use common::spi::SpiClient;
+use std::net::TcpListener;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Seconds in-flight requests get to finish once the server is told to stop.
+const SHUTDOWN_TIMEOUT_SECS: u64 = 5;
+
+/// A built broker, listening, not yet serving.
+pub struct Application {
+    port: u16,
+    server: Server,
+    journal: Arc<Journal>,
+    catalog: Arc<CatalogCache>,
+    catalog_refresh: Duration,
+}
+
+/// Stops the journal's operation tasks when `run_until_stopped` returns or is dropped.
+struct StopJournal(Arc<Journal>);
+
+impl Drop for StopJournal {
+    fn drop(&mut self) {
+        self.0.shutdown();
+    }
+}
+
+/// The route table.
+fn routes(cfg: &mut web::ServiceConfig) {
+    let not_allowed = || web::to(routes::method_not_allowed);
+    cfg.service(
+        web::resource("/v2/catalog")
+            .route(web::get().to(catalog::get))
+            .default_service(not_allowed()),
+    )
+    .service(
+        web::resource("/v2/service_instances/{instance_id}")
+            .route(web::put().to(instances::provision))
+            .route(web::get().to(instances::fetch))
+            .route(web::patch().to(instances::update))
+            .route(web::delete().to(instances::deprovision))
+            .default_service(not_allowed()),
+    )
+    .service(
+        web::resource("/v2/service_instances/{instance_id}/last_operation")
+            .route(web::get().to(instances::last_operation))
+            .default_service(not_allowed()),
+    )
+    .service(
+        web::resource("/v2/service_instances/{instance_id}/service_bindings/{binding_id}")
+            .route(web::put().to(bindings::bind))
+            .route(web::get().to(bindings::fetch))
+            .route(web::delete().to(bindings::unbind))
+            .default_service(not_allowed()),
+    )
+    .service(
+        web::resource(
+            "/v2/service_instances/{instance_id}/service_bindings/{binding_id}/last_operation",
+        )
+        .route(web::get().to(bindings::last_operation))
+        .default_service(not_allowed()),
+    )
+    .service(
+        web::resource(edge::HEALTH_PATH)
+            .route(web::get().to(health::get))
+            .default_service(not_allowed()),
+    );
+}
+
+impl Application {
+    /// Opens the database, loads the catalog and binds `settings.listen`.
+    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        if settings.auth.username.is_empty() || settings.auth.password.expose().is_empty() {
+            anyhow::bail!("auth.username and auth.password must be set");
+        }
+        let cipher = Arc::new(Cipher::new(&settings.encryption).context("encryption keys")?);
+        let store = Store::connect(&settings.database.url)
+            .await
+            .with_context(|| format!("opening the state database {}", settings.database.url))?;
+        let timeout = settings.worker.call_timeout();
+        let spis = settings
+            .spis
+            .iter()
+            .map(|spi| {
+                let client = InternalClient::new(&spi.url, &settings.tls, timeout)
+                    .with_context(|| format!("client of SPI {}", spi.name))?;
+                Ok(NamedSpi {
+                    name: spi.name.clone(),
+                    client: SpiClient::new(client),
+                })
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        let deployer = DeployerClient::new(
+            InternalClient::new(&settings.deployer.url, &settings.tls, timeout)
+                .context("deployer client")?,
+        );
+        let catalog = Arc::new(CatalogCache::new(spis));
+        catalog.refresh().await;
+        let journal = Arc::new(Journal::new(
+            store.clone(),
+            Arc::clone(&catalog),
+            deployer,
+            Arc::clone(&cipher),
+            settings.worker.clone(),
+            tokio::runtime::Handle::current(),
+        ));
+        let broker = web::Data::new(Broker {
+            store,
+            catalog: Arc::clone(&catalog),
+            journal: Arc::clone(&journal),
+            cipher,
+            worker: settings.worker.clone(),
+        });
+        let edge_config = web::Data::new(edge::EdgeConfig {
+            username: settings.auth.username.clone(),
+            password: settings.auth.password.clone(),
+        });
+        let listener = TcpListener::bind(&settings.listen)
+            .with_context(|| format!("binding {}", settings.listen))?;
+        let port = listener.local_addr()?.port();
+        let server = HttpServer::new(move || {
+            App::new()
+                .app_data(broker.clone())
+                .app_data(edge_config.clone())
+                .wrap(middleware::from_fn(edge::edge))
+                .configure(routes)
+                .default_service(web::to(routes::not_found))
+        })
+        .shutdown_timeout(SHUTDOWN_TIMEOUT_SECS)
+        .listen(listener)?
+        .run();
+        tracing::info!(
+            port,
+            offerings = catalog.snapshot().len(),
+            owner = journal.owner(),
+            "broker listening"
+        );
+        Ok(Self {
+            port,
+            server,
+            journal,
+            catalog,
+            catalog_refresh: Duration::from_secs(settings.catalog_refresh_secs.max(1)),
+        })
+    }
+
+    /// The port the OSB API listens on.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// A handle that stops the server (and with it the journal workers).
+    pub fn server_handle(&self) -> ServerHandle {
+        self.server.handle()
+    }
+
+    /// Serves until the server handle stops it, running the journal workers and the catalog
+    /// refresher beside it; all of them stop when this returns or is dropped.
+    pub async fn run_until_stopped(self) -> anyhow::Result<()> {
+        let _stop = StopJournal(Arc::clone(&self.journal));
+        let catalog = Arc::clone(&self.catalog);
+        let every = self.catalog_refresh;
+        let refresher = async move {
+            let mut tick = tokio::time::interval(every);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            tick.tick().await;
+            loop {
+                tick.tick().await;
+                catalog.refresh().await;
+            }
+        };
+        tokio::select! {
+            result = self.server => result.context("HTTP server")?,
+            () = Arc::clone(&self.journal).run() => {}
+            () = refresher => {}
+        }
+        tracing::info!("broker stopped");
+        Ok(())
+    }
+}

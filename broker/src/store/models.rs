@@ -1,0 +1,170 @@
+//! Rows of the state database and the partial updates written to them.
+
+use super::schema::{operations, service_bindings, service_instances};
+use diesel::prelude::*;
+
+/// A `service_instances` row.
+#[derive(Debug, Clone, PartialEq, Queryable, Selectable, Insertable, AsChangeset)]
+#[diesel(table_name = service_instances, treat_none_as_null = true)]
+pub struct InstanceRow {
+    /// Instance id.
+    pub id: String,
+    /// Offering id.
+    pub service_id: String,
+    /// Current plan id.
+    pub plan_id: String,
+    /// Current parameters (JSON object).
+    pub parameters: String,
+    /// Last context (JSON object).
+    pub context: Option<String>,
+    /// Deprecated org guid.
+    pub organization_guid: Option<String>,
+    /// Deprecated space guid.
+    pub space_guid: Option<String>,
+    /// Maintenance version it runs.
+    pub maintenance_version: Option<String>,
+    /// Dashboard URL.
+    pub dashboard_url: Option<String>,
+    /// `InstanceState` spelling.
+    pub state: String,
+    /// Deployer deployment name.
+    pub deployment_name: Option<String>,
+    /// The SPI's deployment spec, encrypted.
+    pub deployment_spec_enc: Option<String>,
+    /// Deployment endpoints (JSON array).
+    pub endpoints: Option<String>,
+    /// Unix ms.
+    pub created_at_ms: i64,
+    /// Unix ms.
+    pub updated_at_ms: i64,
+}
+
+/// A `service_bindings` row.
+#[derive(Debug, Clone, PartialEq, Queryable, Selectable, Insertable, AsChangeset)]
+#[diesel(table_name = service_bindings, treat_none_as_null = true)]
+pub struct BindingRow {
+    /// Binding id.
+    pub id: String,
+    /// Instance id.
+    pub instance_id: String,
+    /// Offering id.
+    pub service_id: String,
+    /// Plan id.
+    pub plan_id: String,
+    /// Parameters (JSON object).
+    pub parameters: String,
+    /// Context (JSON object).
+    pub context: Option<String>,
+    /// bind_resource (JSON object).
+    pub bind_resource: Option<String>,
+    /// Deprecated app guid.
+    pub app_guid: Option<String>,
+    /// `BindingState` spelling.
+    pub state: String,
+    /// Credentials (JSON object), encrypted.
+    pub credentials_enc: Option<String>,
+    /// OSB endpoints (JSON array).
+    pub endpoints: Option<String>,
+    /// Unix ms.
+    pub created_at_ms: i64,
+    /// Unix ms.
+    pub updated_at_ms: i64,
+}
+
+/// An `operations` row.
+#[derive(Debug, Clone, PartialEq, Queryable, Selectable, Insertable)]
+#[diesel(table_name = operations)]
+pub struct OperationRow {
+    /// The OSB `operation` string.
+    pub id: String,
+    /// Instance id.
+    pub instance_id: String,
+    /// Binding id (bind, unbind).
+    pub binding_id: Option<String>,
+    /// `OperationKind` spelling.
+    pub kind: String,
+    /// `in progress`, `succeeded`, `failed`.
+    pub state: String,
+    /// What a person sees.
+    pub description: String,
+    /// `Step` spelling.
+    pub step: String,
+    /// `OperationPayload` JSON.
+    pub payload: String,
+    /// Request id of the request that started it.
+    pub request_id: Option<String>,
+    /// Originating identity of that request.
+    pub originating_identity: Option<String>,
+    /// Owner id of the broker process running it.
+    pub lease_owner: Option<String>,
+    /// Unix ms the lease ends.
+    pub lease_expires_ms: Option<i64>,
+    /// How many times it was claimed.
+    pub attempts: i64,
+    /// Unix ms.
+    pub created_at_ms: i64,
+    /// Unix ms.
+    pub updated_at_ms: i64,
+    /// Unix ms it ended.
+    pub finished_at_ms: Option<i64>,
+}
+
+/// A partial update of an instance (`None` leaves a column as it is).
+#[derive(Debug, Clone, Default, AsChangeset)]
+#[diesel(table_name = service_instances)]
+pub struct InstanceChanges {
+    /// New plan.
+    pub plan_id: Option<String>,
+    /// New parameters.
+    pub parameters: Option<String>,
+    /// New context.
+    pub context: Option<Option<String>>,
+    /// New maintenance version.
+    pub maintenance_version: Option<Option<String>>,
+    /// New state.
+    pub state: Option<String>,
+    /// New deployment name.
+    pub deployment_name: Option<Option<String>>,
+    /// New encrypted spec.
+    pub deployment_spec_enc: Option<Option<String>>,
+    /// New endpoints.
+    pub endpoints: Option<Option<String>>,
+    /// Set by the store.
+    pub updated_at_ms: i64,
+}
+
+/// A partial update of a binding.
+#[derive(Debug, Clone, Default, AsChangeset)]
+#[diesel(table_name = service_bindings)]
+pub struct BindingChanges {
+    /// New state.
+    pub state: Option<String>,
+    /// New encrypted credentials.
+    pub credentials_enc: Option<Option<String>>,
+    /// New endpoints.
+    pub endpoints: Option<Option<String>>,
+    /// Set by the store.
+    pub updated_at_ms: i64,
+}
+
+/// A partial update of an operation.
+#[derive(Debug, Clone, Default, AsChangeset)]
+#[diesel(table_name = operations)]
+pub struct OperationChanges {
+    /// New state.
+    pub state: Option<String>,
+    /// New description.
+    pub description: Option<String>,
+    /// New step.
+    pub step: Option<String>,
+    /// New payload.
+    pub payload: Option<String>,
+    /// Lease owner (`Some(None)` releases it).
+    pub lease_owner: Option<Option<String>>,
+    /// Lease end.
+    pub lease_expires_ms: Option<Option<i64>>,
+    /// End time.
+    pub finished_at_ms: Option<Option<i64>>,
+    /// Set by the store.
+    pub updated_at_ms: i64,
+}

@@ -1,0 +1,67 @@
+//! Diesel table definitions, matching `migrations/sqlite`.
+
+diesel::table! {
+    /// Service instances.
+    service_instances (id) {
+        id -> Text,
+        service_id -> Text,
+        plan_id -> Text,
+        parameters -> Text,
+        context -> Nullable<Text>,
+        organization_guid -> Nullable<Text>,
+        space_guid -> Nullable<Text>,
+        maintenance_version -> Nullable<Text>,
+        dashboard_url -> Nullable<Text>,
+        state -> Text,
+        deployment_name -> Nullable<Text>,
+        deployment_spec_enc -> Nullable<Text>,
+        endpoints -> Nullable<Text>,
+        created_at_ms -> BigInt,
+        updated_at_ms -> BigInt,
+    }
+}
+
+diesel::table! {
+    /// Service bindings.
+    service_bindings (id) {
+        id -> Text,
+        instance_id -> Text,
+        service_id -> Text,
+        plan_id -> Text,
+        parameters -> Text,
+        context -> Nullable<Text>,
+        bind_resource -> Nullable<Text>,
+        app_guid -> Nullable<Text>,
+        state -> Text,
+        credentials_enc -> Nullable<Text>,
+        endpoints -> Nullable<Text>,
+        created_at_ms -> BigInt,
+        updated_at_ms -> BigInt,
+    }
+}
+
+diesel::table! {
+    /// The operation journal.
+    operations (id) {
+        id -> Text,
+        instance_id -> Text,
+        binding_id -> Nullable<Text>,
+        kind -> Text,
+        state -> Text,
+        description -> Text,
+        step -> Text,
+        payload -> Text,
+        request_id -> Nullable<Text>,
+        originating_identity -> Nullable<Text>,
+        lease_owner -> Nullable<Text>,
+        lease_expires_ms -> Nullable<BigInt>,
+        attempts -> BigInt,
+        created_at_ms -> BigInt,
+        updated_at_ms -> BigInt,
+        finished_at_ms -> Nullable<BigInt>,
+    }
+}
+
+diesel::joinable!(service_bindings -> service_instances (instance_id));
+diesel::joinable!(operations -> service_instances (instance_id));
+diesel::allow_tables_to_appear_in_same_query!(service_instances, service_bindings, operations);

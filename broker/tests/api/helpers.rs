@@ -1,0 +1,476 @@
+//! `spawn_app()`: the real deployer and spi-postgres, and the broker, in-process on port 0 with
+//! real mTLS (certificates made at test time), a fresh SQLite file and data dir. Guards stop
+//! every server (and every PostgreSQL the deployer started) even when a test fails.
+
+use actix_web::dev::ServerHandle;
+use broker::config::{
+    AuthSettings, DatabaseSettings, DeployerSettings, EncryptionKey, EncryptionSettings,
+    Settings, SpiSettings, WorkerSettings,
+};
+use common::client::{CallContext, InternalClient};
+use common::deployer::{Deployment, DeployerClient};
+use common::secret::SecretString;
+use common::tls::TlsFiles;
+use serde_json::{json, Value};
+use std::time::{Duration, Instant};
+use tempfile::TempDir;
+
+pub const USERNAME: &str = "platform";
+pub const PASSWORD: &str = "test-password-123";
+pub const SERVICE_ID: &str = spi_postgres::offering::SERVICE_ID;
+pub const PLAN_SMALL: &str = spi_postgres::offering::PLAN_SMALL_ID;
+pub const PLAN_MEDIUM: &str = spi_postgres::offering::PLAN_MEDIUM_ID;
+
+/// How long a test waits for an operation to end.
+const OPERATION_TIMEOUT: Duration = Duration::from_secs(180);
+
+/// A service started in-process; stopped when dropped.
+struct Running {
+    handle: ServerHandle,
+    join: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+}
+
+impl Running {
+    fn spawn<F>(handle: ServerHandle, run: F) -> Self
+    where
+        F: std::future::Future<Output = anyhow::Result<()>> + Send + 'static,
+    {
+        Self {
+            handle,
+            join: Some(tokio::spawn(run)),
+        }
+    }
+
+    /// Stops the server and waits until its task (with its workers) has ended.
+    async fn stop(mut self) {
+        self.handle.stop(false).await;
+        if let Some(join) = self.join.take() {
+            join.abort();
+            let _ = join.await;
+        }
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        // Sends the stop command at once; the future only waits for it to finish.
+        drop(self.handle.stop(false));
+        if let Some(join) = self.join.take() {
+            join.abort();
+        }
+    }
+}
+
+/// Certificates, data and database directories shared by the services of one test.
+pub struct TestEnv {
+    pub certs: TempDir,
+    pub deployer_data: TempDir,
+    pub state: TempDir,
+    pub encryption_key: String,
+}
+
+impl TestEnv {
+    fn new() -> Self {
+        common::tls::install_default_provider();
+        if std::env::var_os("TEST_LOG").is_some() {
+            common::telemetry::init(common::telemetry::LogFormat::Compact, "info");
+        }
+        let certs = tempfile::tempdir().unwrap();
+        common::certs::write_bundle(
+            certs.path(),
+            common::certs::SERVICE_NAMES,
+            &common::certs::loopback_hosts(),
+        )
+        .unwrap();
+        Self {
+            certs,
+            deployer_data: tempfile::tempdir().unwrap(),
+            state: tempfile::tempdir().unwrap(),
+            encryption_key: broker::crypto::generate_key(),
+        }
+    }
+
+    pub fn tls(&self, name: &str) -> TlsFiles {
+        TlsFiles::in_dir(self.certs.path(), name)
+    }
+}
+
+impl Drop for TestEnv {
+    fn drop(&mut self) {
+        // PostgreSQL servers outlive the deployer on purpose; a test must not leave them.
+        deployer::stop_all_servers(self.deployer_data.path());
+    }
+}
+
+/// The broker under test, the services behind it, and clients for all of them.
+/// Fields drop in order: broker, SPI, deployer, then the servers and directories.
+pub struct TestApp {
+    broker: Option<Running>,
+    spi: Running,
+    deployer: Running,
+    pub env: TestEnv,
+    pub address: String,
+    pub http: reqwest::Client,
+    pub deployer_client: DeployerClient,
+    spi_url: String,
+    deployer_url: String,
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(|_| {}).await
+}
+
+/// Starts the stack; `tweak` adjusts the broker's settings.
+pub async fn spawn_app_with(tweak: impl FnOnce(&mut Settings)) -> TestApp {
+    let env = TestEnv::new();
+
+    let deployer_settings = deployer::config::Settings {
+        listen: "127.0.0.1:0".into(),
+        ..deployer::config::Settings::new(
+            env.deployer_data.path().to_path_buf(),
+            env.tls("deployer"),
+        )
+    };
+    let deployer_app = deployer::Application::build(deployer_settings).await.unwrap();
+    let deployer_url = format!("https://localhost:{}", deployer_app.port());
+    let deployer = Running::spawn(deployer_app.server_handle(), deployer_app.run_until_stopped());
+
+    let spi_settings = spi_postgres::config::Settings {
+        listen: "127.0.0.1:0".into(),
+        tls: env.tls("spi-postgres"),
+        ..Default::default()
+    };
+    let spi_app = spi_postgres::startup::Application::build(spi_settings)
+        .await
+        .unwrap();
+    let spi_url = format!("https://localhost:{}", spi_app.port());
+    let spi = Running::spawn(spi_app.server_handle(), spi_app.run_until_stopped());
+
+    let deployer_client = DeployerClient::new(
+        InternalClient::new(&deployer_url, &env.tls("broker"), Duration::from_secs(30)).unwrap(),
+    );
+    let mut app = TestApp {
+        broker: None,
+        spi,
+        deployer,
+        env,
+        address: String::new(),
+        http: reqwest::Client::new(),
+        deployer_client,
+        spi_url,
+        deployer_url,
+    };
+    let mut settings = app.broker_settings();
+    tweak(&mut settings);
+    app.start_broker(settings).await;
+    app
+}
+
+impl TestApp {
+    /// The broker's settings for this stack (SQLite file in the state dir).
+    pub fn broker_settings(&self) -> Settings {
+        Settings {
+            listen: "127.0.0.1:0".into(),
+            auth: AuthSettings {
+                username: USERNAME.into(),
+                password: SecretString::new(PASSWORD),
+            },
+            database: DatabaseSettings {
+                url: format!(
+                    "sqlite://{}",
+                    self.env.state.path().join("broker.sqlite").display()
+                ),
+            },
+            encryption: EncryptionSettings {
+                current: "test".into(),
+                keys: vec![EncryptionKey {
+                    id: "test".into(),
+                    key: SecretString::new(self.env.encryption_key.clone()),
+                }],
+            },
+            tls: self.env.tls("broker"),
+            spis: vec![SpiSettings {
+                name: "spi-postgres".into(),
+                url: self.spi_url.clone(),
+            }],
+            deployer: DeployerSettings {
+                url: self.deployer_url.clone(),
+            },
+            worker: WorkerSettings {
+                poll_interval_ms: 100,
+                ..WorkerSettings::default()
+            },
+            ..Settings::default()
+        }
+    }
+
+    /// Starts a broker with `settings` (replacing none: stop the old one first).
+    pub async fn start_broker(&mut self, settings: Settings) {
+        let app = broker::startup::Application::build(settings).await.unwrap();
+        self.address = format!("http://127.0.0.1:{}", app.port());
+        self.broker = Some(Running::spawn(app.server_handle(), app.run_until_stopped()));
+    }
+
+    /// Stops the broker: the server, then its journal workers, mid-operation if need be.
+    pub async fn stop_broker(&mut self) {
+        if let Some(broker) = self.broker.take() {
+            broker.stop().await;
+        }
+    }
+
+    /// Stops the SPI and deployer explicitly (drop does it too).
+    pub async fn stop_all(mut self) {
+        self.stop_broker().await;
+        let Self { spi, deployer, .. } = self;
+        spi.stop().await;
+        deployer.stop().await;
+    }
+
+    /// A request with Basic auth and `X-Broker-API-Version: 2.17`.
+    pub fn request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        self.http
+            .request(method, format!("{}{path}", self.address))
+            .basic_auth(USERNAME, Some(PASSWORD))
+            .header("X-Broker-API-Version", "2.17")
+    }
+
+    pub async fn provision(&self, id: &str, body: &Value, accepts_incomplete: bool) -> Answer {
+        let query = if accepts_incomplete {
+            "?accepts_incomplete=true"
+        } else {
+            ""
+        };
+        Answer::from(
+            self.request(
+                reqwest::Method::PUT,
+                &format!("/v2/service_instances/{id}{query}"),
+            )
+            .json(body)
+            .send()
+            .await
+            .unwrap(),
+        )
+        .await
+    }
+
+    pub async fn deprovision(&self, id: &str) -> Answer {
+        Answer::from(
+            self.request(
+                reqwest::Method::DELETE,
+                &format!(
+                    "/v2/service_instances/{id}?accepts_incomplete=true&service_id={SERVICE_ID}&plan_id={PLAN_SMALL}"
+                ),
+            )
+            .send()
+            .await
+            .unwrap(),
+        )
+        .await
+    }
+
+    pub async fn get(&self, path: &str) -> Answer {
+        Answer::from(
+            self.request(reqwest::Method::GET, path)
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await
+    }
+
+    pub async fn bind(&self, id: &str, binding: &str, body: &Value) -> Answer {
+        Answer::from(
+            self.request(
+                reqwest::Method::PUT,
+                &format!("/v2/service_instances/{id}/service_bindings/{binding}"),
+            )
+            .json(body)
+            .send()
+            .await
+            .unwrap(),
+        )
+        .await
+    }
+
+    pub async fn unbind(&self, id: &str, binding: &str) -> Answer {
+        Answer::from(
+            self.request(
+                reqwest::Method::DELETE,
+                &format!(
+                    "/v2/service_instances/{id}/service_bindings/{binding}?service_id={SERVICE_ID}&plan_id={PLAN_SMALL}"
+                ),
+            )
+            .send()
+            .await
+            .unwrap(),
+        )
+        .await
+    }
+
+    /// Polls the instance's last_operation until it ends; the final answer and every
+    /// description seen on the way.
+    pub async fn wait_for_instance(&self, id: &str, operation: &str) -> (Value, Vec<String>) {
+        self.wait_for(&format!(
+            "/v2/service_instances/{id}/last_operation?operation={operation}"
+        ))
+        .await
+    }
+
+    /// Polls a binding's last_operation until it ends.
+    pub async fn wait_for_binding(
+        &self,
+        id: &str,
+        binding: &str,
+        operation: &str,
+    ) -> (Value, Vec<String>) {
+        self.wait_for(&format!(
+            "/v2/service_instances/{id}/service_bindings/{binding}/last_operation?operation={operation}"
+        ))
+        .await
+    }
+
+    async fn wait_for(&self, path: &str) -> (Value, Vec<String>) {
+        let deadline = Instant::now() + OPERATION_TIMEOUT;
+        let mut seen = Vec::new();
+        loop {
+            let answer = self.get(path).await;
+            assert_eq!(answer.status, 200, "last_operation: {answer:?}");
+            let description = answer.body["description"].as_str().unwrap_or_default();
+            if seen.last().map(String::as_str) != Some(description) {
+                seen.push(description.to_string());
+            }
+            match answer.body["state"].as_str() {
+                Some("in progress") => {
+                    assert!(
+                        answer.retry_after.is_some(),
+                        "an operation in progress carries Retry-After"
+                    );
+                }
+                Some(_) => return (answer.body, seen),
+                None => panic!("last_operation without a state: {answer:?}"),
+            }
+            assert!(
+                Instant::now() < deadline,
+                "operation did not end; descriptions seen: {seen:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// The deployments the deployer knows.
+    pub async fn deployments(&self) -> Vec<Deployment> {
+        self.deployer_client
+            .list_deployments(&CallContext::with_request_id(common::new_request_id()))
+            .await
+            .unwrap()
+    }
+
+    /// Asserts that the instance is not there for the platform, and that the deployer runs
+    /// nothing.
+    pub async fn assert_no_instance(&self, id: &str) {
+        let fetched = self.get(&format!("/v2/service_instances/{id}")).await;
+        assert_eq!(fetched.status, 404, "GET instance: {fetched:?}");
+        let last = self
+            .get(&format!("/v2/service_instances/{id}/last_operation"))
+            .await;
+        assert_eq!(last.status, 404, "last_operation: {last:?}");
+        assert!(
+            self.deployments().await.is_empty(),
+            "the deployer has deployments"
+        );
+    }
+}
+
+/// An HTTP answer: status, JSON body and the headers the tests look at.
+#[derive(Debug)]
+pub struct Answer {
+    pub status: u16,
+    pub body: Value,
+    pub content_type: Option<String>,
+    pub request_id: Option<String>,
+    pub retry_after: Option<String>,
+    pub www_authenticate: Option<String>,
+}
+
+impl Answer {
+    pub async fn from(resp: reqwest::Response) -> Self {
+        let header = |name: &str| {
+            resp.headers()
+                .get(name)
+                .map(|v| v.to_str().unwrap().to_string())
+        };
+        let content_type = header("content-type");
+        let request_id = header("x-broker-api-request-identity");
+        let retry_after = header("retry-after");
+        let www_authenticate = header("www-authenticate");
+        let status = resp.status().as_u16();
+        let text = resp.text().await.unwrap();
+        let body = serde_json::from_str(&text)
+            .unwrap_or_else(|e| panic!("answer {status} is not JSON ({e}): {text:?}"));
+        Self {
+            status,
+            body,
+            content_type,
+            request_id,
+            retry_after,
+            www_authenticate,
+        }
+    }
+
+    /// The `operation` of a 202.
+    pub fn operation(&self) -> String {
+        self.body["operation"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no operation in {self:?}"))
+            .to_string()
+    }
+}
+
+pub fn new_id() -> String {
+    uuid::Uuid::new_v4().to_string()
+}
+
+/// A Cloud Foundry style provision body for the small plan.
+pub fn provision_body(parameters: Value) -> Value {
+    json!({
+        "service_id": SERVICE_ID,
+        "plan_id": PLAN_SMALL,
+        "organization_guid": "org-1",
+        "space_guid": "space-1",
+        "context": {
+            "platform": "cloudfoundry",
+            "organization_guid": "org-1",
+            "space_guid": "space-1",
+            "instance_name": "my-db"
+        },
+        "parameters": parameters,
+    })
+}
+
+pub fn bind_body() -> Value {
+    json!({
+        "service_id": SERVICE_ID,
+        "plan_id": PLAN_SMALL,
+        "bind_resource": {"app_guid": "app-1"},
+    })
+}
+
+/// Connects with a binding's `uri` and runs a query; the error text when that fails.
+pub async fn query_with(uri: &str) -> Result<String, String> {
+    let (client, connection) = tokio_postgres::connect(uri, tokio_postgres::NoTls)
+        .await
+        .map_err(|e| e.to_string())?;
+    let conn = tokio::spawn(connection);
+    let rows = client
+        .simple_query("SELECT current_user")
+        .await
+        .map_err(|e| e.to_string())?;
+    drop(client);
+    let _ = conn.await;
+    rows.iter()
+        .find_map(|m| match m {
+            tokio_postgres::SimpleQueryMessage::Row(row) => row.get(0).map(str::to_string),
+            _ => None,
+        })
+        .ok_or_else(|| "no row".to_string())
+}

@@ -1,0 +1,8 @@
+//! The broker's API tests: the real broker, deployer and spi-postgres on loopback with mTLS,
+//! driven over HTTP as a platform would.
+
+mod edge;
+mod helpers;
+mod lifecycle;
+mod restart;
+mod validation;

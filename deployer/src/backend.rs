@@ -1,0 +1,110 @@
+//! The orchestrator contract: a [`Backend`] turns a deployment spec into running servers and
+//! removes them again. The deployer's task runner calls it one operation at a time per
+//! deployment; a backend only has to make each operation idempotent.
+
+pub mod process;
+
+use common::deployer::{DeploymentEndpoint, DeploymentSpec, DeploymentState};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+/// A boxed future, so that [`Backend`] can be used as a trait object.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// Why a backend operation failed; the message is shown to clients and must hold no secret.
+#[derive(Debug, thiserror::Error)]
+pub enum BackendError {
+    /// The spec cannot be applied as asked (engine change, unsupported version, bad setting).
+    #[error("{0}")]
+    Invalid(String),
+    /// A file operation failed.
+    #[error("{context}: {source}")]
+    Io {
+        /// What was being done.
+        context: String,
+        /// Cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A helper command (`initdb`, …) failed.
+    #[error("{what} failed ({status}): {output}")]
+    Command {
+        /// Which command.
+        what: String,
+        /// Exit status.
+        status: String,
+        /// The end of its output.
+        output: String,
+    },
+    /// The server did not start, did not become ready, or did not stop.
+    #[error("{0}")]
+    Server(String),
+}
+
+impl BackendError {
+    /// An [`BackendError::Io`] with context.
+    pub fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> Self {
+        let context = context.into();
+        move |source| Self::Io { context, source }
+    }
+}
+
+/// Lets a backend tell the task's client what it is doing ("running initdb", "ready").
+#[derive(Clone)]
+pub struct Progress(Arc<dyn Fn(&str) + Send + Sync>);
+
+impl Progress {
+    /// Progress reported to `report`.
+    pub fn new(report: impl Fn(&str) + Send + Sync + 'static) -> Self {
+        Self(Arc::new(report))
+    }
+
+    /// Progress nobody watches (recovery at start-up).
+    pub fn discard() -> Self {
+        Self::new(|_| {})
+    }
+
+    /// Reports what is happening now.
+    pub fn set(&self, message: &str) {
+        (self.0)(message);
+    }
+}
+
+impl std::fmt::Debug for Progress {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Progress")
+    }
+}
+
+/// An orchestrator that runs deployments.
+pub trait Backend: Send + Sync {
+    /// Checks a spec before it is accepted; the message explains a refusal to the client.
+    fn validate(&self, spec: &DeploymentSpec) -> Result<(), String>;
+
+    /// Creates the deployment or brings it to `spec`; the same spec again changes nothing.
+    /// Returns where the server listens.
+    fn apply<'a>(
+        &'a self,
+        spec: &'a DeploymentSpec,
+        progress: &'a Progress,
+    ) -> BoxFuture<'a, Result<Vec<DeploymentEndpoint>, BackendError>>;
+
+    /// Stops the deployment's servers and removes its data; an unknown name is already gone.
+    fn delete<'a>(
+        &'a self,
+        name: &'a str,
+        progress: &'a Progress,
+    ) -> BoxFuture<'a, Result<(), BackendError>>;
+
+    /// Whether the deployment's server is up (`Running`) or not (`Stopped`).
+    fn status<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<DeploymentState, BackendError>>;
+
+    /// Brings a deployment that was applied before back up (after a deployer restart), with
+    /// the settings it last had. Returns where the server listens.
+    fn recover<'a>(
+        &'a self,
+        name: &'a str,
+        progress: &'a Progress,
+    ) -> BoxFuture<'a, Result<Vec<DeploymentEndpoint>, BackendError>>;
+}

@@ -1,0 +1,137 @@
+//! Typed settings of the deployer: defaults as named consts, loaded in `main` through
+//! `common::settings::load` (defaults → TOML file → `DEPLOYER_…` environment variables).
+
+use common::telemetry::LogFormat;
+use common::tls::TlsFiles;
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+
+/// Environment variable prefix (`DEPLOYER_PROCESS__RUN_AS_USER=postgres`).
+pub const ENV_PREFIX: &str = "DEPLOYER";
+/// Default listen address: loopback, a port of the OS's choosing.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:0";
+/// Default data directory (deployments and the deployer's own state).
+pub const DEFAULT_DATA_DIR: &str = "data/deployer";
+/// Default directory of the PEM files `osbctl certs` writes.
+pub const DEFAULT_CERT_DIR: &str = "certs";
+/// Name of this service's certificate in the certificate directory.
+pub const SERVICE_NAME: &str = "deployer";
+/// Default directory of the PostgreSQL server binaries (`initdb`, `postgres`).
+pub const DEFAULT_POSTGRES_BIN_DIR: &str = "/usr/lib/postgresql/15/bin";
+/// Default `redis-server` binary (looked up on `PATH`).
+pub const DEFAULT_REDIS_SERVER_BIN: &str = "redis-server";
+/// Default host the servers listen on and that endpoints advertise.
+pub const DEFAULT_ADVERTISE_HOST: &str = "127.0.0.1";
+/// Default time a server gets to accept connections after it is started.
+pub const DEFAULT_START_TIMEOUT_SECS: u64 = 60;
+
+/// Everything the deployer needs to run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Settings {
+    /// Address to listen on (mTLS only), e.g. `127.0.0.1:8443`; port 0 picks a free one.
+    pub listen: String,
+    /// CA, certificate and key of this service.
+    pub tls: TlsFiles,
+    /// Root of `deployments/<name>/` (the servers' data) and `state/` (deployments and tasks).
+    pub data_dir: PathBuf,
+    /// Which orchestrator runs the servers.
+    pub backend: BackendKind,
+    /// Settings of the `process` backend.
+    #[serde(default)]
+    pub process: ProcessSettings,
+    /// Log output format.
+    #[serde(default)]
+    pub log_format: LogFormat,
+}
+
+/// The orchestrator backends.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BackendKind {
+    /// Servers as child processes under the data directory.
+    #[default]
+    Process,
+}
+
+/// Settings of the `process` backend.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProcessSettings {
+    /// Directory holding `initdb` and `postgres`.
+    pub postgres_bin_dir: PathBuf,
+    /// The `redis-server` binary (a path, or a name looked up on `PATH`).
+    pub redis_server_bin: PathBuf,
+    /// OS user the servers run as. Unset: when the deployer runs as root, `postgres` if that
+    /// user exists, else `nobody`; otherwise the deployer's own user.
+    #[serde(default)]
+    pub run_as_user: Option<String>,
+    /// Host the servers listen on and that endpoints advertise.
+    pub advertise_host: String,
+    /// Seconds a server gets to accept connections after it is started.
+    pub start_timeout_secs: u64,
+}
+
+impl Default for ProcessSettings {
+    fn default() -> Self {
+        Self {
+            postgres_bin_dir: PathBuf::from(DEFAULT_POSTGRES_BIN_DIR),
+            redis_server_bin: PathBuf::from(DEFAULT_REDIS_SERVER_BIN),
+            run_as_user: None,
+            advertise_host: DEFAULT_ADVERTISE_HOST.to_string(),
+            start_timeout_secs: DEFAULT_START_TIMEOUT_SECS,
+        }
+    }
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self::new(
+            PathBuf::from(DEFAULT_DATA_DIR),
+            TlsFiles::in_dir(Path::new(DEFAULT_CERT_DIR), SERVICE_NAME),
+        )
+    }
+}
+
+impl Settings {
+    /// Defaults for everything but where the data lives and which certificate to use: what
+    /// tests and `osbctl up` build in code.
+    pub fn new(data_dir: PathBuf, tls: TlsFiles) -> Self {
+        Self {
+            listen: DEFAULT_LISTEN.to_string(),
+            tls,
+            data_dir,
+            backend: BackendKind::default(),
+            process: ProcessSettings::default(),
+            log_format: LogFormat::default(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_config_file_overrides_only_what_it_names() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("deployer.toml");
+        std::fs::write(
+            &path,
+            "data_dir = \"/srv/deployer\"\n[process]\nrun_as_user = \"nobody\"\n",
+        )
+        .unwrap();
+        let loaded = common::settings::load(
+            &Settings::default(),
+            Some(&path),
+            "DEPLOYER_CONFIG_TEST_UNUSED",
+        )
+        .unwrap();
+        assert_eq!(loaded.data_dir, PathBuf::from("/srv/deployer"));
+        assert_eq!(loaded.process.run_as_user.as_deref(), Some("nobody"));
+        assert_eq!(
+            loaded.process.start_timeout_secs,
+            DEFAULT_START_TIMEOUT_SECS
+        );
+        assert_eq!(loaded.backend, BackendKind::Process);
+        assert_eq!(loaded.listen, DEFAULT_LISTEN);
+    }
+}

@@ -1,0 +1,231 @@
+//! `spawn_app()` and what the tests share: certificates made at test time, a data dir, guards
+//! that stop the deployer and every server it started even when a test fails.
+
+use common::client::{CallContext, InternalClient};
+use common::deployer::{AdminCredentials, DeployerClient, DeploymentSpec, Engine, Task, TaskState};
+use common::secret::{random_password, SecretString};
+use common::tls::TlsFiles;
+use deployer::config::Settings;
+use deployer::Application;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+use tempfile::TempDir;
+
+/// Certificates and a data dir that outlive one deployer process (for restart tests).
+pub struct TestEnv {
+    pub certs: TempDir,
+    pub data: TempDir,
+}
+
+impl TestEnv {
+    pub fn new() -> Self {
+        common::tls::install_default_provider();
+        if std::env::var_os("TEST_LOG").is_some() {
+            common::telemetry::init(common::telemetry::LogFormat::Compact, "info");
+        }
+        let certs = tempfile::tempdir().unwrap();
+        common::certs::write_bundle(
+            certs.path(),
+            &["deployer", "broker"],
+            &common::certs::loopback_hosts(),
+        )
+        .unwrap();
+        Self {
+            certs,
+            data: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    pub fn data_dir(&self) -> &Path {
+        self.data.path()
+    }
+
+    /// What the broker presents when it calls the deployer.
+    pub fn client_tls(&self) -> TlsFiles {
+        TlsFiles::in_dir(self.certs.path(), "broker")
+    }
+
+    /// Starts a deployer on this data dir.
+    pub async fn start(&self) -> RunningApp {
+        let settings = Settings::new(
+            self.data.path().to_path_buf(),
+            TlsFiles::in_dir(self.certs.path(), "deployer"),
+        );
+        let app = Application::build(settings).await.unwrap();
+        let port = app.port();
+        let handle = app.server_handle();
+        let join = tokio::spawn(app.run_until_stopped());
+        let base_url = format!("https://localhost:{port}");
+        let inner =
+            InternalClient::new(&base_url, &self.client_tls(), Duration::from_secs(30)).unwrap();
+        RunningApp {
+            base_url,
+            client: DeployerClient::new(inner),
+            handle,
+            join: Some(join),
+        }
+    }
+}
+
+impl Drop for TestEnv {
+    fn drop(&mut self) {
+        // Servers outlive the deployer on purpose; a test must not leave them behind.
+        deployer::stop_all_servers(self.data.path());
+    }
+}
+
+/// One running deployer.
+pub struct RunningApp {
+    pub base_url: String,
+    pub client: DeployerClient,
+    handle: actix_web::dev::ServerHandle,
+    join: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+}
+
+impl RunningApp {
+    /// Stops the deployer (not its servers) and waits until it has stopped.
+    pub async fn stop(mut self) {
+        self.handle.stop(true).await;
+        if let Some(join) = self.join.take() {
+            join.await.unwrap().unwrap();
+        }
+    }
+}
+
+impl Drop for RunningApp {
+    fn drop(&mut self) {
+        // Sends the stop command at once; the future only waits for it to finish.
+        drop(self.handle.stop(false));
+    }
+}
+
+/// A deployer with its own certificates and data dir. Fields drop in order: the deployer
+/// stops first, then the servers, then the directories go.
+pub struct TestApp {
+    pub app: RunningApp,
+    pub env: TestEnv,
+}
+
+impl std::ops::Deref for TestApp {
+    type Target = RunningApp;
+    fn deref(&self) -> &RunningApp {
+        &self.app
+    }
+}
+
+pub async fn spawn_app() -> TestApp {
+    let env = TestEnv::new();
+    let app = env.start().await;
+    TestApp { app, env }
+}
+
+pub fn ctx() -> CallContext {
+    CallContext::with_request_id(common::new_request_id())
+}
+
+pub fn unique_name(prefix: &str) -> String {
+    format!(
+        "{prefix}-{}",
+        &uuid::Uuid::new_v4().simple().to_string()[..8]
+    )
+}
+
+pub fn spec(
+    engine: Engine,
+    name: &str,
+    password: &SecretString,
+    settings: &[(&str, &str)],
+) -> DeploymentSpec {
+    DeploymentSpec {
+        name: name.to_string(),
+        engine,
+        version: match engine {
+            Engine::Postgresql => "15".into(),
+            Engine::Redis => "7".into(),
+        },
+        settings: settings
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+        admin: AdminCredentials {
+            username: "admin".into(),
+            password: password.clone(),
+        },
+        labels: BTreeMap::from([("instance".to_string(), name.to_string())]),
+    }
+}
+
+pub fn password() -> SecretString {
+    random_password(24)
+}
+
+/// Polls a task until it ends (or fails the test after two minutes).
+pub async fn wait_for_task(client: &DeployerClient, id: &str) -> Task {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let task = client.get_task(id, &ctx()).await.unwrap();
+        if task.state.is_terminal() {
+            return task;
+        }
+        assert!(Instant::now() < deadline, "task {id} did not end: {task:?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Applies `spec` and waits for the task to succeed.
+pub async fn apply_ok(client: &DeployerClient, spec: &DeploymentSpec) -> Task {
+    let task = client.put_deployment(spec, &ctx()).await.unwrap();
+    let done = wait_for_task(client, &task.id).await;
+    assert_eq!(done.state, TaskState::Succeeded, "{done:?}");
+    done
+}
+
+pub fn deployment_dir(data_dir: &Path, name: &str) -> PathBuf {
+    deployer::deployment_dir(data_dir, name)
+}
+
+/// The pid in a pid file (PostgreSQL's `postmaster.pid` starts with it).
+pub fn pid_from(path: &Path) -> u32 {
+    std::fs::read_to_string(path)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        .lines()
+        .next()
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+pub fn process_exists(pid: u32) -> bool {
+    Path::new(&format!("/proc/{pid}")).exists()
+}
+
+/// Waits until `pid` is gone (it may take the kernel a moment after SIGKILL).
+pub async fn wait_until_gone(pid: u32) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while process_exists(pid) && !is_zombie(pid) {
+        assert!(Instant::now() < deadline, "process {pid} still there");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn is_zombie(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map(|s| {
+            s.rsplit(')')
+                .next()
+                .unwrap_or("")
+                .trim_start()
+                .starts_with('Z')
+        })
+        .unwrap_or(false)
+}
+
+pub fn kill(pid: u32) {
+    let status = std::process::Command::new("kill")
+        .args(["-KILL", &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+}

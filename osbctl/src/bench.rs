@@ -1,0 +1,305 @@
+//! `osbctl bench`: the figures issue targets are judged by. Catalog requests per second through
+//! the broker next to a bare actix-web handler serving the same bytes, and the time from
+//! `PUT /v2/service_instances` to the first successful query next to a raw initdb + start +
+//! create role + query on the same machine. Everything runs on loopback in a temporary dir.
+
+use crate::osb_client::{OsbClient, Target};
+use crate::stack::{Stack, StackOptions};
+use anyhow::{bail, Context};
+use clap::Args;
+use common::osb::{BindRequest, ProvisionRequest};
+use serde_json::Value;
+use std::path::Path;
+use std::process::Stdio;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// `osbctl bench` options.
+#[derive(Debug, Clone, Args)]
+pub struct BenchArgs {
+    /// Seconds of load per catalog measurement.
+    #[arg(long, default_value_t = 5)]
+    pub seconds: u64,
+    /// Concurrent connections of the catalog load.
+    #[arg(long, default_value_t = 16)]
+    pub concurrency: usize,
+    /// Provision runs (and raw runs) to take the median of.
+    #[arg(long, default_value_t = 3)]
+    pub runs: usize,
+}
+
+/// Runs every benchmark and prints the figures.
+pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let stack = Stack::start(StackOptions {
+        poll_interval_ms: 50,
+        ..StackOptions::new(dir.path().join("stack"))
+    })
+    .await?;
+    let result = run_on(&stack, &args, dir.path()).await;
+    stack.stop().await;
+    result
+}
+
+async fn run_on(stack: &Stack, args: &BenchArgs, dir: &Path) -> anyhow::Result<()> {
+    let osb = stack.osb_client()?;
+    let catalog = osb.call(reqwest::Method::GET, "/v2/catalog", None).await?;
+    let bytes = serde_json::to_vec(&catalog.body)?;
+    println!(
+        "catalog: {} bytes, {} s per run, {} connections",
+        bytes.len(),
+        args.seconds,
+        args.concurrency
+    );
+
+    let broker_rps = catalog_load(
+        &format!("{}/v2/catalog", stack.broker_url),
+        Some((&stack.username, &stack.password)),
+        args,
+    )
+    .await?;
+    let bare = bare_server(bytes)?;
+    let bare_rps = catalog_load(&format!("{}/v2/catalog", bare.0), None, args).await?;
+    bare.1.stop(true).await;
+    println!(
+        "GET /v2/catalog: broker {broker_rps:.0} req/s, bare actix-web {bare_rps:.0} req/s, ratio {:.2} (target >= 0.60)",
+        broker_rps / bare_rps
+    );
+
+    let mut ours = Vec::new();
+    let mut raw = Vec::new();
+    for i in 0..args.runs {
+        ours.push(provision_to_query(&osb, &format!("bench-{i}")).await?);
+        raw.push(raw_postgres(&dir.join(format!("raw-{i}"))).await?);
+    }
+    let (o, r) = (median(&mut ours), median(&mut raw));
+    println!(
+        "provision → first query: broker {:.2} s, raw initdb+start+create role+query {:.2} s, ratio {:.2} (target <= 1.30); runs: broker {:?}, raw {:?}",
+        o,
+        r,
+        o / r,
+        ours.iter().map(|s| format!("{s:.2}")).collect::<Vec<_>>(),
+        raw.iter().map(|s| format!("{s:.2}")).collect::<Vec<_>>(),
+    );
+    Ok(())
+}
+
+fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    v[v.len() / 2]
+}
+
+/// Requests per second of `GET url` with `concurrency` keep-alive connections for `seconds`.
+async fn catalog_load(
+    url: &str,
+    auth: Option<(&str, &str)>,
+    args: &BenchArgs,
+) -> anyhow::Result<f64> {
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(args.concurrency)
+        .build()?;
+    let count = Arc::new(AtomicU64::new(0));
+    let deadline = Instant::now() + Duration::from_secs(args.seconds);
+    let mut tasks = Vec::new();
+    for _ in 0..args.concurrency {
+        let mut req = client.get(url).header("X-Broker-API-Version", "2.17");
+        if let Some((u, p)) = auth {
+            req = req.basic_auth(u, Some(p));
+        }
+        let req = req.build()?;
+        let (client, count) = (client.clone(), count.clone());
+        tasks.push(tokio::spawn(async move {
+            while Instant::now() < deadline {
+                let r = client.execute(req.try_clone().expect("no body")).await?;
+                if !r.status().is_success() {
+                    bail!("catalog answered {}", r.status());
+                }
+                r.bytes().await?;
+                count.fetch_add(1, Ordering::Relaxed);
+            }
+            Ok(())
+        }));
+    }
+    let start = Instant::now();
+    for t in tasks {
+        t.await??;
+    }
+    Ok(count.load(Ordering::Relaxed) as f64 / start.elapsed().as_secs_f64())
+}
+
+/// A bare actix-web server answering `GET /v2/catalog` with fixed bytes.
+fn bare_server(bytes: Vec<u8>) -> anyhow::Result<(String, actix_web::dev::ServerHandle)> {
+    use actix_web::{web, App, HttpResponse, HttpServer};
+    let body = web::Bytes::from(bytes);
+    let server = HttpServer::new(move || {
+        let body = body.clone();
+        App::new().route(
+            "/v2/catalog",
+            web::get().to(move || {
+                let body = body.clone();
+                async move {
+                    HttpResponse::Ok()
+                        .content_type("application/json")
+                        .body(body)
+                }
+            }),
+        )
+    })
+    .bind("127.0.0.1:0")?;
+    let port = server.addrs()[0].port();
+    let server = server.run();
+    let handle = server.handle();
+    tokio::spawn(server);
+    Ok((format!("http://127.0.0.1:{port}"), handle))
+}
+
+/// Seconds from PUT instance to the first successful query through a fresh binding; then the
+/// instance is removed again (not timed).
+async fn provision_to_query(osb: &OsbClient, instance_id: &str) -> anyhow::Result<f64> {
+    let catalog = osb.catalog().await?;
+    let (service_id, plan_id) = crate::cli::resolve(&catalog, "postgresql", "small")?;
+    let start = Instant::now();
+    let a = osb
+        .provision(
+            instance_id,
+            &ProvisionRequest {
+                service_id: Some(service_id.clone()),
+                plan_id: Some(plan_id.clone()),
+                organization_guid: Some("bench".into()),
+                space_guid: Some("bench".into()),
+                ..Default::default()
+            },
+        )
+        .await?;
+    osb.wait(
+        Target::Instance(instance_id),
+        a.operation(),
+        Duration::from_millis(20),
+        Duration::from_secs(300),
+        |_| {},
+    )
+    .await?;
+    let b = osb
+        .bind(
+            instance_id,
+            "bench-binding",
+            &BindRequest {
+                service_id: Some(service_id.clone()),
+                plan_id: Some(plan_id.clone()),
+                ..Default::default()
+            },
+        )
+        .await?;
+    let uri = b
+        .body
+        .pointer("/credentials/uri")
+        .and_then(Value::as_str)
+        .context("binding has no uri")?
+        .to_string();
+    let (client, conn) = tokio_postgres::connect(&uri, tokio_postgres::NoTls).await?;
+    let conn = tokio::spawn(conn);
+    client.simple_query("SELECT 1").await?;
+    let elapsed = start.elapsed().as_secs_f64();
+    drop(client);
+    let _ = conn.await;
+    osb.unbind(instance_id, "bench-binding", &service_id, &plan_id)
+        .await?;
+    let d = osb.deprovision(instance_id, &service_id, &plan_id).await?;
+    osb.wait(
+        Target::Instance(instance_id),
+        d.operation(),
+        Duration::from_millis(50),
+        Duration::from_secs(300),
+        |_| {},
+    )
+    .await?;
+    Ok(elapsed)
+}
+
+/// Seconds for a raw initdb + start + CREATE ROLE + first query as the login role, with the
+/// same binaries and OS user the deployer uses.
+async fn raw_postgres(dir: &Path) -> anyhow::Result<f64> {
+    use std::os::unix::process::CommandExt;
+    let bin = Path::new(deployer::config::DEFAULT_POSTGRES_BIN_DIR);
+    let user = match deployer::default_run_as_user() {
+        Some(name) => deployer::sys::lookup_user(&name)?,
+        None => None,
+    };
+    let owned = |p: &Path| match &user {
+        Some(u) => std::os::unix::fs::chown(p, Some(u.uid), Some(u.gid)),
+        None => Ok(()),
+    };
+    std::fs::create_dir_all(dir)?;
+    owned(dir)?;
+    let pgdata = dir.join("pgdata");
+    let pwfile = dir.join("pw");
+    std::fs::write(&pwfile, "rawadmin")?;
+    owned(&pwfile)?;
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0")?;
+        l.local_addr()?.port()
+    };
+    let as_user = |prog: &str| {
+        let mut c = std::process::Command::new(bin.join(prog));
+        if let Some(u) = &user {
+            c.uid(u.uid).gid(u.gid);
+        }
+        c.stdout(Stdio::null()).stderr(Stdio::null());
+        c
+    };
+    let start = Instant::now();
+    let status = as_user("initdb")
+        .args(["-D"])
+        .arg(&pgdata)
+        .args(["-U", "rawadmin", "-A", "scram-sha-256", "-E", "UTF8"])
+        .arg(format!("--pwfile={}", pwfile.display()))
+        .status()?;
+    if !status.success() {
+        bail!("raw initdb failed");
+    }
+    let mut server = as_user("postgres")
+        .arg("-D")
+        .arg(&pgdata)
+        .args([
+            "-p",
+            &port.to_string(),
+            "-c",
+            "listen_addresses=127.0.0.1",
+            "-c",
+            "unix_socket_directories=",
+        ])
+        .spawn()?;
+    let admin_uri = format!("postgresql://rawadmin:rawadmin@127.0.0.1:{port}/postgres");
+    let admin = loop {
+        match tokio_postgres::connect(&admin_uri, tokio_postgres::NoTls).await {
+            Ok((c, conn)) => {
+                tokio::spawn(conn);
+                break c;
+            }
+            Err(_) if start.elapsed() < Duration::from_secs(60) => {
+                tokio::time::sleep(Duration::from_millis(20)).await
+            }
+            Err(e) => {
+                let _ = server.kill();
+                return Err(e.into());
+            }
+        }
+    };
+    admin
+        .simple_query("CREATE ROLE app LOGIN PASSWORD 'apppw'; CREATE DATABASE app OWNER app")
+        .await?;
+    let (c, conn) = tokio_postgres::connect(
+        &format!("postgresql://app:apppw@127.0.0.1:{port}/app"),
+        tokio_postgres::NoTls,
+    )
+    .await?;
+    tokio::spawn(conn);
+    c.simple_query("SELECT 1").await?;
+    let elapsed = start.elapsed().as_secs_f64();
+    drop((c, admin));
+    deployer::sys::send_signal(server.id(), deployer::sys::SIGINT)?;
+    let _ = server.wait();
+    std::fs::remove_dir_all(dir)?;
+    Ok(elapsed)
+}

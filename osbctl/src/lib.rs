@@ -1,0 +1,7 @@
+//! `osbctl`: runs the whole stack on one machine (`up`), makes the mTLS material (`certs`),
+//! drives any OSB broker (`catalog`, `provision`, `bind`, …) and benchmarks the stack (`bench`).
+
+pub mod bench;
+pub mod cli;
+pub mod osb_client;
+pub mod stack;

@@ -1,0 +1,318 @@
+//! The whole stack in one process on loopback: deployer (process backend), both SPIs and the
+//! broker, wired with real mTLS from certificates generated on first run, SQLite state and
+//! instance data under one data directory. Used by `osbctl up`, the end-to-end tests and the
+//! benchmark.
+
+use crate::cli::UpArgs;
+use anyhow::Context;
+use base64::Engine as _;
+use common::secret::SecretString;
+use common::tls::TlsFiles;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use tokio::task::JoinHandle;
+
+/// How to start a stack.
+#[derive(Debug, Clone)]
+pub struct StackOptions {
+    /// Broker listen address (`127.0.0.1:0` in tests).
+    pub listen: String,
+    /// Root of everything the stack keeps.
+    pub data_dir: PathBuf,
+    /// Broker Basic-auth user.
+    pub username: String,
+    /// Broker Basic-auth password; generated and kept in the data dir when `None`.
+    pub password: Option<String>,
+    /// Journal poll interval of the broker (ms).
+    pub poll_interval_ms: u64,
+    /// Lease of the broker's journal workers (ms).
+    pub lease_ms: u64,
+}
+
+impl StackOptions {
+    /// Defaults for a data dir: loopback port 0, user `admin`, generated password.
+    pub fn new(data_dir: impl Into<PathBuf>) -> Self {
+        Self {
+            listen: "127.0.0.1:0".into(),
+            data_dir: data_dir.into(),
+            username: "admin".into(),
+            password: None,
+            poll_interval_ms: broker::config::DEFAULT_POLL_INTERVAL_MS,
+            lease_ms: broker::config::DEFAULT_LEASE_MS,
+        }
+    }
+}
+
+/// Where each piece of a stack keeps its files, derived from the data dir.
+#[derive(Debug, Clone)]
+pub struct Layout {
+    /// Root (absolute).
+    pub root: PathBuf,
+}
+
+impl Layout {
+    /// The certificate directory.
+    pub fn certs(&self) -> PathBuf {
+        self.root.join("certs")
+    }
+    /// The secrets directory (encryption key, broker password).
+    pub fn secrets(&self) -> PathBuf {
+        self.root.join("secrets")
+    }
+    /// The deployer's data dir (`deployments/<name>/` holds each server's data).
+    pub fn deployer(&self) -> PathBuf {
+        self.root.join("deployer")
+    }
+    /// The broker's SQLite file.
+    pub fn broker_db(&self) -> PathBuf {
+        self.root.join("broker.sqlite")
+    }
+    /// TLS files of one service.
+    pub fn tls(&self, service: &str) -> TlsFiles {
+        TlsFiles::in_dir(&self.certs(), service)
+    }
+}
+
+/// A running service of the stack.
+struct Running {
+    name: &'static str,
+    handle: actix_web::dev::ServerHandle,
+    task: JoinHandle<anyhow::Result<()>>,
+}
+
+/// A running stack.
+pub struct Stack {
+    /// Broker base URL (`http://127.0.0.1:<port>`).
+    pub broker_url: String,
+    /// Broker Basic-auth user.
+    pub username: String,
+    /// Broker Basic-auth password.
+    pub password: String,
+    /// File layout.
+    pub layout: Layout,
+    /// Deployer base URL (mTLS).
+    pub deployer_url: String,
+    /// The broker's settings (tests start a second broker from them).
+    pub broker_settings: broker::config::Settings,
+    services: Vec<Running>,
+}
+
+/// Makes the certificates, the encryption key and the password on first run; reuses them after.
+fn prepare(opts: &StackOptions) -> anyhow::Result<(Layout, String, String)> {
+    fs::create_dir_all(&opts.data_dir)
+        .with_context(|| format!("cannot create data dir {}", opts.data_dir.display()))?;
+    let root = fs::canonicalize(&opts.data_dir)?;
+    let layout = Layout { root };
+    if !layout.certs().join("ca.pem").exists() {
+        common::certs::write_bundle(
+            &layout.certs(),
+            common::certs::SERVICE_NAMES,
+            &common::certs::loopback_hosts(),
+        )?;
+    }
+    fs::create_dir_all(layout.secrets())?;
+    let key = read_or_create(&layout.secrets().join("encryption-key"), || {
+        let bytes: [u8; 32] = rand::random();
+        base64::engine::general_purpose::STANDARD.encode(bytes)
+    })?;
+    let password = match &opts.password {
+        Some(p) => p.clone(),
+        None => read_or_create(&layout.secrets().join("broker-password"), || {
+            common::secret::random_password(24).expose().to_string()
+        })?,
+    };
+    Ok((layout, key, password))
+}
+
+fn read_or_create(path: &Path, make: impl FnOnce() -> String) -> anyhow::Result<String> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    if let Ok(s) = fs::read_to_string(path) {
+        return Ok(s.trim().to_string());
+    }
+    let value = make();
+    let mut f = fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    f.write_all(value.as_bytes())?;
+    Ok(value)
+}
+
+impl Stack {
+    /// Starts deployer, SPIs and broker; returns once all listen.
+    pub async fn start(opts: StackOptions) -> anyhow::Result<Self> {
+        let (layout, key, password) = prepare(&opts)?;
+        let mut services = Vec::new();
+
+        let deployer_settings =
+            deployer::config::Settings::new(layout.deployer(), layout.tls("deployer"));
+        let app = deployer::startup::Application::build(deployer_settings)
+            .await
+            .context("starting the deployer")?;
+        let deployer_url = format!("https://127.0.0.1:{}", app.port());
+        services.push(Running {
+            name: "deployer",
+            handle: app.server_handle(),
+            task: tokio::spawn(app.run_until_stopped()),
+        });
+
+        let pg = spi_postgres::config::Settings {
+            tls: layout.tls("spi-postgres"),
+            ..Default::default()
+        };
+        let app = spi_postgres::startup::Application::build(pg)
+            .await
+            .context("starting spi-postgres")?;
+        let pg_url = format!("https://127.0.0.1:{}", app.port());
+        services.push(Running {
+            name: "spi-postgres",
+            handle: app.server_handle(),
+            task: tokio::spawn(app.run_until_stopped()),
+        });
+
+        let kv = spi_keyvalue::config::Settings {
+            tls: layout.tls("spi-keyvalue"),
+            ..Default::default()
+        };
+        let app = spi_keyvalue::startup::Application::build(kv)
+            .await
+            .context("starting spi-keyvalue")?;
+        let kv_url = format!("https://127.0.0.1:{}", app.port());
+        services.push(Running {
+            name: "spi-keyvalue",
+            handle: app.server_handle(),
+            task: tokio::spawn(app.run_until_stopped()),
+        });
+
+        let mut bs = broker::config::Settings {
+            listen: opts.listen.clone(),
+            tls: layout.tls("broker"),
+            ..Default::default()
+        };
+        bs.auth.username = opts.username.clone();
+        bs.auth.password = SecretString::new(password.clone());
+        bs.database.url = format!("sqlite://{}", layout.broker_db().display());
+        bs.encryption = broker::config::EncryptionSettings {
+            current: "local-1".into(),
+            keys: vec![broker::config::EncryptionKey {
+                id: "local-1".into(),
+                key: SecretString::new(key),
+            }],
+        };
+        bs.spis = vec![
+            broker::config::SpiSettings {
+                name: "spi-postgres".into(),
+                url: pg_url,
+            },
+            broker::config::SpiSettings {
+                name: "spi-keyvalue".into(),
+                url: kv_url,
+            },
+        ];
+        bs.deployer.url = deployer_url.clone();
+        bs.worker.poll_interval_ms = opts.poll_interval_ms;
+        bs.worker.lease_ms = opts.lease_ms;
+        let app = broker::startup::Application::build(bs.clone())
+            .await
+            .context("starting the broker")?;
+        let broker_url = format!("http://127.0.0.1:{}", app.port());
+        services.push(Running {
+            name: "broker",
+            handle: app.server_handle(),
+            task: tokio::spawn(app.run_until_stopped()),
+        });
+
+        Ok(Self {
+            broker_url,
+            username: opts.username,
+            password,
+            layout,
+            deployer_url,
+            broker_settings: bs,
+            services,
+        })
+    }
+
+    /// A typed client of the stack's deployer, with the broker's identity.
+    pub fn deployer_client(&self) -> anyhow::Result<common::deployer::DeployerClient> {
+        let inner = common::client::InternalClient::new(
+            &self.deployer_url,
+            &self.layout.tls("broker"),
+            Duration::from_secs(30),
+        )?;
+        Ok(common::deployer::DeployerClient::new(inner))
+    }
+
+    /// An OSB client of the stack's broker.
+    pub fn osb_client(&self) -> anyhow::Result<crate::osb_client::OsbClient> {
+        Ok(crate::osb_client::OsbClient::new(
+            &self.broker_url,
+            &self.username,
+            &self.password,
+        )?)
+    }
+
+    /// Stops the broker, the SPIs and the deployer, in that order. The data servers the
+    /// deployer started keep running (they are adopted again by the next start).
+    pub async fn stop(mut self) {
+        while let Some(s) = self.services.pop() {
+            s.handle.stop(true).await;
+            match tokio::time::timeout(Duration::from_secs(10), s.task).await {
+                Ok(Ok(Ok(()))) => {}
+                Ok(Ok(Err(e))) => {
+                    tracing::warn!(service = s.name, error = %e, "stopped with an error")
+                }
+                Ok(Err(e)) => tracing::warn!(service = s.name, error = %e, "task failed"),
+                Err(_) => tracing::warn!(service = s.name, "did not stop within 10 s"),
+            }
+        }
+    }
+}
+
+/// `osbctl up`: start the stack, print how to use it, run until Ctrl-C.
+pub async fn up(args: UpArgs) -> anyhow::Result<()> {
+    let opts = StackOptions {
+        listen: args.listen,
+        data_dir: args.data_dir,
+        username: args.username,
+        password: args.password,
+        ..StackOptions::new(".")
+    };
+    let stack = Stack::start(opts).await?;
+    let env_file = stack.layout.root.join("osbctl.env");
+    write_env_file(&env_file, &stack)?;
+    println!(
+        "\nThe service broker is up.\n\n  broker URL: {}\n  username:   {}\n  password:   {}\n  data dir:   {}\n\n\
+         Drive it with osbctl (credentials are in {}):\n  set -a; . {}; set +a\n  osbctl catalog\n  osbctl provision my-db --service postgresql --plan small\n  osbctl bind my-db my-binding\n\n\
+         Press Ctrl-C to stop. Database servers keep running and are adopted on the next start.",
+        stack.broker_url,
+        stack.username,
+        stack.password,
+        stack.layout.root.display(),
+        env_file.display(),
+        env_file.display(),
+    );
+    tokio::signal::ctrl_c().await?;
+    eprintln!("stopping…");
+    stack.stop().await;
+    Ok(())
+}
+
+fn write_env_file(path: &Path, stack: &Stack) -> anyhow::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)?;
+    writeln!(f, "OSB_BROKER_URL={}", stack.broker_url)?;
+    writeln!(f, "OSB_USERNAME={}", stack.username)?;
+    writeln!(f, "OSB_PASSWORD={}", stack.password)?;
+    Ok(())
+}

@@ -1,0 +1,59 @@
+//! Test helpers: a stack in a temporary directory that kills its database servers on drop.
+
+use osbctl::stack::{Stack, StackOptions};
+use std::path::{Path, PathBuf};
+
+/// A running stack plus its temporary directory.
+pub struct TestStack {
+    pub stack: Option<Stack>,
+    /// Kept so the directory lives as long as the stack.
+    pub _dir: tempfile::TempDir,
+}
+
+impl TestStack {
+    pub async fn start() -> Self {
+        common::tls::install_default_provider();
+        let dir = tempfile::Builder::new()
+            .prefix("osb-e2e-")
+            .tempdir_in("/tmp")
+            .unwrap();
+        let stack = Stack::start(StackOptions {
+            poll_interval_ms: 50,
+            ..StackOptions::new(dir.path().join("data"))
+        })
+        .await
+        .expect("stack starts");
+        Self {
+            stack: Some(stack),
+            _dir: dir,
+        }
+    }
+
+    pub fn stack(&self) -> &Stack {
+        self.stack.as_ref().unwrap()
+    }
+
+    pub fn deployments_dir(&self) -> PathBuf {
+        self.stack().layout.deployer().join("deployments")
+    }
+}
+
+/// The postmaster pid of a PostgreSQL data directory, if it is running.
+pub fn postmaster_pid(pgdata: &Path) -> Option<u32> {
+    std::fs::read_to_string(pgdata.join("postmaster.pid"))
+        .ok()?
+        .lines()
+        .next()?
+        .trim()
+        .parse()
+        .ok()
+}
+
+impl Drop for TestStack {
+    fn drop(&mut self) {
+        // A failed test must not leave database servers behind.
+        if let Some(stack) = &self.stack {
+            deployer::stop_all_servers(&stack.layout.deployer());
+        }
+    }
+}

@@ -1,0 +1,7 @@
+//! End-to-end tests: the whole stack as `osbctl up` starts it (real deployer with real
+//! PostgreSQL servers, real SPIs, real broker, real mTLS on loopback), driven over HTTP the way
+//! a platform drives it.
+
+mod helpers;
+mod mtls;
+mod walkthrough;

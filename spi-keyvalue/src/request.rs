@@ -1,0 +1,83 @@
+//! Per-request context: the request id (taken from `X-Broker-API-Request-Identity` or made up),
+//! echoed on the response and carried by the request's log span.
+
+use actix_web::body::MessageBody;
+use actix_web::dev::{Payload, ServiceRequest, ServiceResponse};
+use actix_web::http::header::{HeaderName, HeaderValue};
+use actix_web::middleware::Next;
+use actix_web::{FromRequest, HttpMessage, HttpRequest};
+use common::REQUEST_ID_HEADER;
+use std::future::{ready, Ready};
+use std::time::Instant;
+use tracing::Instrument;
+
+/// Longest request id accepted from a caller; longer ones are replaced by a fresh one.
+pub const MAX_REQUEST_ID_LEN: usize = 200;
+
+/// The id of the current request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequestId(pub String);
+
+impl RequestId {
+    /// The id stored on `req` by [`request_context`], or a fresh one.
+    pub fn of(req: &HttpRequest) -> Self {
+        req.extensions()
+            .get::<RequestId>()
+            .cloned()
+            .unwrap_or_else(|| RequestId(common::new_request_id()))
+    }
+}
+
+impl std::fmt::Display for RequestId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl FromRequest for RequestId {
+    type Error = actix_web::Error;
+    type Future = Ready<Result<Self, Self::Error>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        ready(Ok(Self::of(req)))
+    }
+}
+
+/// Middleware: assigns the request id, runs the request inside a span carrying it, echoes it on
+/// the response and logs one line per request (method, path, status, duration; never bodies).
+pub async fn request_context(
+    req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let id = req
+        .headers()
+        .get(REQUEST_ID_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+        .filter(|v| !v.is_empty() && v.len() <= MAX_REQUEST_ID_LEN)
+        .map(str::to_owned)
+        .unwrap_or_else(common::new_request_id);
+    req.extensions_mut().insert(RequestId(id.clone()));
+    let span = tracing::info_span!(
+        "request",
+        request.id = %id,
+        http.method = %req.method(),
+        http.path = %req.path()
+    );
+    let started = Instant::now();
+    let mut res = next.call(req).instrument(span.clone()).await?;
+    if let Ok(value) = HeaderValue::from_str(&id) {
+        res.headers_mut().insert(
+            HeaderName::from_static("x-broker-api-request-identity"),
+            value,
+        );
+    }
+    span.in_scope(|| {
+        tracing::info!(
+            http.status = res.status().as_u16(),
+            duration_ms = started.elapsed().as_millis() as u64,
+            "request finished"
+        );
+    });
+    Ok(res)
+}

@@ -1,0 +1,67 @@
+//! Builds the server: binds the listener, loads the mTLS config, compiles the offering and
+//! wires the routes. Tests and `osbctl up` start it in-process and stop it through its handle.
+
+use crate::config::Settings;
+use crate::offering::Offering;
+use crate::request::request_context;
+use crate::routes;
+use actix_web::dev::{Server, ServerHandle};
+use actix_web::middleware::from_fn;
+use actix_web::{web, App, HttpServer};
+use anyhow::Context;
+use std::net::TcpListener;
+
+/// Worker threads per server; the SPI does little work per request.
+pub const WORKERS: usize = 2;
+
+/// A bound, not yet running SPI server.
+pub struct Application {
+    port: u16,
+    server: Server,
+}
+
+impl Application {
+    /// Binds `settings.listen` (which may use port 0) and prepares the server.
+    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        let tls = settings
+            .tls
+            .server_config()
+            .context("loading the TLS certificate, key and CA")?;
+        let offering = web::Data::new(
+            Offering::new(&settings.dashboard_base_url).context("compiling the catalog")?,
+        );
+        let listener = TcpListener::bind(&settings.listen)
+            .with_context(|| format!("binding {}", settings.listen))?;
+        let port = listener.local_addr()?.port();
+        let server = HttpServer::new(move || {
+            App::new()
+                .wrap(from_fn(request_context))
+                .app_data(offering.clone())
+                .app_data(routes::json_config())
+                .configure(routes::configure)
+                .default_service(web::to(routes::not_found))
+        })
+        .workers(WORKERS)
+        .disable_signals()
+        .listen_rustls_0_23(listener, tls)
+        .context("starting the TLS listener")?
+        .run();
+        tracing::info!(port, "spi-keyvalue listening (mTLS)");
+        Ok(Self { port, server })
+    }
+
+    /// The port the server listens on.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// A handle that stops the server.
+    pub fn server_handle(&self) -> ServerHandle {
+        self.server.handle()
+    }
+
+    /// Serves until stopped through [`Application::server_handle`].
+    pub async fn run_until_stopped(self) -> anyhow::Result<()> {
+        self.server.await.context("server failed")
+    }
+}

@@ -1,0 +1,78 @@
+//! `GET /spi/v1/catalog`.
+
+use crate::helpers::{ctx, spawn_app};
+use spi_postgres::offering::{PLAN_MEDIUM_ID, PLAN_SMALL_ID, SERVICE_ID};
+
+#[tokio::test]
+async fn the_catalog_offers_postgresql_with_small_and_medium_plans() {
+    let app = spawn_app().await;
+    let catalog = app.spi.catalog(&ctx()).await.unwrap();
+    assert_eq!(catalog.contract_version, common::spi::CONTRACT_VERSION);
+    assert_eq!(catalog.spi.name, "spi-postgres");
+    assert_eq!(catalog.services.len(), 1);
+    let service = &catalog.services[0];
+    assert_eq!(service.id, SERVICE_ID);
+    assert_eq!(service.name, "postgresql");
+    assert!(service.bindable);
+    assert_eq!(service.plan_updateable, Some(true));
+    let plans: Vec<_> = service
+        .plans
+        .iter()
+        .map(|p| (p.id.as_str(), p.name.as_str()))
+        .collect();
+    assert_eq!(
+        plans,
+        [(PLAN_SMALL_ID, "small"), (PLAN_MEDIUM_ID, "medium")]
+    );
+    for plan in &service.plans {
+        assert_eq!(plan.maintenance_info.as_ref().unwrap().version, "15.0.0");
+        let create = plan
+            .schemas
+            .as_ref()
+            .unwrap()
+            .service_instance
+            .as_ref()
+            .unwrap();
+        let schema = create.create.as_ref().unwrap().parameters.as_ref().unwrap();
+        assert_eq!(schema["$schema"], "http://json-schema.org/draft-04/schema#");
+        assert_eq!(schema["properties"]["max_connections"]["type"], "integer");
+    }
+}
+
+#[tokio::test]
+async fn the_request_id_sent_is_echoed_and_one_is_made_up_when_missing() {
+    let app = spawn_app().await;
+    let resp = app
+        .http
+        .get(format!("{}/spi/v1/catalog", app.address))
+        .header(common::REQUEST_ID_HEADER, "trace-me-42")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.headers()[common::REQUEST_ID_HEADER], "trace-me-42");
+    let resp = app
+        .http
+        .get(format!("{}/spi/v1/catalog", app.address))
+        .send()
+        .await
+        .unwrap();
+    let made_up = resp.headers()[common::REQUEST_ID_HEADER].to_str().unwrap();
+    assert_eq!(made_up.len(), 36, "{made_up}");
+}
+
+#[tokio::test]
+async fn an_unknown_path_is_a_404_envelope() {
+    let app = spawn_app().await;
+    let resp = app
+        .http
+        .get(format!("{}/spi/v2/catalog", app.address))
+        .header(common::REQUEST_ID_HEADER, "r-404")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 404);
+    let body: serde_json::Value = resp.json().await.unwrap();
+    assert_eq!(body["error"], "NotFound");
+    assert_eq!(body["request_id"], "r-404");
+}
