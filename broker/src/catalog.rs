@@ -92,7 +92,11 @@ impl CatalogSnapshot {
     }
 
     /// The offering and plan of a request, or why the pair is refused.
-    pub fn plan(&self, service_id: &str, plan_id: &str) -> Result<(&RoutedService, &Plan), LookupError> {
+    pub fn plan(
+        &self,
+        service_id: &str,
+        plan_id: &str,
+    ) -> Result<(&RoutedService, &Plan), LookupError> {
         let Some(routed) = self.services.get(service_id) else {
             return Err(LookupError::UnknownService(service_id.to_string()));
         };
@@ -154,6 +158,11 @@ impl CatalogCache {
         &self.spis
     }
 
+    /// Whether some SPI has never delivered a usable fragment.
+    pub fn incomplete(&self) -> bool {
+        lock(&self.fragments).iter().any(Option::is_none)
+    }
+
     /// The current snapshot.
     pub fn snapshot(&self) -> Arc<CatalogSnapshot> {
         // A poisoned lock still holds a complete snapshot (it is replaced whole).
@@ -171,10 +180,7 @@ impl CatalogCache {
             futures_util::future::join_all(self.spis.iter().map(|spi| spi.client.catalog(&ctx)))
                 .await;
         let mut changed = false;
-        let mut fragments = match self.fragments.lock() {
-            Ok(g) => g,
-            Err(poisoned) => poisoned.into_inner(),
-        };
+        let mut fragments = lock(&self.fragments);
         for (i, result) in results.into_iter().enumerate() {
             let name = &self.spis[i].name;
             match result {
@@ -216,6 +222,11 @@ impl CatalogCache {
             }
         }
     }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // The fragments are replaced whole; a panicking holder cannot leave them half-written.
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 #[cfg(test)]
@@ -283,7 +294,10 @@ mod tests {
         let snap = CatalogSnapshot::build(&[
             Some(fragment(vec![service("pg", &["small"])])),
             None,
-            Some(fragment(vec![service("pg", &["dup"]), service("kv", &["t"])])),
+            Some(fragment(vec![
+                service("pg", &["dup"]),
+                service("kv", &["t"]),
+            ])),
         ]);
         let catalog: Catalog = serde_json::from_slice(&snap.json).unwrap();
         let ids: Vec<_> = catalog.services.iter().map(|s| s.id.as_str()).collect();

@@ -48,10 +48,12 @@ pub struct Settings {
     /// The state database.
     pub database: DatabaseSettings,
     /// Keys encrypting secrets at rest.
+    #[serde(default)]
     pub encryption: EncryptionSettings,
     /// The broker's client identity for internal mTLS calls.
     pub tls: TlsFiles,
     /// The SPIs whose offerings form the catalog.
+    #[serde(default)]
     pub spis: Vec<SpiSettings>,
     /// The deployer.
     pub deployer: DeployerSettings,
@@ -83,8 +85,10 @@ pub struct DatabaseSettings {
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct EncryptionSettings {
     /// Id of the key used for new writes.
+    #[serde(default)]
     pub current: String,
     /// All keys, old ones kept for reading.
+    #[serde(default)]
     pub keys: Vec<EncryptionKey>,
 }
 
@@ -213,5 +217,23 @@ impl Settings {
     /// Loads defaults → the optional TOML file → `BROKER_…` environment variables.
     pub fn load(file: Option<&Path>) -> Result<Self, common::settings::SettingsError> {
         common::settings::load(&Self::default(), file, ENV_PREFIX)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_example_configuration_loads() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/config/broker.toml");
+        let settings = Settings::load(Some(&path)).unwrap();
+        assert_eq!(settings.spis.len(), 2);
+        assert_eq!(settings.encryption.current, "k1");
+        assert_eq!(settings.worker, WorkerSettings::default());
+        assert!(
+            settings.encryption.keys.is_empty(),
+            "no key in the example file"
+        );
     }
 }

@@ -60,6 +60,11 @@ pub fn generate_key() -> String {
 impl Cipher {
     /// Builds the keyring; the current key must be among the keys and every key 32 bytes.
     pub fn new(settings: &EncryptionSettings) -> Result<Self, CryptoError> {
+        if settings.keys.is_empty() {
+            return Err(CryptoError::Config(
+                "no key configured: set encryption.keys (id and base64 of 32 random bytes) and name one in encryption.current".into(),
+            ));
+        }
         let mut keys = HashMap::new();
         for key in &settings.keys {
             if key.id.is_empty() || key.id.contains(':') {

@@ -262,7 +262,10 @@ mod tests {
             ClientError::Status {
                 url: "u".into(),
                 status: 400,
-                envelope: ErrorEnvelope::new("BadRequest", "parameter max_connections must be an integer"),
+                envelope: ErrorEnvelope::new(
+                    "BadRequest",
+                    "parameter max_connections must be an integer",
+                ),
             },
         );
         assert_eq!(e.status_code(), StatusCode::BAD_REQUEST);
@@ -274,11 +277,11 @@ mod tests {
 
     #[test]
     fn an_internal_error_shows_only_the_request_id() {
-        let body = futures_util::FutureExt::now_or_never(REQUEST_ID.scope(
-            "req-42".to_string(),
-            async { BrokerError::internal(anyhow::anyhow!("secret detail")).body() },
-        ))
-        .unwrap();
+        let body =
+            futures_util::FutureExt::now_or_never(REQUEST_ID.scope("req-42".to_string(), async {
+                BrokerError::internal(anyhow::anyhow!("secret detail")).body()
+            }))
+            .unwrap();
         assert_eq!(
             body.description.as_deref(),
             Some("internal error; request id req-42")

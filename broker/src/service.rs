@@ -8,7 +8,7 @@ mod instances;
 pub use bindings::{BindOutcome, UnbindOutcome};
 pub use instances::{ProvisionOutcome, UpdateOutcome};
 
-use crate::catalog::CatalogCache;
+use crate::catalog::{CatalogCache, CatalogSnapshot};
 use crate::config::WorkerSettings;
 use crate::crypto::Cipher;
 use crate::domain::binding::{BindingState, BindingView};
@@ -109,7 +109,8 @@ fn running_operation(op: &OperationRow) -> Option<RunningOperation> {
 }
 
 fn decode_object(json: &str) -> Result<JsonObject, BrokerError> {
-    serde_json::from_str(json).map_err(|e| BrokerError::internal(anyhow::anyhow!("stored JSON: {e}")))
+    serde_json::from_str(json)
+        .map_err(|e| BrokerError::internal(anyhow::anyhow!("stored JSON: {e}")))
 }
 
 fn encode_object(value: &JsonObject) -> String {
@@ -128,9 +129,9 @@ fn required(value: Option<String>, name: &str) -> Result<String, BrokerError> {
 /// An optional string field that must not be empty when present.
 fn non_empty_if_present(value: &Option<String>, name: &str) -> Result<(), BrokerError> {
     match value {
-        Some(v) if v.is_empty() => Err(BrokerError::BadRequest(format!(
-            "{name} must not be empty"
-        ))),
+        Some(v) if v.is_empty() => {
+            Err(BrokerError::BadRequest(format!("{name} must not be empty")))
+        }
         _ => Ok(()),
     }
 }
@@ -207,6 +208,17 @@ impl Broker {
             updated_at_ms: now,
             finished_at_ms: None,
         }
+    }
+
+    /// The catalog snapshot in which `service_id` is known: when it is not and an SPI is
+    /// missing from the catalog (down at start), the catalog is fetched again first.
+    async fn catalog_for(&self, service_id: &str) -> Arc<CatalogSnapshot> {
+        let snapshot = self.catalog.snapshot();
+        if snapshot.service(service_id).is_some() || !self.catalog.incomplete() {
+            return snapshot;
+        }
+        self.catalog.refresh().await;
+        self.catalog.snapshot()
     }
 
     /// The `Retry-After` seconds sent while an operation is in progress.

@@ -161,15 +161,13 @@ fn busy_on_rollback(result: Result<Outcome, StoreError>) -> Result<Outcome, Stor
 fn is_unique_violation(e: &diesel::result::Error) -> bool {
     matches!(
         e,
-        diesel::result::Error::DatabaseError(
-            diesel::result::DatabaseErrorKind::UniqueViolation,
-            _
-        )
+        diesel::result::Error::DatabaseError(diesel::result::DatabaseErrorKind::UniqueViolation, _)
     )
 }
 
 #[cfg(test)]
 mod tests {
+    use super::models::{InstanceRow, OperationChanges, OperationRow};
     use super::*;
 
     #[test]
@@ -177,5 +175,170 @@ mod tests {
         assert_eq!(sqlite_path("sqlite:///tmp/a.db"), "/tmp/a.db");
         assert_eq!(sqlite_path("sqlite://a.db"), "a.db");
         assert_eq!(sqlite_path("/tmp/b.db"), "/tmp/b.db");
+    }
+
+    async fn store() -> (tempfile::TempDir, Store) {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("t.sqlite").display());
+        let store = Store::connect(&url).await.unwrap();
+        (dir, store)
+    }
+
+    fn instance(id: &str) -> InstanceRow {
+        InstanceRow {
+            id: id.into(),
+            service_id: "svc".into(),
+            plan_id: "small".into(),
+            parameters: "{}".into(),
+            context: None,
+            organization_guid: None,
+            space_guid: None,
+            maintenance_version: None,
+            dashboard_url: None,
+            state: "provisioning".into(),
+            deployment_name: None,
+            deployment_spec_enc: None,
+            endpoints: None,
+            created_at_ms: 1,
+            updated_at_ms: 1,
+        }
+    }
+
+    fn operation(id: &str, instance_id: &str, kind: &str, owner: Option<&str>) -> OperationRow {
+        OperationRow {
+            id: id.into(),
+            instance_id: instance_id.into(),
+            binding_id: None,
+            kind: kind.into(),
+            state: "in progress".into(),
+            description: kind.into(),
+            step: "spec".into(),
+            payload: "{}".into(),
+            request_id: None,
+            originating_identity: None,
+            lease_owner: owner.map(str::to_string),
+            lease_expires_ms: owner.map(|_| now_ms() + 60_000),
+            attempts: 0,
+            created_at_ms: now_ms(),
+            updated_at_ms: now_ms(),
+            finished_at_ms: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_free_operation_is_claimed_by_exactly_one_owner_until_its_lease_expires() {
+        let (_dir, store) = store().await;
+        let outcome = store
+            .create_instance(instance("i1"), operation("op1", "i1", "provision", None))
+            .await
+            .unwrap();
+        assert_eq!(outcome, Outcome::Done);
+        let now = now_ms();
+        assert_eq!(store.claimable_operations(now, 10).await.unwrap(), ["op1"]);
+        let (a, b) = tokio::join!(
+            store.claim("op1", "a", now, now + 1_000),
+            store.claim("op1", "b", now, now + 1_000)
+        );
+        assert!(a.unwrap() ^ b.unwrap(), "exactly one claimant wins");
+        assert!(store
+            .claimable_operations(now, 10)
+            .await
+            .unwrap()
+            .is_empty());
+        // Once the lease expires, another broker takes over.
+        let later = now + 2_000;
+        assert_eq!(
+            store.claimable_operations(later, 10).await.unwrap(),
+            ["op1"]
+        );
+        assert!(store.claim("op1", "c", later, later + 1_000).await.unwrap());
+        assert_eq!(store.operation("op1").await.unwrap().unwrap().attempts, 2);
+    }
+
+    #[tokio::test]
+    async fn a_worker_that_lost_its_lease_writes_nothing() {
+        let (_dir, store) = store().await;
+        store
+            .create_instance(
+                instance("i1"),
+                operation("op1", "i1", "provision", Some("old")),
+            )
+            .await
+            .unwrap();
+        let now = now_ms();
+        assert!(store
+            .claim("op1", "new", now + 120_000, now + 130_000)
+            .await
+            .unwrap());
+        let changes = OperationChanges {
+            step: Some("deploy".into()),
+            ..Default::default()
+        };
+        let written = store
+            .advance("op1", "old", changes.clone(), vec![])
+            .await
+            .unwrap();
+        assert!(!written);
+        assert!(!store.renew_lease("op1", "old", now + 1).await.unwrap());
+        assert_eq!(store.operation("op1").await.unwrap().unwrap().step, "spec");
+        assert!(store.advance("op1", "new", changes, vec![]).await.unwrap());
+        assert_eq!(
+            store.operation("op1").await.unwrap().unwrap().step,
+            "deploy"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_second_operation_in_progress_on_one_instance_is_refused() {
+        let (_dir, store) = store().await;
+        store
+            .create_instance(
+                instance("i1"),
+                operation("op1", "i1", "provision", Some("a")),
+            )
+            .await
+            .unwrap();
+        // A second instance operation while the provision runs: the unique index refuses it.
+        let outcome = store
+            .begin_deprovision(operation("op2", "i1", "deprovision", Some("a")), None)
+            .await
+            .unwrap();
+        assert!(matches!(outcome, Outcome::Busy(_)), "{outcome:?}");
+        assert!(store.operation("op2").await.unwrap().is_none());
+        // Cancelling the provision lets the deprovision in, and keeps the provision's lease
+        // so the deprovision can wait for its worker.
+        let outcome = store
+            .begin_deprovision(
+                operation("op3", "i1", "deprovision", Some("a")),
+                Some("op1".into()),
+            )
+            .await
+            .unwrap();
+        assert_eq!(outcome, Outcome::Done);
+        let cancelled = store.operation("op1").await.unwrap().unwrap();
+        assert_eq!(cancelled.state, "failed");
+        assert_eq!(cancelled.description, "cancelled by deprovision");
+        assert!(store
+            .lease_held_elsewhere("i1", None, "op3", now_ms())
+            .await
+            .unwrap());
+        store.release_lease("op1", "a").await.unwrap();
+        assert!(!store
+            .lease_held_elsewhere("i1", None, "op3", now_ms())
+            .await
+            .unwrap());
+        // The latest operation is the deprovision, even within the same millisecond.
+        let latest = store
+            .latest_operation("i1", None, None)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(latest.id, "op3");
+        let hinted = store
+            .latest_operation("i1", None, Some("op1"))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(hinted.id, "op1");
     }
 }

@@ -295,7 +295,9 @@ impl Journal {
         let kind = OperationKind::parse(&op.kind)
             .ok_or_else(|| StepError::Internal(anyhow!("unknown operation kind {:?}", op.kind)))?;
         let Some((instance, _)) = self.store.instance(&op.instance_id).await? else {
-            return Err(StepError::Internal(anyhow!("the operation's instance is missing")));
+            return Err(StepError::Internal(anyhow!(
+                "the operation's instance is missing"
+            )));
         };
         let binding = match &op.binding_id {
             Some(id) => self.store.binding(id).await?.map(|(b, _)| b),
@@ -327,8 +329,26 @@ impl Journal {
 
     async fn execute(&self, op_id: &str) -> Result<(), StepError> {
         loop {
-            let Some(ctx) = self.load(op_id).await? else {
-                return Ok(());
+            let ctx = match self.load(op_id).await {
+                Ok(Some(ctx)) => ctx,
+                Ok(None) => return Ok(()),
+                Err(StepError::Internal(e)) => {
+                    // A row this build cannot run would otherwise be claimed again forever.
+                    tracing::error!(error = format!("{e:#}"), "operation cannot be run");
+                    let changes = OperationChanges {
+                        state: Some(OperationState::Failed.as_str().into()),
+                        description: Some(format!("internal error; operation {op_id}")),
+                        lease_owner: Some(None),
+                        lease_expires_ms: Some(None),
+                        finished_at_ms: Some(Some(now_ms())),
+                        ..Default::default()
+                    };
+                    self.store
+                        .advance(op_id, &self.owner, changes, vec![])
+                        .await?;
+                    return Ok(());
+                }
+                Err(e) => return Err(e),
             };
             let span = tracing::info_span!(
                 "step",
@@ -649,11 +669,14 @@ impl Journal {
             })?,
         };
         let task = self
-            .call(ctx, DEPLOYER, || self.deployer.put_deployment(&spec, &ctx.call))
+            .call(ctx, DEPLOYER, || {
+                self.deployer.put_deployment(&spec, &ctx.call)
+            })
             .await?;
         let mut payload = ctx.payload.clone();
         payload.task_id = Some(task.id.clone());
-        let description = progress_description(ctx.payload.spi_description.as_deref(), &task.progress);
+        let description =
+            progress_description(ctx.payload.spi_description.as_deref(), &task.progress);
         self.next_step(ctx, Step::Wait, description, &payload, vec![])
             .await
     }
@@ -671,7 +694,9 @@ impl Journal {
                 )));
             }
             let task = match self
-                .call(ctx, DEPLOYER, || self.deployer.get_task(&task_id, &ctx.call))
+                .call(ctx, DEPLOYER, || {
+                    self.deployer.get_task(&task_id, &ctx.call)
+                })
                 .await
             {
                 Ok(task) => task,
@@ -738,7 +763,9 @@ impl Journal {
                     StepError::Internal(anyhow!("the instance has no deployment name"))
                 })?;
                 let deployment = self
-                    .call(ctx, DEPLOYER, || self.deployer.get_deployment(&name, &ctx.call))
+                    .call(ctx, DEPLOYER, || {
+                        self.deployer.get_deployment(&name, &ctx.call)
+                    })
                     .await?;
                 let endpoints = serde_json::to_string(&deployment.endpoints)
                     .map_err(|e| StepError::Internal(e.into()))?;
@@ -782,7 +809,11 @@ impl Journal {
 
     /// Waits until no other worker holds a live lease on the instance (or binding): a
     /// cancelled provision or bind may still be finishing an external call.
-    async fn wait_for_cancelled(&self, ctx: &OpCtx, binding: Option<&str>) -> Result<(), StepError> {
+    async fn wait_for_cancelled(
+        &self,
+        ctx: &OpCtx,
+        binding: Option<&str>,
+    ) -> Result<(), StepError> {
         loop {
             let now = now_ms();
             if !self
@@ -813,7 +844,9 @@ impl Journal {
             return self.finish(ctx).await;
         };
         match self
-            .call(ctx, DEPLOYER, || self.deployer.delete_deployment(&name, &ctx.call))
+            .call(ctx, DEPLOYER, || {
+                self.deployer.delete_deployment(&name, &ctx.call)
+            })
             .await
         {
             Ok(task) => {
@@ -865,11 +898,13 @@ impl Journal {
             admin: spec.admin,
         };
         let response = self
-            .call(ctx, &spi.name, || spi.client.create_binding(&request, &ctx.call))
+            .call(ctx, &spi.name, || {
+                spi.client.create_binding(&request, &ctx.call)
+            })
             .await?;
         let credentials_enc = self.cipher.encrypt_json(&response.credentials)?;
-        let endpoints =
-            serde_json::to_string(&response.endpoints).map_err(|e| StepError::Internal(e.into()))?;
+        let endpoints = serde_json::to_string(&response.endpoints)
+            .map_err(|e| StepError::Internal(e.into()))?;
         let effects = vec![Effect::Binding {
             id: binding.id.clone(),
             changes: BindingChanges {
@@ -897,8 +932,10 @@ impl Journal {
                 endpoints,
                 admin: spec.admin,
             };
-            self.call(ctx, &spi.name, || spi.client.delete_binding(&request, &ctx.call))
-                .await?;
+            self.call(ctx, &spi.name, || {
+                spi.client.delete_binding(&request, &ctx.call)
+            })
+            .await?;
         }
         let effects = vec![Effect::Binding {
             id: binding.id.clone(),

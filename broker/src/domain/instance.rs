@@ -306,8 +306,7 @@ mod tests {
     }
 
     #[test]
-    fn an_identical_repeat_is_200_when_ready_and_202_with_the_same_operation_while_provisioning(
-    ) {
+    fn an_identical_repeat_is_200_when_ready_and_202_with_the_same_operation_while_provisioning() {
         let p = params(json!({"x": 1}));
         let req = Attributes {
             service_id: "svc",
@@ -459,7 +458,10 @@ mod tests {
         let p = JsonObject::new();
         assert_eq!(decide_deprovision(None), DeprovisionDecision::Gone);
         let deleted = view(InstanceState::Deleted, &p, None);
-        assert_eq!(decide_deprovision(Some(&deleted)), DeprovisionDecision::Gone);
+        assert_eq!(
+            decide_deprovision(Some(&deleted)),
+            DeprovisionDecision::Gone
+        );
         let going = view(
             InstanceState::Deprovisioning,
             &p,

@@ -268,11 +268,8 @@ mod tests {
 
     #[test]
     fn a_failed_update_is_usable_and_repeatable_but_a_failed_provision_says_neither() {
-        let update = last_operation_view(
-            OperationKind::Update,
-            OperationState::Failed,
-            Some("bad"),
-        );
+        let update =
+            last_operation_view(OperationKind::Update, OperationState::Failed, Some("bad"));
         assert_eq!(update.instance_usable, Some(true));
         assert_eq!(update.update_repeatable, Some(true));
         let provision = last_operation_view(

@@ -57,11 +57,7 @@ fn precheck(req: &ServiceRequest) -> Result<(), BrokerError> {
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok());
-    if !credentials_match(
-        authorization,
-        &config.username,
-        config.password.expose(),
-    ) {
+    if !credentials_match(authorization, &config.username, config.password.expose()) {
         return Err(BrokerError::Unauthorized);
     }
     let version = req

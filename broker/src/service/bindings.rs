@@ -113,7 +113,7 @@ impl Broker {
         let service_id = required(body.service_id, "service_id")?;
         let plan_id = required(body.plan_id, "plan_id")?;
         non_empty_if_present(&body.app_guid, "app_guid")?;
-        let snapshot = self.catalog.snapshot();
+        let snapshot = self.catalog_for(&service_id).await;
         let (routed, plan) = snapshot
             .plan(&service_id, &plan_id)
             .map_err(|e| BrokerError::BadRequest(e.to_string()))?;

@@ -69,7 +69,7 @@ impl Broker {
             non_empty_if_present(&body.organization_guid, "organization_guid")?;
             non_empty_if_present(&body.space_guid, "space_guid")?;
         }
-        let snapshot = self.catalog.snapshot();
+        let snapshot = self.catalog_for(&service_id).await;
         let (routed, plan) = snapshot
             .plan(&service_id, &plan_id)
             .map_err(|e| BrokerError::BadRequest(e.to_string()))?;
@@ -188,7 +188,7 @@ impl Broker {
             .plan_id
             .clone()
             .unwrap_or_else(|| existing.row.plan_id.clone());
-        let snapshot = self.catalog.snapshot();
+        let snapshot = self.catalog_for(&service_id).await;
         let (routed, plan) = snapshot
             .plan(&service_id, &target_plan)
             .map_err(|e| BrokerError::BadRequest(e.to_string()))?;
@@ -339,13 +339,12 @@ impl Broker {
                     plan_id: Some(existing.row.plan_id),
                     dashboard_url: existing.row.dashboard_url,
                     parameters: Some(existing.parameters),
-                    maintenance_info: existing
-                        .row
-                        .maintenance_version
-                        .map(|version| MaintenanceInfo {
+                    maintenance_info: existing.row.maintenance_version.map(|version| {
+                        MaintenanceInfo {
                             version,
                             description: None,
-                        }),
+                        }
+                    }),
                     metadata: None,
                 })
             }
@@ -378,7 +377,8 @@ pub(super) fn last_operation(
 ) -> Result<LastOperationResponse, BrokerError> {
     let kind = OperationKind::parse(kind)
         .ok_or_else(|| BrokerError::internal(anyhow::anyhow!("stored operation kind {kind:?}")))?;
-    let state = OperationState::parse(state)
-        .ok_or_else(|| BrokerError::internal(anyhow::anyhow!("stored operation state {state:?}")))?;
+    let state = OperationState::parse(state).ok_or_else(|| {
+        BrokerError::internal(anyhow::anyhow!("stored operation state {state:?}"))
+    })?;
     Ok(last_operation_view(kind, state, Some(description)))
 }

@@ -8,9 +8,15 @@ use reqwest::Method;
 fn endpoints() -> Vec<(Method, &'static str)> {
     vec![
         (Method::GET, "/v2/catalog"),
-        (Method::PUT, "/v2/service_instances/i1?accepts_incomplete=true"),
+        (
+            Method::PUT,
+            "/v2/service_instances/i1?accepts_incomplete=true",
+        ),
         (Method::GET, "/v2/service_instances/i1"),
-        (Method::PATCH, "/v2/service_instances/i1?accepts_incomplete=true"),
+        (
+            Method::PATCH,
+            "/v2/service_instances/i1?accepts_incomplete=true",
+        ),
         (
             Method::DELETE,
             "/v2/service_instances/i1?service_id=s&plan_id=p&accepts_incomplete=true",
@@ -97,7 +103,10 @@ async fn a_missing_or_unsupported_version_header_is_412_naming_2_17() {
         let answer = crate::helpers::Answer::from(req.send().await.unwrap()).await;
         assert_eq!(answer.status, 412, "{version:?}: {answer:?}");
         assert!(
-            answer.body["description"].as_str().unwrap().contains("2.17"),
+            answer.body["description"]
+                .as_str()
+                .unwrap()
+                .contains("2.17"),
             "{answer:?}"
         );
     }
@@ -145,7 +154,10 @@ async fn unknown_routes_are_404_and_wrong_methods_405_with_osb_bodies() {
     assert_eq!(answer.status, 404, "{answer:?}");
     assert!(answer.body["description"].is_string());
     let answer = crate::helpers::Answer::from(
-        app.request(Method::POST, "/v2/catalog").send().await.unwrap(),
+        app.request(Method::POST, "/v2/catalog")
+            .send()
+            .await
+            .unwrap(),
     )
     .await;
     assert_eq!(answer.status, 405, "{answer:?}");

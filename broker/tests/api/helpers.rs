@@ -4,11 +4,11 @@
 
 use actix_web::dev::ServerHandle;
 use broker::config::{
-    AuthSettings, DatabaseSettings, DeployerSettings, EncryptionKey, EncryptionSettings,
-    Settings, SpiSettings, WorkerSettings,
+    AuthSettings, DatabaseSettings, DeployerSettings, EncryptionKey, EncryptionSettings, Settings,
+    SpiSettings, WorkerSettings,
 };
 use common::client::{CallContext, InternalClient};
-use common::deployer::{Deployment, DeployerClient};
+use common::deployer::{DeployerClient, Deployment};
 use common::secret::SecretString;
 use common::tls::TlsFiles;
 use serde_json::{json, Value};
@@ -106,7 +106,7 @@ impl Drop for TestEnv {
 /// Fields drop in order: broker, SPI, deployer, then the servers and directories.
 pub struct TestApp {
     broker: Option<Running>,
-    spi: Running,
+    spi: Option<Running>,
     deployer: Running,
     pub env: TestEnv,
     pub address: String,
@@ -131,9 +131,14 @@ pub async fn spawn_app_with(tweak: impl FnOnce(&mut Settings)) -> TestApp {
             env.tls("deployer"),
         )
     };
-    let deployer_app = deployer::Application::build(deployer_settings).await.unwrap();
+    let deployer_app = deployer::Application::build(deployer_settings)
+        .await
+        .unwrap();
     let deployer_url = format!("https://localhost:{}", deployer_app.port());
-    let deployer = Running::spawn(deployer_app.server_handle(), deployer_app.run_until_stopped());
+    let deployer = Running::spawn(
+        deployer_app.server_handle(),
+        deployer_app.run_until_stopped(),
+    );
 
     let spi_settings = spi_postgres::config::Settings {
         listen: "127.0.0.1:0".into(),
@@ -151,7 +156,7 @@ pub async fn spawn_app_with(tweak: impl FnOnce(&mut Settings)) -> TestApp {
     );
     let mut app = TestApp {
         broker: None,
-        spi,
+        spi: Some(spi),
         deployer,
         env,
         address: String::new(),
@@ -218,11 +223,18 @@ impl TestApp {
         }
     }
 
-    /// Stops the SPI and deployer explicitly (drop does it too).
+    /// Stops the SPI (the broker keeps running).
+    pub async fn stop_spi(&mut self) {
+        if let Some(spi) = self.spi.take() {
+            spi.stop().await;
+        }
+    }
+
+    /// Stops the broker, the SPI and the deployer, waiting for each (drop does it too).
     pub async fn stop_all(mut self) {
         self.stop_broker().await;
-        let Self { spi, deployer, .. } = self;
-        spi.stop().await;
+        self.stop_spi().await;
+        let Self { deployer, .. } = self;
         deployer.stop().await;
     }
 

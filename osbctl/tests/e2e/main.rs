@@ -2,6 +2,8 @@
 //! PostgreSQL servers, real SPIs, real broker, real mTLS on loopback), driven over HTTP the way
 //! a platform drives it.
 
+mod cli;
+mod config_examples;
 mod helpers;
 mod mtls;
 mod walkthrough;

@@ -1,0 +1,115 @@
+//! The `osbctl` binary against a running stack, as an operator uses it.
+
+use crate::helpers::TestStack;
+use std::process::Output;
+
+fn osbctl(t: &TestStack, args: &[&str]) -> Output {
+    let s = t.stack();
+    std::process::Command::new(env!("CARGO_BIN_EXE_osbctl"))
+        .args(args)
+        .env("OSB_BROKER_URL", &s.broker_url)
+        .env("OSB_USERNAME", &s.username)
+        .env("OSB_PASSWORD", &s.password)
+        .output()
+        .expect("osbctl runs")
+}
+
+fn ok(out: &Output) -> String {
+    assert!(
+        out.status.success(),
+        "osbctl failed: {}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_operator_drives_the_broker_with_osbctl_from_provision_to_deprovision() {
+    let t = TestStack::start().await;
+    let t = tokio::task::spawn_blocking(move || {
+        let catalog = ok(&osbctl(&t, &["catalog"]));
+        assert!(
+            catalog.contains("postgresql") && catalog.contains("plan small"),
+            "{catalog}"
+        );
+
+        let out = osbctl(
+            &t,
+            &[
+                "provision",
+                "cli-db",
+                "--service",
+                "postgresql",
+                "--plan",
+                "small",
+            ],
+        );
+        assert!(ok(&out).contains("provisioned"));
+        let progress = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            progress.contains("creating PostgreSQL 15 cluster"),
+            "progress shown: {progress}"
+        );
+
+        let creds: serde_json::Value =
+            serde_json::from_str(&ok(&osbctl(&t, &["bind", "cli-db", "cli-app"]))).unwrap();
+        let uri = creds["credentials"]["uri"]
+            .as_str()
+            .expect("uri")
+            .to_string();
+
+        let lo = ok(&osbctl(&t, &["last-operation", "cli-db"]));
+        assert!(lo.contains("succeeded"), "{lo}");
+
+        // A refused request exits non-zero with the broker's description.
+        let bad = osbctl(
+            &t,
+            &[
+                "provision",
+                "cli-db-2",
+                "--service",
+                "postgresql",
+                "--plan",
+                "nope",
+            ],
+        );
+        assert!(!bad.status.success());
+        assert!(String::from_utf8_lossy(&bad.stderr).contains("no plan"));
+
+        ok(&osbctl(&t, &["unbind", "cli-db", "cli-app"]));
+        ok(&osbctl(&t, &["deprovision", "cli-db"]));
+        (t, uri)
+    })
+    .await
+    .unwrap();
+    let (t, uri) = t;
+    assert!(tokio_postgres::connect(&uri, tokio_postgres::NoTls)
+        .await
+        .is_err());
+    assert!(t
+        .stack()
+        .deployer_client()
+        .unwrap()
+        .list_deployments(&Default::default())
+        .await
+        .unwrap()
+        .is_empty());
+}
+
+#[test]
+fn osbctl_certs_writes_a_ca_and_a_certificate_per_service() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_osbctl"))
+        .args(["certs", "--out"])
+        .arg(dir.path())
+        .args(["--host", "broker.internal"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    for name in common::certs::SERVICE_NAMES {
+        let files = common::tls::TlsFiles::in_dir(dir.path(), name);
+        files.server_config().expect("loads as a server identity");
+        files.client_config().expect("loads as a client identity");
+    }
+}
