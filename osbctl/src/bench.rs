@@ -159,6 +159,7 @@ fn bare_server(bytes: Vec<u8>) -> anyhow::Result<(String, actix_web::dev::Server
 async fn provision_to_query(osb: &OsbClient, instance_id: &str) -> anyhow::Result<f64> {
     let catalog = osb.catalog().await?;
     let (service_id, plan_id) = crate::cli::resolve(&catalog, "postgresql", "small")?;
+    let binding_id = format!("{instance_id}-binding");
     let start = Instant::now();
     let a = osb
         .provision(
@@ -183,7 +184,7 @@ async fn provision_to_query(osb: &OsbClient, instance_id: &str) -> anyhow::Resul
     let b = osb
         .bind(
             instance_id,
-            "bench-binding",
+            &binding_id,
             &BindRequest {
                 service_id: Some(service_id.clone()),
                 plan_id: Some(plan_id.clone()),
@@ -203,7 +204,7 @@ async fn provision_to_query(osb: &OsbClient, instance_id: &str) -> anyhow::Resul
     let elapsed = start.elapsed().as_secs_f64();
     drop(client);
     let _ = conn.await;
-    osb.unbind(instance_id, "bench-binding", &service_id, &plan_id)
+    osb.unbind(instance_id, &binding_id, &service_id, &plan_id)
         .await?;
     let d = osb.deprovision(instance_id, &service_id, &plan_id).await?;
     osb.wait(
@@ -287,8 +288,9 @@ async fn raw_postgres(dir: &Path) -> anyhow::Result<f64> {
         }
     };
     admin
-        .simple_query("CREATE ROLE app LOGIN PASSWORD 'apppw'; CREATE DATABASE app OWNER app")
+        .simple_query("CREATE ROLE app LOGIN PASSWORD 'apppw'")
         .await?;
+    admin.simple_query("CREATE DATABASE app OWNER app").await?;
     let (c, conn) = tokio_postgres::connect(
         &format!("postgresql://app:apppw@127.0.0.1:{port}/app"),
         tokio_postgres::NoTls,
