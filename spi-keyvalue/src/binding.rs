@@ -5,13 +5,15 @@
 //! it.
 
 use crate::spec::prefixed_name;
+use crate::KeyValue;
 use common::deployer::{AdminCredentials, DeploymentEndpoint};
-use common::osb::{Endpoint, JsonObject};
 use common::secret::{random_password, SecretString};
 use redis::aio::MultiplexedConnection;
 use redis::{AsyncConnectionConfig, ConnectionAddr, ConnectionInfo, RedisConnectionInfo};
 use serde_json::json;
-use std::future::Future;
+use spi_kit::binding::{bounded, first_endpoint, url_host, Unavailable};
+use spi_kit::error::ErrorKind;
+use spi_kit::Bindings;
 use std::time::Duration;
 
 /// Prefix of binding user names.
@@ -26,15 +28,15 @@ pub const BINDING_PASSWORD_LEN: usize = 32;
 pub const BINDING_RULES: &[&str] = &["~*", "&*", "+@all", "-@admin", "-@dangerous"];
 /// How long to wait for a TCP connection, and for each answer.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
-/// Upper bound for a whole bind or unbind, so a hung server cannot hold a request forever.
-pub const OPERATION_TIMEOUT: Duration = Duration::from_secs(60);
+
+pub use spi_kit::binding::{BindingCredentials, OPERATION_TIMEOUT};
 
 /// Failure of a bind or unbind.
 #[derive(Debug, thiserror::Error)]
 pub enum BindingError {
     /// The server cannot be reached or is not accepting work now; the caller may retry.
-    #[error("instance unavailable: {0}")]
-    Unavailable(String),
+    #[error(transparent)]
+    Unavailable(#[from] Unavailable),
     /// The server answered with an error we did not expect.
     #[error("redis error: {0}")]
     Redis(#[source] redis::RedisError),
@@ -50,20 +52,20 @@ impl From<redis::RedisError> for BindingError {
             || e.is_connection_refusal()
             || matches!(e.kind(), K::BusyLoadingError | K::TryAgain | K::MasterDown);
         if retryable {
-            Self::Unavailable(e.to_string())
+            Self::Unavailable(Unavailable(e.to_string()))
         } else {
             Self::Redis(e)
         }
     }
 }
 
-/// What a new binding gets.
-#[derive(Debug, Clone, PartialEq)]
-pub struct BindingCredentials {
-    /// Credentials object for the application (contains the password).
-    pub credentials: JsonObject,
-    /// Network endpoints.
-    pub endpoints: Vec<Endpoint>,
+impl From<BindingError> for ErrorKind {
+    fn from(e: BindingError) -> Self {
+        match e {
+            BindingError::Unavailable(u) => u.into(),
+            BindingError::Redis(e) => Self::Internal(anyhow::Error::new(e)),
+        }
+    }
 }
 
 /// The ACL user of a binding: `b-<id>` when the id is lowercase `[a-z0-9-]` and short enough,
@@ -73,89 +75,77 @@ pub fn binding_user_name(binding_id: &str) -> String {
     prefixed_name(USER_PREFIX, binding_id, MAX_USER_LEN)
 }
 
-/// Creates (or, on a retry, re-keys) the ACL user of `binding_id` and returns its credentials.
-pub async fn create(
-    binding_id: &str,
-    endpoints: &[DeploymentEndpoint],
-    admin: &AdminCredentials,
-) -> Result<BindingCredentials, BindingError> {
-    let endpoint = first(endpoints)?;
-    let user = binding_user_name(binding_id);
-    let password = random_password(BINDING_PASSWORD_LEN);
-    bounded(async {
-        let mut con = connect(endpoint, admin).await?;
-        // `reset` first: a retry gets exactly these rights and only the new password.
-        let mut cmd = redis::cmd("ACL");
-        cmd.arg("SETUSER")
-            .arg(&user)
-            .arg("reset")
-            .arg("on")
-            .arg(format!(">{}", password.expose()))
-            .arg(BINDING_RULES);
-        cmd.query_async::<()>(&mut con).await?;
-        save_acl(&mut con).await;
-        Ok(())
-    })
-    .await?;
-    Ok(credentials(endpoint, &user, &password))
-}
+impl Bindings for KeyValue {
+    type BindingError = BindingError;
 
-/// Deletes the ACL user of `binding_id` and closes its connections; an unknown user is already
-/// gone.
-pub async fn delete(
-    binding_id: &str,
-    endpoints: &[DeploymentEndpoint],
-    admin: &AdminCredentials,
-) -> Result<(), BindingError> {
-    let endpoint = first(endpoints)?;
-    let user = binding_user_name(binding_id);
-    bounded(async {
-        let mut con = connect(endpoint, admin).await?;
-        let users: Vec<String> = redis::cmd("ACL").arg("USERS").query_async(&mut con).await?;
-        if !users.contains(&user) {
-            return Ok(());
-        }
-        // Refuse new logins first, then close the open connections, so none slips in between.
-        redis::cmd("ACL")
-            .arg("SETUSER")
-            .arg(&user)
-            .arg("off")
-            .query_async::<()>(&mut con)
-            .await?;
-        redis::cmd("CLIENT")
-            .arg("KILL")
-            .arg("USER")
-            .arg(&user)
-            .query_async::<i64>(&mut con)
-            .await?;
-        redis::cmd("ACL")
-            .arg("DELUSER")
-            .arg(&user)
-            .query_async::<i64>(&mut con)
-            .await?;
-        save_acl(&mut con).await;
-        Ok(())
-    })
-    .await
-}
+    const BINDING_KIND: &'static str = "user";
 
-fn first(endpoints: &[DeploymentEndpoint]) -> Result<&DeploymentEndpoint, BindingError> {
-    endpoints
-        .first()
-        .ok_or_else(|| BindingError::Unavailable("the instance has no endpoint".into()))
-}
-
-async fn bounded<T>(
-    work: impl Future<Output = Result<T, BindingError>>,
-) -> Result<T, BindingError> {
-    tokio::time::timeout(OPERATION_TIMEOUT, work)
-        .await
-        .unwrap_or_else(|_| {
-            Err(BindingError::Unavailable(format!(
-                "no answer within {} s",
-                OPERATION_TIMEOUT.as_secs()
-            )))
+    /// Creates (or, on a retry, re-keys) the ACL user of `binding_id` and returns its
+    /// credentials.
+    async fn create_binding(
+        binding_id: &str,
+        endpoints: &[DeploymentEndpoint],
+        admin: &AdminCredentials,
+    ) -> Result<BindingCredentials, BindingError> {
+        let endpoint = first_endpoint(endpoints)?;
+        let user = binding_user_name(binding_id);
+        let password = random_password(BINDING_PASSWORD_LEN);
+        bounded::<_, BindingError>(async {
+            let mut con = connect(endpoint, admin).await?;
+            // `reset` first: a retry gets exactly these rights and only the new password.
+            let mut cmd = redis::cmd("ACL");
+            cmd.arg("SETUSER")
+                .arg(&user)
+                .arg("reset")
+                .arg("on")
+                .arg(format!(">{}", password.expose()))
+                .arg(BINDING_RULES);
+            cmd.query_async::<()>(&mut con).await?;
+            save_acl(&mut con).await;
+            Ok(())
         })
+        .await?;
+        Ok(credentials(endpoint, &user, &password))
+    }
+
+    /// Deletes the ACL user of `binding_id` and closes its connections; an unknown user is already
+    /// gone.
+    async fn delete_binding(
+        binding_id: &str,
+        endpoints: &[DeploymentEndpoint],
+        admin: &AdminCredentials,
+    ) -> Result<(), BindingError> {
+        let endpoint = first_endpoint(endpoints)?;
+        let user = binding_user_name(binding_id);
+        bounded(async {
+            let mut con = connect(endpoint, admin).await?;
+            let users: Vec<String> = redis::cmd("ACL").arg("USERS").query_async(&mut con).await?;
+            if !users.contains(&user) {
+                return Ok(());
+            }
+            // Refuse new logins first, then close the open connections, so none slips in between.
+            redis::cmd("ACL")
+                .arg("SETUSER")
+                .arg(&user)
+                .arg("off")
+                .query_async::<()>(&mut con)
+                .await?;
+            redis::cmd("CLIENT")
+                .arg("KILL")
+                .arg("USER")
+                .arg(&user)
+                .query_async::<i64>(&mut con)
+                .await?;
+            redis::cmd("ACL")
+                .arg("DELUSER")
+                .arg(&user)
+                .query_async::<i64>(&mut con)
+                .await?;
+            save_acl(&mut con).await;
+            Ok(())
+        })
+        .await
+    }
 }
 
 async fn connect(
@@ -199,15 +189,6 @@ async fn save_acl(con: &mut MultiplexedConnection) {
     }
 }
 
-/// `host` as it appears in a URL (IPv6 addresses in brackets).
-fn url_host(host: &str) -> String {
-    if host.contains(':') && !host.starts_with('[') {
-        format!("[{host}]")
-    } else {
-        host.to_string()
-    }
-}
-
 fn credentials(
     endpoint: &DeploymentEndpoint,
     user: &str,
@@ -225,19 +206,14 @@ fn credentials(
         "username": user,
         "password": pw,
     });
-    BindingCredentials {
-        credentials: credentials.as_object().cloned().unwrap_or_default(),
-        endpoints: vec![Endpoint {
-            host: host.clone(),
-            ports: vec![port.to_string()],
-            protocol: Some("tcp".into()),
-        }],
-    }
+    BindingCredentials::tcp(endpoint, credentials)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    spi_kit::binding_tests!(KeyValue);
 
     #[test]
     fn a_uuid_binding_id_gives_a_readable_user() {
@@ -296,28 +272,5 @@ mod tests {
             &SecretString::new("pw"),
         );
         assert_eq!(c.credentials["uri"], "redis://b-x:pw@[::1]:6379");
-    }
-
-    #[tokio::test]
-    async fn a_closed_port_is_unavailable_not_an_internal_error() {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = listener.local_addr().unwrap().port();
-        drop(listener);
-        let admin = AdminCredentials {
-            username: "a".into(),
-            password: SecretString::new("p"),
-        };
-        let endpoints = [DeploymentEndpoint {
-            host: "127.0.0.1".into(),
-            port,
-        }];
-        assert!(matches!(
-            create("b", &endpoints, &admin).await,
-            Err(BindingError::Unavailable(_))
-        ));
-        assert!(matches!(
-            delete("b", &[], &admin).await,
-            Err(BindingError::Unavailable(_))
-        ));
     }
 }

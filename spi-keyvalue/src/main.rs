@@ -1,38 +1,10 @@
 //! `spi-keyvalue`: loads settings (file from the first argument or `SPI_KEYVALUE_CONFIG`), then
 //! serves the key-value SPI over mTLS until interrupted.
 
-use anyhow::Context;
-use spi_keyvalue::config::{Settings, CONFIG_ENV, ENV_PREFIX};
-use spi_keyvalue::startup::Application;
-use std::path::PathBuf;
+use spi_keyvalue::config::{CONFIG_ENV, ENV_PREFIX};
+use spi_keyvalue::KeyValue;
 
 #[actix_web::main]
 async fn main() -> anyhow::Result<()> {
-    common::tls::install_default_provider();
-    let file = std::env::args_os()
-        .nth(1)
-        .or_else(|| std::env::var_os(CONFIG_ENV))
-        .map(PathBuf::from);
-    let settings = common::settings::load(&Settings::default(), file.as_deref(), ENV_PREFIX)
-        .context("loading settings")?;
-    common::telemetry::init(settings.log_format, "info");
-    let app = Application::build(settings).await?;
-    let handle = app.server_handle();
-    // Stop gracefully on Ctrl-C / SIGTERM.
-    tokio::spawn(async move {
-        shutdown_signal().await;
-        handle.stop(true).await;
-    });
-    app.run_until_stopped().await
-}
-
-async fn shutdown_signal() {
-    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-        Ok(s) => s,
-        Err(_) => return std::future::pending().await,
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
-    }
+    spi_kit::startup::serve::<KeyValue>(ENV_PREFIX, CONFIG_ENV).await
 }

@@ -5,11 +5,13 @@
 //! `app_owner` and drops it.
 
 use crate::sql::{binding_role_name, quote_ident, quote_literal};
+use crate::Postgres;
 use common::deployer::{AdminCredentials, DeploymentEndpoint};
-use common::osb::{Endpoint, JsonObject};
 use common::secret::{random_password, SecretString};
 use serde_json::json;
-use std::future::Future;
+use spi_kit::binding::{bounded, first_endpoint, url_host, Unavailable};
+use spi_kit::error::ErrorKind;
+use spi_kit::Bindings;
 use std::time::Duration;
 use tokio_postgres::error::SqlState;
 use tokio_postgres::{Client, NoTls};
@@ -24,15 +26,15 @@ pub const ADMIN_DATABASE: &str = "postgres";
 pub const BINDING_PASSWORD_LEN: usize = 32;
 /// How long to wait for a TCP connection and startup of one session.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
-/// Upper bound for a whole bind or unbind, so a hung server cannot hold a request forever.
-pub const OPERATION_TIMEOUT: Duration = Duration::from_secs(60);
+
+pub use spi_kit::binding::{BindingCredentials, OPERATION_TIMEOUT};
 
 /// Failure of a bind or unbind.
 #[derive(Debug, thiserror::Error)]
 pub enum BindingError {
     /// The instance cannot be reached or is not accepting work now; the caller may retry.
-    #[error("instance unavailable: {0}")]
-    Unavailable(String),
+    #[error(transparent)]
+    Unavailable(#[from] Unavailable),
     /// The instance answered with an error we did not expect.
     #[error("database error: {0}")]
     Database(#[source] tokio_postgres::Error),
@@ -53,108 +55,97 @@ impl From<tokio_postgres::Error> for BindingError {
             .contains(code),
         };
         if retryable {
-            Self::Unavailable(e.to_string())
+            Self::Unavailable(Unavailable(e.to_string()))
         } else {
             Self::Database(e)
         }
     }
 }
 
-/// What a new binding gets.
-#[derive(Debug, Clone, PartialEq)]
-pub struct BindingCredentials {
-    /// Credentials object for the application (contains the password).
-    pub credentials: JsonObject,
-    /// Network endpoints.
-    pub endpoints: Vec<Endpoint>,
-}
-
-/// Creates (or, on a retry, re-keys) the login role of `binding_id` and returns its credentials.
-pub async fn create(
-    binding_id: &str,
-    endpoints: &[DeploymentEndpoint],
-    admin: &AdminCredentials,
-) -> Result<BindingCredentials, BindingError> {
-    let endpoint = first(endpoints)?;
-    let role = binding_role_name(binding_id);
-    let password = random_password(BINDING_PASSWORD_LEN);
-    bounded(async {
-        let client = connect(endpoint, admin, ADMIN_DATABASE).await?;
-        ensure_owner_role(&client).await?;
-        ensure_app_database(&client).await?;
-        ensure_login_role(&client, &role, &password).await?;
-        Ok(())
-    })
-    .await?;
-    Ok(credentials(endpoint, &role, &password))
-}
-
-/// Drops the login role of `binding_id`; a role that does not exist is already gone.
-pub async fn delete(
-    binding_id: &str,
-    endpoints: &[DeploymentEndpoint],
-    admin: &AdminCredentials,
-) -> Result<(), BindingError> {
-    let endpoint = first(endpoints)?;
-    let role = binding_role_name(binding_id);
-    bounded(async {
-        let client = connect(endpoint, admin, ADMIN_DATABASE).await?;
-        if !role_exists(&client, &role).await? {
-            return Ok(());
+impl From<BindingError> for ErrorKind {
+    fn from(e: BindingError) -> Self {
+        match e {
+            BindingError::Unavailable(u) => u.into(),
+            BindingError::Database(e) => Self::Internal(anyhow::Error::new(e)),
         }
-        let ident = quote_ident(&role);
-        // Refuse new logins first, then close the open sessions, so none slips in between.
-        client
-            .batch_execute(&format!("ALTER ROLE {ident} NOLOGIN"))
-            .await?;
-        client
-            .execute(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
-                 WHERE usename = $1 AND pid <> pg_backend_pid()",
-                &[&role],
-            )
-            .await?;
-        let owner = quote_ident(OWNER_ROLE);
-        let disown = format!("REASSIGN OWNED BY {ident} TO {owner}; DROP OWNED BY {ident};");
-        // REASSIGN/DROP OWNED act on the current database only: do it where the role can have
-        // objects or privileges, then drop the role (which fails if anything is left).
-        if database_exists(&client, APP_DATABASE).await? && role_exists(&client, OWNER_ROLE).await?
-        {
-            let app = connect(endpoint, admin, APP_DATABASE).await?;
-            app.batch_execute(&disown).await?;
-        }
-        if role_exists(&client, OWNER_ROLE).await? {
-            client.batch_execute(&disown).await?;
-        } else {
-            client
-                .batch_execute(&format!("DROP OWNED BY {ident}"))
-                .await?;
-        }
-        client
-            .batch_execute(&format!("DROP ROLE IF EXISTS {ident}"))
-            .await?;
-        Ok(())
-    })
-    .await
+    }
 }
 
-fn first(endpoints: &[DeploymentEndpoint]) -> Result<&DeploymentEndpoint, BindingError> {
-    endpoints
-        .first()
-        .ok_or_else(|| BindingError::Unavailable("the instance has no endpoint".into()))
-}
+impl Bindings for Postgres {
+    type BindingError = BindingError;
 
-async fn bounded<T>(
-    work: impl Future<Output = Result<T, BindingError>>,
-) -> Result<T, BindingError> {
-    tokio::time::timeout(OPERATION_TIMEOUT, work)
-        .await
-        .unwrap_or_else(|_| {
-            Err(BindingError::Unavailable(format!(
-                "no answer within {} s",
-                OPERATION_TIMEOUT.as_secs()
-            )))
+    const BINDING_KIND: &'static str = "role";
+
+    /// Creates (or, on a retry, re-keys) the login role of `binding_id` and returns its
+    /// credentials.
+    async fn create_binding(
+        binding_id: &str,
+        endpoints: &[DeploymentEndpoint],
+        admin: &AdminCredentials,
+    ) -> Result<BindingCredentials, BindingError> {
+        let endpoint = first_endpoint(endpoints)?;
+        let role = binding_role_name(binding_id);
+        let password = random_password(BINDING_PASSWORD_LEN);
+        bounded::<_, BindingError>(async {
+            let client = connect(endpoint, admin, ADMIN_DATABASE).await?;
+            ensure_owner_role(&client).await?;
+            ensure_app_database(&client).await?;
+            ensure_login_role(&client, &role, &password).await?;
+            Ok(())
         })
+        .await?;
+        Ok(credentials(endpoint, &role, &password))
+    }
+
+    /// Drops the login role of `binding_id`; a role that does not exist is already gone.
+    async fn delete_binding(
+        binding_id: &str,
+        endpoints: &[DeploymentEndpoint],
+        admin: &AdminCredentials,
+    ) -> Result<(), BindingError> {
+        let endpoint = first_endpoint(endpoints)?;
+        let role = binding_role_name(binding_id);
+        bounded(async {
+            let client = connect(endpoint, admin, ADMIN_DATABASE).await?;
+            if !role_exists(&client, &role).await? {
+                return Ok(());
+            }
+            let ident = quote_ident(&role);
+            // Refuse new logins first, then close the open sessions, so none slips in between.
+            client
+                .batch_execute(&format!("ALTER ROLE {ident} NOLOGIN"))
+                .await?;
+            client
+                .execute(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+                 WHERE usename = $1 AND pid <> pg_backend_pid()",
+                    &[&role],
+                )
+                .await?;
+            let owner = quote_ident(OWNER_ROLE);
+            let disown = format!("REASSIGN OWNED BY {ident} TO {owner}; DROP OWNED BY {ident};");
+            // REASSIGN/DROP OWNED act on the current database only: do it where the role can have
+            // objects or privileges, then drop the role (which fails if anything is left).
+            if database_exists(&client, APP_DATABASE).await?
+                && role_exists(&client, OWNER_ROLE).await?
+            {
+                let app = connect(endpoint, admin, APP_DATABASE).await?;
+                app.batch_execute(&disown).await?;
+            }
+            if role_exists(&client, OWNER_ROLE).await? {
+                client.batch_execute(&disown).await?;
+            } else {
+                client
+                    .batch_execute(&format!("DROP OWNED BY {ident}"))
+                    .await?;
+            }
+            client
+                .batch_execute(&format!("DROP ROLE IF EXISTS {ident}"))
+                .await?;
+            Ok(())
+        })
+        .await
+    }
 }
 
 async fn connect(
@@ -271,15 +262,6 @@ async fn ensure_login_role(
     Ok(())
 }
 
-/// `host` as it appears in a URL (IPv6 addresses in brackets).
-fn url_host(host: &str) -> String {
-    if host.contains(':') && !host.starts_with('[') {
-        format!("[{host}]")
-    } else {
-        host.to_string()
-    }
-}
-
 fn credentials(
     endpoint: &DeploymentEndpoint,
     role: &str,
@@ -302,19 +284,14 @@ fn credentials(
         "username": role,
         "password": pw,
     });
-    BindingCredentials {
-        credentials: credentials.as_object().cloned().unwrap_or_default(),
-        endpoints: vec![Endpoint {
-            host: host.clone(),
-            ports: vec![port.to_string()],
-            protocol: Some("tcp".into()),
-        }],
-    }
+    BindingCredentials::tcp(endpoint, credentials)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    spi_kit::binding_tests!(Postgres);
 
     #[test]
     fn credentials_carry_every_form_the_applications_use() {
@@ -352,36 +329,5 @@ mod tests {
         );
         assert_eq!(c.credentials["uri"], "postgresql://b_x:pw@[::1]:5432/app");
         assert_eq!(c.credentials["host"], "::1");
-    }
-
-    #[tokio::test]
-    async fn an_instance_without_endpoints_is_unavailable() {
-        let admin = AdminCredentials {
-            username: "a".into(),
-            password: SecretString::new("p"),
-        };
-        assert!(matches!(
-            create("b", &[], &admin).await,
-            Err(BindingError::Unavailable(_))
-        ));
-    }
-
-    #[tokio::test]
-    async fn a_closed_port_is_unavailable_not_an_internal_error() {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = listener.local_addr().unwrap().port();
-        drop(listener);
-        let admin = AdminCredentials {
-            username: "a".into(),
-            password: SecretString::new("p"),
-        };
-        let endpoints = [DeploymentEndpoint {
-            host: "127.0.0.1".into(),
-            port,
-        }];
-        assert!(matches!(
-            delete("b", &endpoints, &admin).await,
-            Err(BindingError::Unavailable(_))
-        ));
     }
 }

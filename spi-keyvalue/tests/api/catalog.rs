@@ -35,17 +35,3 @@ async fn the_catalog_offers_keyvalue_with_small_and_medium_plans() {
         );
     }
 }
-
-#[tokio::test]
-async fn the_request_id_sent_is_echoed() {
-    let app = spawn_app().await;
-    let resp = app
-        .http
-        .get(format!("{}/spi/v1/catalog", app.address))
-        .header(common::REQUEST_ID_HEADER, "trace-kv-1")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 200);
-    assert_eq!(resp.headers()[common::REQUEST_ID_HEADER], "trace-kv-1");
-}

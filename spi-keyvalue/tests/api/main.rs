@@ -3,6 +3,6 @@
 
 mod bindings;
 mod catalog;
+mod edge;
 mod helpers;
-mod tls;
 mod validate;

@@ -2,7 +2,7 @@
 //! [`ErrorEnvelope`] built in [`ApiError::envelope`]; unexpected ones are a 500 with a generic
 //! description, their detail logged once under the request id.
 
-use crate::binding::BindingError;
+use crate::binding::Unavailable;
 use crate::offering::Refusal;
 use crate::request::RequestId;
 use actix_web::http::StatusCode;
@@ -29,12 +29,9 @@ pub enum ErrorKind {
     Internal(anyhow::Error),
 }
 
-impl From<BindingError> for ErrorKind {
-    fn from(e: BindingError) -> Self {
-        match e {
-            BindingError::Unavailable(detail) => Self::InstanceUnavailable(detail),
-            BindingError::Redis(e) => Self::Internal(anyhow::Error::new(e)),
-        }
+impl From<Unavailable> for ErrorKind {
+    fn from(e: Unavailable) -> Self {
+        Self::InstanceUnavailable(e.0)
     }
 }
 
@@ -143,7 +140,7 @@ mod tests {
         let e = ApiError::new(
             &rid(),
             ErrorKind::Internal(anyhow::anyhow!(
-                "WRONGPASS invalid username-password pair for osb_admin"
+                "password authentication failed for osb_admin"
             )),
         );
         assert_eq!(e.status_code(), StatusCode::INTERNAL_SERVER_ERROR);
@@ -154,12 +151,11 @@ mod tests {
     }
 
     #[test]
-    fn an_unreachable_instance_is_a_retryable_503() {
-        let e = ApiError::new(
-            &rid(),
-            BindingError::Unavailable("connection refused".into()),
-        );
+    fn an_unavailable_instance_is_a_503_that_hides_the_detail() {
+        let e = ApiError::new(&rid(), Unavailable("connection refused to 10.0.0.5".into()));
         assert_eq!(e.status_code(), StatusCode::SERVICE_UNAVAILABLE);
-        assert_eq!(e.envelope().error, "InstanceUnavailable");
+        let env = e.envelope();
+        assert_eq!(env.error, "InstanceUnavailable");
+        assert!(!env.description.contains("10.0.0.5"));
     }
 }

@@ -81,3 +81,52 @@ pub async fn request_context(
     });
     Ok(res)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use actix_web::middleware::from_fn;
+    use actix_web::{test, web, App, HttpResponse};
+
+    async fn echo(id: RequestId) -> HttpResponse {
+        HttpResponse::Ok().body(id.0)
+    }
+
+    async fn call(header: Option<&str>) -> (String, String) {
+        let app = test::init_service(
+            App::new()
+                .wrap(from_fn(request_context))
+                .route("/", web::get().to(echo)),
+        )
+        .await;
+        let mut req = test::TestRequest::get().uri("/");
+        if let Some(value) = header {
+            req = req.insert_header((REQUEST_ID_HEADER, value));
+        }
+        let resp = test::call_service(&app, req.to_request()).await;
+        let echoed = resp.headers().get(REQUEST_ID_HEADER).unwrap();
+        let echoed = echoed.to_str().unwrap().to_string();
+        let seen = String::from_utf8(test::read_body(resp).await.to_vec()).unwrap();
+        (echoed, seen)
+    }
+
+    #[actix_web::test]
+    async fn the_callers_id_is_used_and_echoed() {
+        assert_eq!(
+            call(Some(" trace-me-42 ")).await,
+            ("trace-me-42".to_string(), "trace-me-42".to_string())
+        );
+    }
+
+    #[actix_web::test]
+    async fn a_missing_empty_or_overlong_id_is_replaced_by_a_fresh_one() {
+        let overlong = "x".repeat(MAX_REQUEST_ID_LEN + 1);
+        for header in [None, Some(""), Some(overlong.as_str())] {
+            let (echoed, seen) = call(header).await;
+            assert_eq!(echoed, seen);
+            assert_eq!(echoed.len(), 36, "{header:?} → {echoed}");
+        }
+        let longest = "y".repeat(MAX_REQUEST_ID_LEN);
+        assert_eq!(call(Some(&longest)).await.0, longest);
+    }
+}

@@ -1,0 +1,113 @@
+//! What every SPI's HTTP edge must do, checked against a running SPI: only clients with a
+//! certificate from the internal CA get an answer, the request id is echoed (or made up), and
+//! an unknown path is a 404 envelope. [`crate::edge_tests!`] turns each check into a test.
+
+use super::{client_with, make_certs, TestApp};
+use common::tls::TlsFiles;
+
+/// A client without a certificate gets no answer; the same request with the broker's does.
+pub async fn a_client_without_a_certificate_is_refused_at_the_handshake(app: &TestApp) {
+    let anonymous = client_with(app.tls_files("broker").anonymous_client_config().unwrap());
+    let result = anonymous
+        .get(format!("{}/spi/v1/catalog", app.address))
+        .send()
+        .await;
+    assert!(result.is_err(), "got an answer: {result:?}");
+    // The same request with the broker's certificate is answered.
+    let ok = app
+        .http
+        .get(format!("{}/spi/v1/catalog", app.address))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ok.status(), 200);
+}
+
+/// A client whose certificate comes from another CA gets no answer.
+pub async fn a_client_with_a_certificate_from_another_ca_is_refused(app: &TestApp) {
+    let stranger = make_certs();
+    let files = TlsFiles {
+        ca_file: app.cert_dir().join("ca.pem"),
+        cert_file: stranger.path().join("broker.pem"),
+        key_file: stranger.path().join("broker-key.pem"),
+    };
+    let client = client_with(files.client_config().unwrap());
+    let result = client
+        .get(format!("{}/spi/v1/catalog", app.address))
+        .send()
+        .await;
+    assert!(result.is_err(), "got an answer: {result:?}");
+}
+
+/// Plain HTTP is never served.
+pub async fn plain_http_gets_no_answer(app: &TestApp) {
+    let plain = reqwest::Client::new();
+    let result = plain
+        .get(app.address.replace("https://", "http://") + "/spi/v1/catalog")
+        .send()
+        .await;
+    match result {
+        Err(_) => {}
+        Ok(resp) => assert!(!resp.status().is_success(), "plain HTTP was served"),
+    }
+}
+
+/// The caller's request id comes back on the answer; without one, a fresh UUID does.
+pub async fn the_request_id_sent_is_echoed_and_one_is_made_up_when_missing(app: &TestApp) {
+    let resp = app
+        .http
+        .get(format!("{}/spi/v1/catalog", app.address))
+        .header(common::REQUEST_ID_HEADER, "trace-me-42")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.headers()[common::REQUEST_ID_HEADER], "trace-me-42");
+    let resp = app
+        .http
+        .get(format!("{}/spi/v1/catalog", app.address))
+        .send()
+        .await
+        .unwrap();
+    let made_up = resp.headers()[common::REQUEST_ID_HEADER].to_str().unwrap();
+    assert_eq!(made_up.len(), 36, "{made_up}");
+}
+
+/// A path outside the contract is a 404 in the error envelope, carrying the request id.
+pub async fn an_unknown_path_is_a_404_envelope(app: &TestApp) {
+    let resp = app
+        .http
+        .get(format!("{}/spi/v2/catalog", app.address))
+        .header(common::REQUEST_ID_HEADER, "r-404")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 404);
+    let body: serde_json::Value = resp.json().await.unwrap();
+    assert_eq!(body["error"], "NotFound");
+    assert_eq!(body["request_id"], "r-404");
+}
+
+/// One `#[tokio::test]` per check of [`crate::testing::edge`], against the SPI of data service
+/// `$service` started by [`crate::testing::spawn_app`]. The calling crate needs `tokio`.
+#[macro_export]
+macro_rules! edge_tests {
+    ($service:ty) => {
+        $crate::edge_tests!(@each $service;
+            a_client_without_a_certificate_is_refused_at_the_handshake,
+            a_client_with_a_certificate_from_another_ca_is_refused,
+            plain_http_gets_no_answer,
+            the_request_id_sent_is_echoed_and_one_is_made_up_when_missing,
+            an_unknown_path_is_a_404_envelope,
+        );
+    };
+    (@each $service:ty; $($check:ident,)+) => {
+        $(
+            #[tokio::test]
+            async fn $check() {
+                let app = $crate::testing::spawn_app::<$service>().await;
+                $crate::testing::edge::$check(&app).await;
+            }
+        )+
+    };
+}
