@@ -22,3 +22,25 @@ pub const ORIGINATING_IDENTITY_HEADER: &str = "X-Broker-API-Originating-Identity
 pub fn new_request_id() -> String {
     uuid::Uuid::new_v4().to_string()
 }
+
+/// Percent-encodes everything but RFC 3986 unreserved characters (a URL path segment or query
+/// value).
+pub fn percent_encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn only_unreserved_characters_pass_unencoded() {
+        assert_eq!(super::percent_encode("a b/c~d-é"), "a%20b%2Fc~d-%C3%A9");
+    }
+}

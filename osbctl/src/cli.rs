@@ -1,6 +1,6 @@
 //! Command-line surface of `osbctl`: argument definitions and the OSB client commands.
 
-use crate::osb_client::{OsbClient, Target};
+use crate::osb_client::{Answer, OsbClient, Target};
 use anyhow::{bail, Context};
 use clap::{Args, Parser, Subcommand};
 use common::osb::{BindRequest, Catalog, JsonObject, ProvisionRequest, UpdateRequest};
@@ -214,8 +214,10 @@ async fn instance_ids(c: &OsbClient, instance_id: &str) -> anyhow::Result<(Strin
 const POLL: Duration = Duration::from_millis(500);
 const LIMIT: Duration = Duration::from_secs(1800);
 
-fn print_progress(text: &str) {
-    eprintln!("  … {text}");
+/// Polls the operation of a 202 answer to its end, printing each new progress text.
+async fn follow(c: &OsbClient, target: Target<'_>, a: &Answer) -> anyhow::Result<()> {
+    let print = |text: &str| eprintln!("  … {text}");
+    Ok(c.wait(target, a.operation(), POLL, LIMIT, print).await?)
 }
 
 /// Runs one OSB client command; `Up`, `Certs` and `Bench` are handled by the caller.
@@ -263,15 +265,7 @@ pub async fn run_client_command(cmd: Command) -> anyhow::Result<()> {
                 eprintln!("dashboard: {url}");
             }
             if a.status == 202 && !no_wait {
-                let op = a.operation().map(str::to_string);
-                c.wait(
-                    Target::Instance(&instance_id),
-                    op.as_deref(),
-                    POLL,
-                    LIMIT,
-                    print_progress,
-                )
-                .await?;
+                follow(&c, Target::Instance(&instance_id), &a).await?;
             }
             println!("instance {instance_id}: provisioned");
         }
@@ -303,15 +297,7 @@ pub async fn run_client_command(cmd: Command) -> anyhow::Result<()> {
             };
             let a = c.update(&instance_id, &req).await?;
             if a.status == 202 && !no_wait {
-                let op = a.operation().map(str::to_string);
-                c.wait(
-                    Target::Instance(&instance_id),
-                    op.as_deref(),
-                    POLL,
-                    LIMIT,
-                    print_progress,
-                )
-                .await?;
+                follow(&c, Target::Instance(&instance_id), &a).await?;
             }
             println!("instance {instance_id}: updated");
         }
@@ -331,15 +317,7 @@ pub async fn run_client_command(cmd: Command) -> anyhow::Result<()> {
             };
             let mut a = c.bind(&instance_id, &binding_id, &req).await?;
             if a.status == 202 {
-                let op = a.operation().map(str::to_string);
-                c.wait(
-                    Target::Binding(&instance_id, &binding_id),
-                    op.as_deref(),
-                    POLL,
-                    LIMIT,
-                    print_progress,
-                )
-                .await?;
+                follow(&c, Target::Binding(&instance_id, &binding_id), &a).await?;
                 a = c.get_binding(&instance_id, &binding_id).await?;
             }
             println!("{}", serde_json::to_string_pretty(&a.body)?);
@@ -355,15 +333,7 @@ pub async fn run_client_command(cmd: Command) -> anyhow::Result<()> {
                 .unbind(&instance_id, &binding_id, &service_id, &plan_id)
                 .await?;
             if a.status == 202 {
-                let op = a.operation().map(str::to_string);
-                c.wait(
-                    Target::Binding(&instance_id, &binding_id),
-                    op.as_deref(),
-                    POLL,
-                    LIMIT,
-                    print_progress,
-                )
-                .await?;
+                follow(&c, Target::Binding(&instance_id, &binding_id), &a).await?;
             }
             println!(
                 "binding {binding_id}: {}",
@@ -383,15 +353,7 @@ pub async fn run_client_command(cmd: Command) -> anyhow::Result<()> {
             let (service_id, plan_id) = instance_ids(&c, &instance_id).await?;
             let a = c.deprovision(&instance_id, &service_id, &plan_id).await?;
             if a.status == 202 && !no_wait {
-                let op = a.operation().map(str::to_string);
-                c.wait(
-                    Target::Instance(&instance_id),
-                    op.as_deref(),
-                    POLL,
-                    LIMIT,
-                    print_progress,
-                )
-                .await?;
+                follow(&c, Target::Instance(&instance_id), &a).await?;
             }
             println!("instance {instance_id}: deprovisioned");
         }

@@ -194,8 +194,8 @@ impl OsbClient {
             reqwest::Method::DELETE,
             &format!(
                 "/v2/service_instances/{id}?accepts_incomplete=true&service_id={}&plan_id={}",
-                enc(service_id),
-                enc(plan_id)
+                common::percent_encode(service_id),
+                common::percent_encode(plan_id)
             ),
             None,
         )
@@ -251,8 +251,8 @@ impl OsbClient {
             &format!(
                 "{}?accepts_incomplete=true&service_id={}&plan_id={}",
                 Target::Binding(instance_id, binding_id).path(),
-                enc(service_id),
-                enc(plan_id)
+                common::percent_encode(service_id),
+                common::percent_encode(plan_id)
             ),
             None,
         )
@@ -268,7 +268,7 @@ impl OsbClient {
     ) -> Result<(u16, Option<LastOperationResponse>), OsbError> {
         let mut path = format!("{}/last_operation", target.path());
         if let Some(op) = operation {
-            path.push_str(&format!("?operation={}", enc(op)));
+            path.push_str(&format!("?operation={}", common::percent_encode(op)));
         }
         let a = self.call(reqwest::Method::GET, &path, None).await?;
         match a.status {
@@ -312,28 +312,5 @@ impl OsbClient {
             }
             tokio::time::sleep(interval).await;
         }
-    }
-}
-
-/// Percent-encodes a query value (RFC 3986 unreserved characters pass).
-pub fn enc(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn query_values_are_percent_encoded() {
-        assert_eq!(enc("a b/c~d"), "a%20b%2Fc~d");
     }
 }

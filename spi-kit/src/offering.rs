@@ -155,7 +155,7 @@ impl<S: Catalog> Offering<S> {
         format!(
             "{}/instances/{}",
             self.dashboard_base_url,
-            percent_encode_segment(instance_id)
+            common::percent_encode(instance_id)
         )
     }
 
@@ -350,19 +350,6 @@ fn catalog_service<S: Catalog>() -> Service {
         dashboard_client: None,
         plan_updateable: Some(true),
     }
-}
-
-/// Percent-encodes everything but RFC 3986 unreserved characters (one URL path segment).
-fn percent_encode_segment(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
 }
 
 #[cfg(test)]
