@@ -35,7 +35,7 @@ pub const DEFAULT_SYNC_TIMEOUT_MS: u64 = 20_000;
 pub const DEFAULT_CATALOG_REFRESH_SECS: u64 = 30;
 /// Timeout of one call to an SPI or the deployer.
 pub const DEFAULT_CALL_TIMEOUT_MS: u64 = 30_000;
-/// Longest an operation may run when its plan names no `maximum_polling_duration`.
+/// Longest an operation may run (a plan's shorter `maximum_polling_duration` wins).
 pub const DEFAULT_MAX_OPERATION_SECS: u64 = 3_600;
 
 /// Everything the broker needs to run.
@@ -131,7 +131,8 @@ pub struct WorkerSettings {
     /// Milliseconds one internal call may take.
     #[serde(default = "default_call_timeout_ms")]
     pub call_timeout_ms: u64,
-    /// Seconds an operation may run when its plan names no `maximum_polling_duration`.
+    /// Seconds an operation may run: the plan's `maximum_polling_duration` when it is
+    /// shorter, else this.
     #[serde(default = "default_max_operation_secs")]
     pub max_operation_secs: u64,
 }

@@ -79,6 +79,8 @@ struct OpCtx {
     binding: Option<BindingRow>,
     call: CallContext,
     deadline_ms: i64,
+    /// The maximum polling duration the deadline comes from, for descriptions.
+    max_secs: u64,
 }
 
 /// Removes an operation from the set of those driven by this process when its task ends, by
@@ -311,13 +313,17 @@ impl Journal {
             .plan(&instance.service_id, plan_id)
             .ok()
             .and_then(|(_, plan)| plan.maximum_polling_duration)
-            .unwrap_or(self.settings.max_operation_secs);
+            // The broker's own limit also caps the plan's (an operator may want it shorter).
+            .map_or(self.settings.max_operation_secs, |plan| {
+                plan.min(self.settings.max_operation_secs)
+            });
         let call = CallContext {
             request_id: op.request_id.clone(),
             originating_identity: op.originating_identity.clone(),
         };
         Ok(Some(OpCtx {
             deadline_ms: op.created_at_ms + (max_secs as i64) * 1000,
+            max_secs,
             kind,
             payload,
             instance,
@@ -539,7 +545,8 @@ impl Journal {
                 Err(e) if e.is_retryable() => {
                     if now_ms() >= ctx.deadline_ms {
                         return Err(StepError::Failed(format!(
-                            "{callee} did not answer before the operation's time ran out"
+                            "{callee} did not answer within the maximum polling duration of {} s; the operation failed",
+                            ctx.max_secs
                         )));
                     }
                     tracing::warn!(
@@ -689,8 +696,9 @@ impl Journal {
         loop {
             if now_ms() >= ctx.deadline_ms {
                 return Err(StepError::Failed(format!(
-                    "{} did not finish within the plan's maximum polling duration",
-                    ctx.kind.initial_description()
+                    "{} did not finish within the maximum polling duration of {} s; the operation failed",
+                    ctx.kind.as_str(),
+                    ctx.max_secs
                 )));
             }
             let task = match self
