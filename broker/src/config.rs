@@ -59,6 +59,9 @@ pub struct Settings {
     pub deployer: DeployerSettings,
     /// Journal worker tuning.
     pub worker: WorkerSettings,
+    /// Lifetime of binding credentials.
+    #[serde(default)]
+    pub bindings: BindingSettings,
     /// Seconds between catalog refreshes.
     pub catalog_refresh_secs: u64,
     /// Log output format.
@@ -145,6 +148,19 @@ fn default_max_operation_secs() -> u64 {
     DEFAULT_MAX_OPERATION_SECS
 }
 
+/// Lifetime of binding credentials: when set, bindings carry `expires_at` / `renew_before`
+/// metadata and the journal unbinds (revokes) each binding once it expired.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BindingSettings {
+    /// Seconds a binding's credentials are valid after it was created; none: no expiry.
+    #[serde(default)]
+    pub validity_secs: Option<u64>,
+    /// Seconds before expiry from which the platform should rotate the binding; none: a fifth
+    /// of the validity.
+    #[serde(default)]
+    pub renew_before_secs: Option<u64>,
+}
+
 impl Default for WorkerSettings {
     fn default() -> Self {
         Self {
@@ -208,6 +224,7 @@ impl Default for Settings {
                 url: DEFAULT_DEPLOYER_URL.into(),
             },
             worker: WorkerSettings::default(),
+            bindings: BindingSettings::default(),
             catalog_refresh_secs: DEFAULT_CATALOG_REFRESH_SECS,
             log_format: LogFormat::default(),
         }

@@ -8,7 +8,7 @@
 //! succeeds), so repeating the step a dead broker was in is safe.
 
 use crate::catalog::{CatalogCache, NamedSpi};
-use crate::config::WorkerSettings;
+use crate::config::{BindingSettings, WorkerSettings};
 use crate::crypto::Cipher;
 use crate::domain::operation::{
     merge_parameters, progress_description, OperationKind, OperationPayload, Step,
@@ -16,7 +16,7 @@ use crate::domain::operation::{
 use crate::store::models::{
     BindingChanges, BindingRow, InstanceChanges, InstanceRow, OperationChanges, OperationRow,
 };
-use crate::store::{now_ms, Effect, Store, StoreError};
+use crate::store::{now_ms, Effect, Outcome, Store, StoreError};
 use anyhow::{anyhow, Context as _};
 use common::client::{CallContext, ClientError};
 use common::deployer::{DeployerClient, DeploymentEndpoint, DeploymentSpec, TaskState};
@@ -109,6 +109,7 @@ pub struct Journal {
     deployer: DeployerClient,
     cipher: Arc<Cipher>,
     settings: WorkerSettings,
+    bindings: BindingSettings,
     owner: String,
     runtime: tokio::runtime::Handle,
     tasks: Mutex<JoinSet<()>>,
@@ -132,6 +133,7 @@ impl Journal {
         deployer: DeployerClient,
         cipher: Arc<Cipher>,
         settings: WorkerSettings,
+        bindings: BindingSettings,
         runtime: tokio::runtime::Handle,
     ) -> Self {
         Self {
@@ -140,6 +142,7 @@ impl Journal {
             deployer,
             cipher,
             settings,
+            bindings,
             owner: format!("broker-{}", uuid::Uuid::new_v4()),
             runtime,
             tasks: Mutex::new(JoinSet::new()),
@@ -156,6 +159,37 @@ impl Journal {
     /// The lease end for a claim made now.
     pub fn lease_until(&self, now: i64) -> i64 {
         now + self.settings.lease().as_millis() as i64
+    }
+
+    /// A new operation row, already claimed by this process so it can start at once.
+    pub fn new_operation(
+        &self,
+        request_id: Option<String>,
+        originating_identity: Option<String>,
+        instance_id: &str,
+        binding_id: Option<&str>,
+        kind: OperationKind,
+        payload: &OperationPayload,
+    ) -> OperationRow {
+        let now = now_ms();
+        OperationRow {
+            id: uuid::Uuid::new_v4().to_string(),
+            instance_id: instance_id.to_string(),
+            binding_id: binding_id.map(str::to_string),
+            kind: kind.as_str().into(),
+            state: OperationState::InProgress.as_str().into(),
+            description: kind.initial_description().into(),
+            step: kind.first_step().as_str().into(),
+            payload: payload.encode(),
+            request_id,
+            originating_identity,
+            lease_owner: Some(self.owner.clone()),
+            lease_expires_ms: Some(self.lease_until(now)),
+            attempts: 1,
+            created_at_ms: now,
+            updated_at_ms: now,
+            finished_at_ms: None,
+        }
     }
 
     /// Starts driving `op_id`, whose lease this process already holds (it was inserted
@@ -190,6 +224,9 @@ impl Journal {
             if let Err(e) = self.claim_orphans().await {
                 tracing::warn!(error = %e, "journal poll failed");
             }
+            if let Err(e) = self.expire_bindings().await {
+                tracing::warn!(error = %e, "binding expiry sweep failed");
+            }
         }
     }
 
@@ -206,6 +243,39 @@ impl Journal {
             {
                 tracing::info!(operation.id = %id, "claimed operation");
                 self.start(&id);
+            }
+        }
+        Ok(())
+    }
+
+    /// Starts an unbind for every ready binding whose credentials expired (when bindings
+    /// expire at all). Two brokers may race here: the one-operation-per-binding index lets
+    /// only one unbind in.
+    async fn expire_bindings(self: &Arc<Self>) -> Result<(), StoreError> {
+        let Some(validity) = self.bindings.validity_secs else {
+            return Ok(());
+        };
+        let validity_ms = i64::try_from(validity.saturating_mul(1000)).unwrap_or(i64::MAX);
+        let cutoff = now_ms().saturating_sub(validity_ms);
+        for (binding_id, instance_id) in self.store.expired_bindings(cutoff, CLAIM_BATCH).await? {
+            let op = self.new_operation(
+                Some(common::new_request_id()),
+                None,
+                &instance_id,
+                Some(&binding_id),
+                OperationKind::Unbind,
+                &OperationPayload::default(),
+            );
+            let op_id = op.id.clone();
+            match self.store.begin_unbind(op, None).await {
+                Ok(Outcome::Done) => {
+                    tracing::info!(binding.id = %binding_id, operation.id = %op_id, "binding expired; revoking its credentials");
+                    self.start(&op_id);
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::debug!(binding.id = %binding_id, error = %e, "expired binding is being processed already")
+                }
             }
         }
         Ok(())

@@ -5,7 +5,8 @@ use super::instances::last_operation;
 use super::{encode_object, non_empty_if_present, required, Broker, LoadedBinding, RequestContext};
 use crate::catalog::plan_bindable;
 use crate::domain::binding::{
-    decide_bind, decide_unbind, fetchable, BindDecision, BindingState, UnbindDecision,
+    decide_bind, decide_unbind, expiry, fetchable, format_timestamp, BindDecision, BindingState,
+    UnbindDecision,
 };
 use crate::domain::instance::{check_bindable, InstanceState};
 use crate::domain::operation::{OperationKind, OperationPayload};
@@ -13,7 +14,9 @@ use crate::domain::Attributes;
 use crate::error::{BrokerError, RefusalStatus};
 use crate::store::models::{BindingRow, OperationRow};
 use crate::store::{now_ms, Outcome};
-use common::osb::{BindRequest, BindingResponse, Endpoint, JsonObject, LastOperationResponse};
+use common::osb::{
+    BindRequest, BindingMetadata, BindingResponse, Endpoint, JsonObject, LastOperationResponse,
+};
 use common::spi::ValidateBindingRequest;
 
 /// How a bind request ended.
@@ -93,7 +96,16 @@ impl Broker {
         } else {
             None
         };
+        let metadata = self.bindings.validity_secs.map(|validity| {
+            let (expires, renew) =
+                expiry(row.created_at_ms, validity, self.bindings.renew_before_secs);
+            BindingMetadata {
+                expires_at: Some(format_timestamp(expires)),
+                renew_before: Some(format_timestamp(renew)),
+            }
+        });
         Ok(BindingResponse {
+            metadata,
             credentials: Some(credentials.unwrap_or_default()),
             endpoints: endpoints.filter(|e| !e.is_empty()),
             parameters,

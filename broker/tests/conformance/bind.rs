@@ -237,12 +237,81 @@ async fn rule_074_this_broker_needs_no_app_so_a_bind_without_app_guid_is_201_nev
     unbind_ok(&s.instance, &binding).await;
 }
 
+/// `yyyy-mm-ddThh:mm:ss.sZ` with one or more fraction digits.
+fn is_binding_timestamp(t: &str) -> bool {
+    let b = t.as_bytes();
+    let digits =
+        |r: std::ops::Range<usize>| r.clone().all(|i| b.get(i).is_some_and(u8::is_ascii_digit));
+    b.len() >= 22
+        && digits(0..4)
+        && b[4] == b'-'
+        && digits(5..7)
+        && b[7] == b'-'
+        && digits(8..10)
+        && b[10] == b'T'
+        && digits(11..13)
+        && b[13] == b':'
+        && digits(14..16)
+        && b[16] == b':'
+        && digits(17..19)
+        && b[19] == b'.'
+        && digits(20..b.len() - 1)
+        && b[b.len() - 1] == b'Z'
+}
+
 #[tokio::test]
-async fn rule_081_bindings_carry_no_expiry_metadata_because_their_credentials_do_not_expire() {
+async fn rule_081_binding_metadata_expires_at_and_renew_before_follow_the_pattern_and_expired_credentials_are_revoked(
+) {
+    // Without a validity (the shared stack) bindings carry no expiry metadata.
     let s = shared();
     let fetched = s.app.get(&binding_path(&s.instance, &s.binding)).await;
-    assert_eq!(fetched.status, 200);
-    // Were metadata sent, expires_at and renew_before would have to follow
-    // yyyy-mm-ddThh:mm:ss.sZ with renew_before <= expires_at; the roles have no VALID UNTIL.
     assert!(fetched.body.get("metadata").is_none(), "{fetched:?}");
+
+    let app = crate::helpers::spawn_app_with(|s| {
+        s.bindings.validity_secs = Some(4);
+        s.bindings.renew_before_secs = Some(2);
+    })
+    .await;
+    let id = provisioned(&app, json!({})).await;
+    let binding = new_id();
+    let bound = app.bind(&id, &binding, &bind_body()).await;
+    assert_eq!(bound.status, 201, "{bound:?}");
+    let expires = bound.body["metadata"]["expires_at"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let renew = bound.body["metadata"]["renew_before"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(is_binding_timestamp(&expires), "{expires}");
+    assert!(is_binding_timestamp(&renew), "{renew}");
+    assert!(renew <= expires, "{renew} > {expires}");
+    let fetched = app.get(&binding_path(&id, &binding)).await;
+    assert_eq!(fetched.body["metadata"]["expires_at"], expires.as_str());
+    let uri = bound.body["credentials"]["uri"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    query_with(&uri).await.expect("valid before it expires");
+    // A successor made by rotation expires later.
+    let successor = app
+        .bind(&id, &new_id(), &json!({"predecessor_binding_id": binding}))
+        .await;
+    assert_eq!(successor.status, 201, "{successor:?}");
+    assert!(successor.body["metadata"]["expires_at"].as_str().unwrap() >= expires.as_str());
+
+    // Once expired, the broker revokes the credentials and forgets the binding.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while query_with(&uri).await.is_ok() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "still valid after {expires}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    let (last, _) = app.wait_for_binding(&id, &binding, "").await;
+    assert_eq!(last["state"], "succeeded", "{last}");
+    assert_eq!(app.get(&binding_path(&id, &binding)).await.status, 404);
+    app.stop_all().await;
 }
