@@ -308,4 +308,12 @@ async fn rule_028_context_only_updates_are_served_where_allow_context_updates_is
     .await;
     assert_eq!(answer.status, 200, "{answer:?}");
     assert_eq!(fetch_instance(&s.app, &s.instance).await, before);
+    // The new context is what the broker keeps for the instance.
+    let store = broker::store::Store::connect(&s.app.broker_settings().database.url)
+        .await
+        .unwrap();
+    let (row, _) = store.instance(&s.instance).await.unwrap().unwrap();
+    let stored: Value = serde_json::from_str(row.context.as_deref().unwrap()).unwrap();
+    assert_eq!(stored["instance_name"], "my-renamed-db");
+    assert_eq!(stored["platform"], "cloudfoundry");
 }
