@@ -35,7 +35,7 @@ pub const DEFAULT_SYNC_TIMEOUT_MS: u64 = 20_000;
 pub const DEFAULT_CATALOG_REFRESH_SECS: u64 = 30;
 /// Timeout of one call to an SPI or the deployer.
 pub const DEFAULT_CALL_TIMEOUT_MS: u64 = 30_000;
-/// Longest an operation may run when its plan names no `maximum_polling_duration`.
+/// Longest an operation may run (a plan's shorter `maximum_polling_duration` wins).
 pub const DEFAULT_MAX_OPERATION_SECS: u64 = 3_600;
 
 /// Everything the broker needs to run.
@@ -59,6 +59,9 @@ pub struct Settings {
     pub deployer: DeployerSettings,
     /// Journal worker tuning.
     pub worker: WorkerSettings,
+    /// Lifetime of binding credentials.
+    #[serde(default)]
+    pub bindings: BindingSettings,
     /// Seconds between catalog refreshes.
     pub catalog_refresh_secs: u64,
     /// Log output format.
@@ -131,7 +134,8 @@ pub struct WorkerSettings {
     /// Milliseconds one internal call may take.
     #[serde(default = "default_call_timeout_ms")]
     pub call_timeout_ms: u64,
-    /// Seconds an operation may run when its plan names no `maximum_polling_duration`.
+    /// Seconds an operation may run: the plan's `maximum_polling_duration` when it is
+    /// shorter, else this.
     #[serde(default = "default_max_operation_secs")]
     pub max_operation_secs: u64,
 }
@@ -142,6 +146,19 @@ fn default_call_timeout_ms() -> u64 {
 
 fn default_max_operation_secs() -> u64 {
     DEFAULT_MAX_OPERATION_SECS
+}
+
+/// Lifetime of binding credentials: when set, bindings carry `expires_at` / `renew_before`
+/// metadata and the journal unbinds (revokes) each binding once it expired.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BindingSettings {
+    /// Seconds a binding's credentials are valid after it was created; none: no expiry.
+    #[serde(default)]
+    pub validity_secs: Option<u64>,
+    /// Seconds before expiry from which the platform should rotate the binding; none: a fifth
+    /// of the validity.
+    #[serde(default)]
+    pub renew_before_secs: Option<u64>,
 }
 
 impl Default for WorkerSettings {
@@ -207,6 +224,7 @@ impl Default for Settings {
                 url: DEFAULT_DEPLOYER_URL.into(),
             },
             worker: WorkerSettings::default(),
+            bindings: BindingSettings::default(),
             catalog_refresh_secs: DEFAULT_CATALOG_REFRESH_SECS,
             log_format: LogFormat::default(),
         }

@@ -9,7 +9,7 @@ pub use bindings::{BindOutcome, UnbindOutcome};
 pub use instances::{ProvisionOutcome, UpdateOutcome};
 
 use crate::catalog::{CatalogCache, CatalogSnapshot};
-use crate::config::WorkerSettings;
+use crate::config::{BindingSettings, WorkerSettings};
 use crate::crypto::Cipher;
 use crate::domain::binding::{BindingState, BindingView};
 use crate::domain::instance::{InstanceState, InstanceView};
@@ -17,7 +17,7 @@ use crate::domain::operation::{OperationKind, OperationPayload};
 use crate::domain::{Attributes, RunningOperation};
 use crate::error::BrokerError;
 use crate::store::models::{BindingRow, InstanceRow, OperationRow};
-use crate::store::{now_ms, Store};
+use crate::store::Store;
 use crate::worker::Journal;
 use common::client::CallContext;
 use common::osb::{JsonObject, MaintenanceInfo, Plan};
@@ -51,6 +51,7 @@ pub struct Broker {
     pub(crate) journal: Arc<Journal>,
     pub(crate) cipher: Arc<Cipher>,
     pub(crate) worker: WorkerSettings,
+    pub(crate) bindings: BindingSettings,
 }
 
 /// An instance row with its running operation and decoded parameters.
@@ -189,25 +190,14 @@ impl Broker {
         kind: OperationKind,
         payload: &OperationPayload,
     ) -> OperationRow {
-        let now = now_ms();
-        OperationRow {
-            id: uuid::Uuid::new_v4().to_string(),
-            instance_id: instance_id.to_string(),
-            binding_id: binding_id.map(str::to_string),
-            kind: kind.as_str().into(),
-            state: common::osb::OperationState::InProgress.as_str().into(),
-            description: kind.initial_description().into(),
-            step: kind.first_step().as_str().into(),
-            payload: payload.encode(),
-            request_id: Some(ctx.request_id.clone()),
-            originating_identity: ctx.originating_identity.clone(),
-            lease_owner: Some(self.journal.owner().to_string()),
-            lease_expires_ms: Some(self.journal.lease_until(now)),
-            attempts: 1,
-            created_at_ms: now,
-            updated_at_ms: now,
-            finished_at_ms: None,
-        }
+        self.journal.new_operation(
+            Some(ctx.request_id.clone()),
+            ctx.originating_identity.clone(),
+            instance_id,
+            binding_id,
+            kind,
+            payload,
+        )
     }
 
     /// The catalog snapshot in which `service_id` is known: when it is not and an SPI is

@@ -116,6 +116,7 @@ impl Application {
             deployer,
             Arc::clone(&cipher),
             settings.worker.clone(),
+            settings.bindings.clone(),
             tokio::runtime::Handle::current(),
         ));
         let broker = web::Data::new(Broker {
@@ -124,6 +125,7 @@ impl Application {
             journal: Arc::clone(&journal),
             cipher,
             worker: settings.worker.clone(),
+            bindings: settings.bindings.clone(),
         });
         let edge_config = web::Data::new(edge::EdgeConfig {
             username: settings.auth.username.clone(),

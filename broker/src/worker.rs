@@ -8,7 +8,7 @@
 //! succeeds), so repeating the step a dead broker was in is safe.
 
 use crate::catalog::{CatalogCache, NamedSpi};
-use crate::config::WorkerSettings;
+use crate::config::{BindingSettings, WorkerSettings};
 use crate::crypto::Cipher;
 use crate::domain::operation::{
     merge_parameters, progress_description, OperationKind, OperationPayload, Step,
@@ -16,7 +16,7 @@ use crate::domain::operation::{
 use crate::store::models::{
     BindingChanges, BindingRow, InstanceChanges, InstanceRow, OperationChanges, OperationRow,
 };
-use crate::store::{now_ms, Effect, Store, StoreError};
+use crate::store::{now_ms, Effect, Outcome, Store, StoreError};
 use anyhow::{anyhow, Context as _};
 use common::client::{CallContext, ClientError};
 use common::deployer::{DeployerClient, DeploymentEndpoint, DeploymentSpec, TaskState};
@@ -79,6 +79,8 @@ struct OpCtx {
     binding: Option<BindingRow>,
     call: CallContext,
     deadline_ms: i64,
+    /// The maximum polling duration the deadline comes from, for descriptions.
+    max_secs: u64,
 }
 
 /// Removes an operation from the set of those driven by this process when its task ends, by
@@ -107,6 +109,7 @@ pub struct Journal {
     deployer: DeployerClient,
     cipher: Arc<Cipher>,
     settings: WorkerSettings,
+    bindings: BindingSettings,
     owner: String,
     runtime: tokio::runtime::Handle,
     tasks: Mutex<JoinSet<()>>,
@@ -130,6 +133,7 @@ impl Journal {
         deployer: DeployerClient,
         cipher: Arc<Cipher>,
         settings: WorkerSettings,
+        bindings: BindingSettings,
         runtime: tokio::runtime::Handle,
     ) -> Self {
         Self {
@@ -138,6 +142,7 @@ impl Journal {
             deployer,
             cipher,
             settings,
+            bindings,
             owner: format!("broker-{}", uuid::Uuid::new_v4()),
             runtime,
             tasks: Mutex::new(JoinSet::new()),
@@ -154,6 +159,37 @@ impl Journal {
     /// The lease end for a claim made now.
     pub fn lease_until(&self, now: i64) -> i64 {
         now + self.settings.lease().as_millis() as i64
+    }
+
+    /// A new operation row, already claimed by this process so it can start at once.
+    pub fn new_operation(
+        &self,
+        request_id: Option<String>,
+        originating_identity: Option<String>,
+        instance_id: &str,
+        binding_id: Option<&str>,
+        kind: OperationKind,
+        payload: &OperationPayload,
+    ) -> OperationRow {
+        let now = now_ms();
+        OperationRow {
+            id: uuid::Uuid::new_v4().to_string(),
+            instance_id: instance_id.to_string(),
+            binding_id: binding_id.map(str::to_string),
+            kind: kind.as_str().into(),
+            state: OperationState::InProgress.as_str().into(),
+            description: kind.initial_description().into(),
+            step: kind.first_step().as_str().into(),
+            payload: payload.encode(),
+            request_id,
+            originating_identity,
+            lease_owner: Some(self.owner.clone()),
+            lease_expires_ms: Some(self.lease_until(now)),
+            attempts: 1,
+            created_at_ms: now,
+            updated_at_ms: now,
+            finished_at_ms: None,
+        }
     }
 
     /// Starts driving `op_id`, whose lease this process already holds (it was inserted
@@ -188,6 +224,9 @@ impl Journal {
             if let Err(e) = self.claim_orphans().await {
                 tracing::warn!(error = %e, "journal poll failed");
             }
+            if let Err(e) = self.expire_bindings().await {
+                tracing::warn!(error = %e, "binding expiry sweep failed");
+            }
         }
     }
 
@@ -204,6 +243,39 @@ impl Journal {
             {
                 tracing::info!(operation.id = %id, "claimed operation");
                 self.start(&id);
+            }
+        }
+        Ok(())
+    }
+
+    /// Starts an unbind for every ready binding whose credentials expired (when bindings
+    /// expire at all). Two brokers may race here: the one-operation-per-binding index lets
+    /// only one unbind in.
+    async fn expire_bindings(self: &Arc<Self>) -> Result<(), StoreError> {
+        let Some(validity) = self.bindings.validity_secs else {
+            return Ok(());
+        };
+        let validity_ms = i64::try_from(validity.saturating_mul(1000)).unwrap_or(i64::MAX);
+        let cutoff = now_ms().saturating_sub(validity_ms);
+        for (binding_id, instance_id) in self.store.expired_bindings(cutoff, CLAIM_BATCH).await? {
+            let op = self.new_operation(
+                Some(common::new_request_id()),
+                None,
+                &instance_id,
+                Some(&binding_id),
+                OperationKind::Unbind,
+                &OperationPayload::default(),
+            );
+            let op_id = op.id.clone();
+            match self.store.begin_unbind(op, None).await {
+                Ok(Outcome::Done) => {
+                    tracing::info!(binding.id = %binding_id, operation.id = %op_id, "binding expired; revoking its credentials");
+                    self.start(&op_id);
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::debug!(binding.id = %binding_id, error = %e, "expired binding is being processed already")
+                }
             }
         }
         Ok(())
@@ -311,13 +383,17 @@ impl Journal {
             .plan(&instance.service_id, plan_id)
             .ok()
             .and_then(|(_, plan)| plan.maximum_polling_duration)
-            .unwrap_or(self.settings.max_operation_secs);
+            // The broker's own limit also caps the plan's (an operator may want it shorter).
+            .map_or(self.settings.max_operation_secs, |plan| {
+                plan.min(self.settings.max_operation_secs)
+            });
         let call = CallContext {
             request_id: op.request_id.clone(),
             originating_identity: op.originating_identity.clone(),
         };
         Ok(Some(OpCtx {
             deadline_ms: op.created_at_ms + (max_secs as i64) * 1000,
+            max_secs,
             kind,
             payload,
             instance,
@@ -539,7 +615,8 @@ impl Journal {
                 Err(e) if e.is_retryable() => {
                     if now_ms() >= ctx.deadline_ms {
                         return Err(StepError::Failed(format!(
-                            "{callee} did not answer before the operation's time ran out"
+                            "{callee} did not answer within the maximum polling duration of {} s; the operation failed",
+                            ctx.max_secs
                         )));
                     }
                     tracing::warn!(
@@ -689,8 +766,9 @@ impl Journal {
         loop {
             if now_ms() >= ctx.deadline_ms {
                 return Err(StepError::Failed(format!(
-                    "{} did not finish within the plan's maximum polling duration",
-                    ctx.kind.initial_description()
+                    "{} did not finish within the maximum polling duration of {} s; the operation failed",
+                    ctx.kind.as_str(),
+                    ctx.max_secs
                 )));
             }
             let task = match self

@@ -308,7 +308,9 @@ fn catalog_plan<S: Catalog>(def: &PlanDef<S::Sizing>) -> Plan {
         })),
         free: Some(true),
         bindable: Some(true),
-        binding_rotatable: None,
+        // Every binding is its own account (a login role, an ACL user), so a successor binding
+        // gets fresh credentials while its predecessor keeps working until it is unbound.
+        binding_rotatable: Some(true),
         // Left to the service's `true`: a refused change then reaches the broker, whose answer
         // names the allowed plans, instead of a platform's generic "plan not updateable".
         plan_updateable: None,

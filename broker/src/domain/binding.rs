@@ -149,6 +149,44 @@ pub fn fetchable(existing: Option<&BindingView<'_>>, instance_id: &str) -> bool 
     existing.is_some_and(|b| b.instance_id == instance_id && b.state == BindingState::Ready)
 }
 
+/// When a binding created at `created_ms` expires and from when it should be renewed, as
+/// unix milliseconds, given its validity and renewal window in seconds (the window defaults to
+/// a fifth of the validity and never reaches before the creation).
+pub fn expiry(created_ms: i64, validity_secs: u64, renew_before_secs: Option<u64>) -> (i64, i64) {
+    let validity_ms = i64::try_from(validity_secs.saturating_mul(1000)).unwrap_or(i64::MAX);
+    let expires = created_ms.saturating_add(validity_ms);
+    let window_ms = renew_before_secs
+        .map(|s| i64::try_from(s.saturating_mul(1000)).unwrap_or(i64::MAX))
+        .unwrap_or(validity_ms / 5)
+        .min(validity_ms);
+    (expires, expires - window_ms)
+}
+
+/// Formats unix milliseconds as the spec's binding metadata timestamp,
+/// `yyyy-mm-ddThh:mm:ss.sZ` (UTC, tenths of a second).
+pub fn format_timestamp(ms: i64) -> String {
+    let secs = ms.div_euclid(1000);
+    let tenths = ms.rem_euclid(1000) / 100;
+    let days = secs.div_euclid(86_400);
+    let of_day = secs.rem_euclid(86_400);
+    // Civil date from days since 1970-01-01 (H. Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{tenths}Z",
+        of_day / 3600,
+        of_day % 3600 / 60,
+        of_day % 60
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -264,6 +302,27 @@ mod tests {
             decide_unbind(Some(&deleting), "i1"),
             UnbindDecision::InProgress("u-op".into())
         );
+    }
+
+    #[test]
+    fn timestamps_follow_the_specs_pattern() {
+        assert_eq!(format_timestamp(0), "1970-01-01T00:00:00.0Z");
+        assert_eq!(format_timestamp(951_782_400_000), "2000-02-29T00:00:00.0Z");
+        assert_eq!(
+            format_timestamp(1_574_098_431_250),
+            "2019-11-18T17:33:51.2Z"
+        );
+        assert_eq!(
+            format_timestamp(4_102_444_799_999),
+            "2099-12-31T23:59:59.9Z"
+        );
+    }
+
+    #[test]
+    fn renewal_comes_before_expiry_and_never_before_creation() {
+        assert_eq!(expiry(1_000, 100, None), (101_000, 81_000));
+        assert_eq!(expiry(1_000, 100, Some(10)), (101_000, 91_000));
+        assert_eq!(expiry(1_000, 100, Some(500)), (101_000, 1_000));
     }
 
     #[test]

@@ -1,5 +1,5 @@
-//! The request headers checked before any request is served: Basic auth and
-//! `X-Broker-API-Version`.
+//! The request headers checked before any request is served: Basic auth,
+//! `X-Broker-API-Version`, and the platform's `X-Broker-API-Originating-Identity`.
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
@@ -52,6 +52,69 @@ pub fn check_api_version(header: Option<&str>) -> Result<(u32, u32), VersionErro
         return Err(VersionError::Unsupported(printable));
     }
     Ok((major, minor))
+}
+
+/// The user a platform acted for, from `X-Broker-API-Originating-Identity`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OriginatingIdentity {
+    /// The platform token (`cloudfoundry`, `kubernetes`, or another platform's).
+    pub platform: String,
+    /// Who: the Cloud Foundry `user_id`, the Kubernetes `username`, or `-` for other platforms.
+    pub user: String,
+}
+
+/// Parses `X-Broker-API-Originating-Identity: <platform> <base64(JSON object)>`. The profile's
+/// mandatory properties are checked for `cloudfoundry` (`user_id`) and `kubernetes`
+/// (`username`, `uid`; `groups` an array and `extra` an object when present); other platforms
+/// only need a JSON object. The error says what is wrong, for a 400.
+pub fn parse_originating_identity(header: &str) -> Result<OriginatingIdentity, String> {
+    let (platform, value) = header.trim().split_once(' ').ok_or(
+        "X-Broker-API-Originating-Identity must be `<platform> <base64 of a JSON object>`",
+    )?;
+    if platform.is_empty() || !platform.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err("X-Broker-API-Originating-Identity: the platform token is invalid".into());
+    }
+    let decoded = STANDARD
+        .decode(value.trim())
+        .map_err(|_| "X-Broker-API-Originating-Identity: the value is not Base64".to_string())?;
+    let json: serde_json::Value = serde_json::from_slice(&decoded).map_err(|_| {
+        "X-Broker-API-Originating-Identity: the value is not Base64 of a JSON object".to_string()
+    })?;
+    let object = json
+        .as_object()
+        .ok_or("X-Broker-API-Originating-Identity: the value is not Base64 of a JSON object")?;
+    let text = |key: &str| -> Result<String, String> {
+        match object.get(key).and_then(serde_json::Value::as_str) {
+            Some(v) if !v.is_empty() => Ok(v.to_string()),
+            _ => Err(format!(
+                "X-Broker-API-Originating-Identity: the {platform} identity needs a non-empty string `{key}`"
+            )),
+        }
+    };
+    let user = match platform {
+        "cloudfoundry" => text("user_id")?,
+        "kubernetes" => {
+            text("uid")?;
+            if object.get("groups").is_some_and(|g| !g.is_array()) {
+                return Err(
+                    "X-Broker-API-Originating-Identity: kubernetes `groups` must be an array"
+                        .into(),
+                );
+            }
+            if object.get("extra").is_some_and(|e| !e.is_object()) {
+                return Err(
+                    "X-Broker-API-Originating-Identity: kubernetes `extra` must be an object"
+                        .into(),
+                );
+            }
+            text("username")?
+        }
+        _ => "-".to_string(),
+    };
+    Ok(OriginatingIdentity {
+        platform: platform.to_string(),
+        user,
+    })
 }
 
 /// Parses an `Authorization: Basic …` header into user name and password.
@@ -138,6 +201,48 @@ mod tests {
             VersionError::Unsupported("3.0".into()),
         ] {
             assert!(e.description().contains("2.17"), "{}", e.description());
+        }
+    }
+
+    fn identity(platform: &str, json: &str) -> String {
+        format!("{platform} {}", STANDARD.encode(json))
+    }
+
+    #[test]
+    fn cloud_foundry_and_kubernetes_identities_are_parsed() {
+        let cf = parse_originating_identity(&identity("cloudfoundry", r#"{"user_id":"u-1"}"#));
+        assert_eq!(
+            cf,
+            Ok(OriginatingIdentity {
+                platform: "cloudfoundry".into(),
+                user: "u-1".into()
+            })
+        );
+        let k8s = parse_originating_identity(&identity(
+            "kubernetes",
+            r#"{"username":"alice","uid":"1","groups":["admin"],"extra":{"a":["b"]}}"#,
+        ));
+        assert_eq!(k8s.map(|i| i.user), Ok("alice".to_string()));
+        let other = parse_originating_identity(&identity("myplatform", r#"{"who":"x"}"#));
+        assert_eq!(other.map(|i| i.platform), Ok("myplatform".to_string()));
+    }
+
+    #[test]
+    fn malformed_identities_are_refused_with_the_reason() {
+        for bad in [
+            "cloudfoundry".to_string(),
+            "cloudfoundry !!!".to_string(),
+            identity("cloudfoundry", "[1]"),
+            identity("cloudfoundry", r#"{"user":"x"}"#),
+            identity("kubernetes", r#"{"username":"a"}"#),
+            identity("kubernetes", r#"{"username":"a","uid":"1","groups":"g"}"#),
+            identity("", r#"{}"#),
+        ] {
+            let e = parse_originating_identity(&bad).unwrap_err();
+            assert!(
+                e.contains("X-Broker-API-Originating-Identity"),
+                "{bad}: {e}"
+            );
         }
     }
 

@@ -2,7 +2,7 @@
 //! carried by the log span), Basic auth, then `X-Broker-API-Version`; plus the extractors of
 //! the request context, the query and the JSON body, which turn bad input into OSB 400s.
 
-use crate::domain::headers::{check_api_version, credentials_match};
+use crate::domain::headers::{check_api_version, credentials_match, parse_originating_identity};
 use crate::error::{BrokerError, REQUEST_ID};
 use crate::service::RequestContext;
 use actix_web::body::{EitherBody, MessageBody};
@@ -81,6 +81,8 @@ pub async fn edge(
         request.id = %request_id,
         http.method = %method,
         http.path = %req.path(),
+        identity.platform = tracing::field::Empty,
+        identity.user = tracing::field::Empty,
     );
     let started = Instant::now();
     let echoed = HeaderValue::from_str(&request_id).ok();
@@ -126,11 +128,28 @@ impl FromRequest for RequestContext {
             .get::<RequestId>()
             .map(|r| r.0.clone())
             .unwrap_or_else(common::new_request_id);
-        let originating_identity = req
-            .headers()
-            .get(ORIGINATING_IDENTITY_HEADER)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_string);
+        // A malformed identity is a malformed request (400); it is only looked at after
+        // authentication, so it never turns a 401 into something else.
+        let originating_identity = match req.headers().get(ORIGINATING_IDENTITY_HEADER) {
+            None => None,
+            Some(value) => {
+                let parsed = value
+                    .to_str()
+                    .map_err(|_| {
+                        "X-Broker-API-Originating-Identity is not printable text".to_string()
+                    })
+                    .and_then(|text| parse_originating_identity(text).map(|id| (text, id)));
+                match parsed {
+                    Ok((text, identity)) => {
+                        let span = tracing::Span::current();
+                        span.record("identity.platform", identity.platform.as_str());
+                        span.record("identity.user", identity.user.as_str());
+                        Some(text.to_string())
+                    }
+                    Err(e) => return std::future::ready(Err(BrokerError::BadRequest(e))),
+                }
+            }
+        };
         std::future::ready(Ok(Self {
             request_id,
             originating_identity,

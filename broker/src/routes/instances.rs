@@ -29,18 +29,20 @@ pub async fn provision(
         ProvisionOutcome::Accepted {
             operation,
             dashboard_url,
+            metadata,
         } => HttpResponse::Accepted().json(ProvisionResponse {
             dashboard_url,
             operation: Some(operation),
-            metadata: None,
+            metadata: Some(metadata),
         }),
-        ProvisionOutcome::AlreadyReady { dashboard_url } => {
-            HttpResponse::Ok().json(ProvisionResponse {
-                dashboard_url,
-                operation: None,
-                metadata: None,
-            })
-        }
+        ProvisionOutcome::AlreadyReady {
+            dashboard_url,
+            metadata,
+        } => HttpResponse::Ok().json(ProvisionResponse {
+            dashboard_url,
+            operation: None,
+            metadata: Some(metadata),
+        }),
     })
 }
 

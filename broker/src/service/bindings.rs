@@ -2,10 +2,11 @@
 //! their operation at once and wait for it up to the synchronous window.
 
 use super::instances::last_operation;
-use super::{encode_object, non_empty_if_present, required, Broker, RequestContext};
+use super::{encode_object, non_empty_if_present, required, Broker, LoadedBinding, RequestContext};
 use crate::catalog::plan_bindable;
 use crate::domain::binding::{
-    decide_bind, decide_unbind, fetchable, BindDecision, BindingState, UnbindDecision,
+    decide_bind, decide_unbind, expiry, fetchable, format_timestamp, BindDecision, BindingState,
+    UnbindDecision,
 };
 use crate::domain::instance::{check_bindable, InstanceState};
 use crate::domain::operation::{OperationKind, OperationPayload};
@@ -13,7 +14,9 @@ use crate::domain::Attributes;
 use crate::error::{BrokerError, RefusalStatus};
 use crate::store::models::{BindingRow, OperationRow};
 use crate::store::{now_ms, Outcome};
-use common::osb::{BindRequest, BindingResponse, Endpoint, JsonObject, LastOperationResponse};
+use common::osb::{
+    BindRequest, BindingMetadata, BindingResponse, Endpoint, JsonObject, LastOperationResponse,
+};
 use common::spi::ValidateBindingRequest;
 
 /// How a bind request ended.
@@ -93,7 +96,16 @@ impl Broker {
         } else {
             None
         };
+        let metadata = self.bindings.validity_secs.map(|validity| {
+            let (expires, renew) =
+                expiry(row.created_at_ms, validity, self.bindings.renew_before_secs);
+            BindingMetadata {
+                expires_at: Some(format_timestamp(expires)),
+                renew_before: Some(format_timestamp(renew)),
+            }
+        });
         Ok(BindingResponse {
+            metadata,
             credentials: Some(credentials.unwrap_or_default()),
             endpoints: endpoints.filter(|e| !e.is_empty()),
             parameters,
@@ -110,8 +122,24 @@ impl Broker {
         body: BindRequest,
         accepts_incomplete: bool,
     ) -> Result<BindOutcome, BrokerError> {
-        let service_id = required(body.service_id, "service_id")?;
-        let plan_id = required(body.plan_id, "plan_id")?;
+        // A rotation request may leave out everything but the predecessor: the rest is the
+        // predecessor's.
+        let predecessor = match body.predecessor_binding_id.as_deref() {
+            Some(predecessor) => Some(self.rotation_source(instance_id, predecessor).await?),
+            None => None,
+        };
+        let service_id = match (body.service_id, &predecessor) {
+            (None, Some(p)) => p.row.service_id.clone(),
+            (value, _) => required(value, "service_id")?,
+        };
+        let plan_id = match (body.plan_id, &predecessor) {
+            (None, Some(p)) => p.row.plan_id.clone(),
+            (value, _) => required(value, "plan_id")?,
+        };
+        let mut body_parameters = body.parameters;
+        if let (None, Some(p)) = (&body_parameters, &predecessor) {
+            body_parameters = Some(p.parameters.clone()).filter(|p| !p.is_empty());
+        }
         non_empty_if_present(&body.app_guid, "app_guid")?;
         let snapshot = self.catalog_for(&service_id).await;
         let (routed, plan) = snapshot
@@ -122,6 +150,16 @@ impl Broker {
                 "plan {} of service {} is not bindable",
                 plan.name, routed.service.name
             )));
+        }
+        if predecessor.is_some() && plan.binding_rotatable != Some(true) {
+            return Err(BrokerError::Refused {
+                status: RefusalStatus::Unprocessable,
+                error: None,
+                description: format!(
+                    "plan {} of service {} does not support binding rotation (binding_rotatable is not true)",
+                    plan.name, routed.service.name
+                ),
+            });
         }
         // A bind to an unknown instance answers 404 (the spec names no code; this is what
         // the widely used brokerapi does).
@@ -139,7 +177,7 @@ impl Broker {
             )));
         }
         check_bindable(&instance.view()).map_err(BrokerError::Concurrency)?;
-        let parameters = body.parameters.clone().unwrap_or_default();
+        let parameters = body_parameters.clone().unwrap_or_default();
         let requested = Attributes {
             service_id: &service_id,
             plan_id: &plan_id,
@@ -163,7 +201,14 @@ impl Broker {
                 }
                 BindDecision::InProgress(operation) => {
                     return self
-                        .await_bind(binding_id, operation, accepts_incomplete, false)
+                        .await_bind(
+                            ctx,
+                            instance_id,
+                            binding_id,
+                            operation,
+                            accepts_incomplete,
+                            false,
+                        )
                         .await
                 }
                 BindDecision::Conflict(d) => return Err(BrokerError::Conflict(d)),
@@ -177,7 +222,7 @@ impl Broker {
                         binding_id: binding_id.to_string(),
                         service_id: service_id.clone(),
                         plan_id: plan_id.clone(),
-                        parameters: body.parameters.clone(),
+                        parameters: body_parameters.clone(),
                     },
                     &ctx.call(),
                 )
@@ -217,7 +262,14 @@ impl Broker {
                     );
                     self.journal.start(&operation);
                     return self
-                        .await_bind(binding_id, operation, accepts_incomplete, true)
+                        .await_bind(
+                            ctx,
+                            instance_id,
+                            binding_id,
+                            operation,
+                            accepts_incomplete,
+                            true,
+                        )
                         .await;
                 }
                 Outcome::Exists => continue,
@@ -229,9 +281,34 @@ impl Broker {
         ))
     }
 
+    /// The predecessor of a rotation: a ready binding of the same instance, else a 400.
+    async fn rotation_source(
+        &self,
+        instance_id: &str,
+        predecessor: &str,
+    ) -> Result<LoadedBinding, BrokerError> {
+        if predecessor.is_empty() {
+            return Err(BrokerError::BadRequest(
+                "predecessor_binding_id must not be empty".into(),
+            ));
+        }
+        self.load_binding(predecessor)
+            .await?
+            .filter(|b| {
+                fetchable(Some(&b.view()), instance_id)
+            })
+            .ok_or_else(|| {
+                BrokerError::BadRequest(format!(
+                    "predecessor_binding_id {predecessor} is not a binding of service instance {instance_id} that can be rotated"
+                ))
+            })
+    }
+
     /// Waits up to the synchronous window for a bind operation.
     async fn await_bind(
         &self,
+        ctx: &RequestContext,
+        instance_id: &str,
         binding_id: &str,
         operation: String,
         accepts_incomplete: bool,
@@ -261,11 +338,53 @@ impl Broker {
                 Err(failure(&op))
             }
             None if accepts_incomplete => Ok(BindOutcome::Accepted { operation }),
-            None => Err(BrokerError::Unavailable(
-                "the binding is still being created; retry the request later, or send accepts_incomplete=true"
-                    .into(),
-            )),
+            None => {
+                // The spec's answer is 422 AsyncRequired, after which the platform forgets the
+                // request (no orphan mitigation for a 4xx): the binding this request started
+                // must not survive it, so its creation is halted and undone.
+                if created_here {
+                    self.cancel_bind(ctx, instance_id, binding_id, &operation)
+                        .await?;
+                }
+                Err(BrokerError::AsyncRequired)
+            }
         }
+    }
+
+    /// Halts a bind operation and starts deleting what it may have created.
+    async fn cancel_bind(
+        &self,
+        ctx: &RequestContext,
+        instance_id: &str,
+        binding_id: &str,
+        bind_operation: &str,
+    ) -> Result<(), BrokerError> {
+        let op = self.new_operation(
+            ctx,
+            instance_id,
+            Some(binding_id),
+            OperationKind::Unbind,
+            &OperationPayload::default(),
+        );
+        let operation = op.id.clone();
+        match self
+            .store
+            .begin_unbind(op, Some(bind_operation.to_string()))
+            .await?
+        {
+            Outcome::Done => {
+                tracing::info!(
+                    binding.id = %binding_id,
+                    operation.id = %operation,
+                    cancelled = bind_operation,
+                    "bind outran the synchronous window without accepts_incomplete; undoing it"
+                );
+                self.journal.start(&operation);
+            }
+            // The bind just ended, or another request already deletes the binding.
+            Outcome::Exists | Outcome::Busy(_) => {}
+        }
+        Ok(())
     }
 
     /// `DELETE /v2/service_instances/{id}/service_bindings/{bid}`.
@@ -328,10 +447,8 @@ impl Broker {
             Some(op) if op.state == "succeeded" => Ok(UnbindOutcome::Deleted),
             Some(op) => Err(failure(&op)),
             None if accepts_incomplete => Ok(UnbindOutcome::Accepted { operation }),
-            None => Err(BrokerError::Unavailable(
-                "the binding is still being deleted; retry the request later, or send accepts_incomplete=true"
-                    .into(),
-            )),
+            // The deletion goes on; a repeated DELETE joins it.
+            None => Err(BrokerError::AsyncRequired),
         }
     }
 

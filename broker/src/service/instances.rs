@@ -9,17 +9,18 @@ use crate::domain::instance::{
 };
 use crate::domain::operation::{last_operation_view, OperationKind, OperationPayload};
 use crate::domain::Attributes;
-use crate::error::BrokerError;
+use crate::error::{BrokerError, RefusalStatus};
 use crate::store::models::InstanceRow;
 use crate::store::{now_ms, Outcome};
+use common::client::ClientError;
 use common::osb::{
-    FetchInstanceResponse, LastOperationResponse, MaintenanceInfo, OperationState,
-    ProvisionRequest, UpdateRequest,
+    FetchInstanceResponse, InstanceMetadata, JsonObject, LastOperationResponse, MaintenanceInfo,
+    OperationState, Plan, ProvisionRequest, Service, UpdateRequest,
 };
 use common::spi::{InstanceOperation, ValidateInstanceRequest};
 
 /// How a provision request ended.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum ProvisionOutcome {
     /// Provisioning runs (new, or the same request repeated): 202.
     Accepted {
@@ -27,11 +28,15 @@ pub enum ProvisionOutcome {
         operation: String,
         /// Dashboard of the instance.
         dashboard_url: Option<String>,
+        /// Labels and attributes of the instance.
+        metadata: InstanceMetadata,
     },
     /// The same instance exists and is ready: 200.
     AlreadyReady {
         /// Dashboard of the instance.
         dashboard_url: Option<String>,
+        /// Labels and attributes of the instance.
+        metadata: InstanceMetadata,
     },
 }
 
@@ -45,6 +50,47 @@ pub enum UpdateOutcome {
         /// The OSB operation.
         operation: String,
     },
+}
+
+/// The instance metadata the platform is given: labels naming the offering and plan, and the
+/// plan's maintenance version as an attribute.
+fn instance_metadata(service: &Service, plan: &Plan) -> InstanceMetadata {
+    let mut labels = JsonObject::new();
+    labels.insert("service".into(), service.name.clone().into());
+    labels.insert("plan".into(), plan.name.clone().into());
+    let mut attributes = JsonObject::new();
+    if let Some(m) = &plan.maintenance_info {
+        attributes.insert("maintenance_version".into(), m.version.clone().into());
+    }
+    InstanceMetadata {
+        labels: Some(labels),
+        attributes: Some(attributes),
+    }
+}
+
+/// The SPI's code for a plan change it does not allow.
+const PLAN_CHANGE_NOT_ALLOWED: &str = "PlanChangeNotAllowed";
+
+/// Maps an SPI refusal of an update: a plan change that is not supported is the spec's 422
+/// ("the requested change is not supported"); everything else as any SPI call.
+fn update_refusal(spi: &str, e: ClientError) -> BrokerError {
+    match e {
+        ClientError::Status {
+            status: 400,
+            envelope,
+            ..
+        } if envelope.error == PLAN_CHANGE_NOT_ALLOWED => BrokerError::Refused {
+            status: RefusalStatus::Unprocessable,
+            error: None,
+            description: envelope.description,
+        },
+        other => BrokerError::from_call(spi, other),
+    }
+}
+
+/// Whether the offering declares `allow_context_updates: true`.
+fn context_updates_allowed(service: &Service) -> bool {
+    service.allow_context_updates == Some(true)
 }
 
 fn not_found(instance_id: &str) -> BrokerError {
@@ -92,12 +138,16 @@ impl Broker {
             match decide_provision(view.as_ref(), &requested) {
                 ProvisionDecision::Create => {}
                 ProvisionDecision::AlreadyReady => {
-                    return Ok(ProvisionOutcome::AlreadyReady { dashboard_url })
+                    return Ok(ProvisionOutcome::AlreadyReady {
+                        dashboard_url,
+                        metadata: instance_metadata(&routed.service, plan),
+                    })
                 }
                 ProvisionDecision::InProgress(operation) => {
                     return Ok(ProvisionOutcome::Accepted {
                         operation,
                         dashboard_url,
+                        metadata: instance_metadata(&routed.service, plan),
                     })
                 }
                 ProvisionDecision::Conflict(d) => return Err(BrokerError::Conflict(d)),
@@ -153,6 +203,7 @@ impl Broker {
                     return Ok(ProvisionOutcome::Accepted {
                         operation,
                         dashboard_url: validated.dashboard_url,
+                        metadata: instance_metadata(&routed.service, plan),
                     });
                 }
                 Outcome::Exists => continue,
@@ -219,6 +270,22 @@ impl Broker {
             UpdateDecision::Concurrency(d) => return Err(BrokerError::Concurrency(d)),
             UpdateDecision::NothingToChange => {
                 if let Some(context) = &body.context {
+                    let stored = existing
+                        .row
+                        .context
+                        .as_deref()
+                        .and_then(|c| serde_json::from_str::<JsonObject>(c).ok());
+                    if !context_updates_allowed(&routed.service) && stored.as_ref() != Some(context)
+                    {
+                        return Err(BrokerError::Refused {
+                            status: RefusalStatus::Unprocessable,
+                            error: None,
+                            description: format!(
+                                "service {} does not allow context-only updates (allow_context_updates is not true); the context was not changed",
+                                routed.service.name
+                            ),
+                        });
+                    }
                     self.store
                         .store_context(instance_id, encode_object(context))
                         .await?;
@@ -242,7 +309,7 @@ impl Broker {
                 &ctx.call(),
             )
             .await
-            .map_err(|e| BrokerError::from_call(&spi.name, e))?;
+            .map_err(|e| update_refusal(&spi.name, e))?;
         if !accepts_incomplete {
             return Err(BrokerError::AsyncRequired);
         }
@@ -334,6 +401,11 @@ impl Broker {
                 let Some(existing) = existing else {
                     return Err(not_found(instance_id));
                 };
+                let snapshot = self.catalog.snapshot();
+                let metadata = snapshot
+                    .plan(&existing.row.service_id, &existing.row.plan_id)
+                    .ok()
+                    .map(|(routed, plan)| instance_metadata(&routed.service, plan));
                 Ok(FetchInstanceResponse {
                     service_id: Some(existing.row.service_id),
                     plan_id: Some(existing.row.plan_id),
@@ -345,7 +417,7 @@ impl Broker {
                             description: None,
                         }
                     }),
-                    metadata: None,
+                    metadata,
                 })
             }
         }

@@ -35,6 +35,23 @@ impl Store {
         .await
     }
 
+    /// Up to `limit` ready bindings created at or before `cutoff_ms`, as (binding, instance).
+    pub async fn expired_bindings(
+        &self,
+        cutoff_ms: i64,
+        limit: i64,
+    ) -> Result<Vec<(String, String)>, StoreError> {
+        self.run(move |conn| {
+            Ok(service_bindings::table
+                .filter(service_bindings::state.eq("ready"))
+                .filter(service_bindings::created_at_ms.le(cutoff_ms))
+                .select((service_bindings::id, service_bindings::instance_id))
+                .limit(limit)
+                .load(conn)?)
+        })
+        .await
+    }
+
     /// Inserts a binding (or replaces a deleted or failed one with the same id) with its bind
     /// operation, if the instance is still ready and idle. `Exists` when a live binding with
     /// this id appeared meanwhile.

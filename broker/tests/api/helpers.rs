@@ -209,6 +209,26 @@ impl TestApp {
         }
     }
 
+    /// Makes every client of this stack open a new connection per request, so the stack can
+    /// be used from several tokio runtimes (a pooled connection belongs to the runtime that
+    /// opened it).
+    #[allow(dead_code, reason = "used by the conformance test binary only")]
+    pub fn without_connection_reuse(&mut self) {
+        self.http = reqwest::Client::builder()
+            .pool_max_idle_per_host(0)
+            .build()
+            .unwrap();
+        let tls = self.env.tls("broker").client_config().unwrap();
+        let http = reqwest::Client::builder()
+            .use_preconfigured_tls(tls)
+            .pool_max_idle_per_host(0)
+            .timeout(Duration::from_secs(30))
+            .build()
+            .unwrap();
+        self.deployer_client =
+            DeployerClient::new(InternalClient::from_reqwest(&self.deployer_url, http));
+    }
+
     /// Starts a broker with `settings` (replacing none: stop the old one first).
     pub async fn start_broker(&mut self, settings: Settings) {
         let app = broker::startup::Application::build(settings).await.unwrap();
