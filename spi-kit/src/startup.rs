@@ -31,7 +31,9 @@ impl Application {
             .server_config()
             .context("loading the TLS certificate, key and CA")?;
         let offering = web::Data::new(
-            Offering::<S>::new(&settings.dashboard_base_url).context("compiling the catalog")?,
+            Offering::<S>::new(&settings.dashboard_base_url)
+                .context("compiling the catalog")?
+                .allowing_context_updates(settings.allow_context_updates),
         );
         let listener = TcpListener::bind(&settings.listen)
             .with_context(|| format!("binding {}", settings.listen))?;

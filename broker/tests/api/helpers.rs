@@ -122,6 +122,15 @@ pub async fn spawn_app() -> TestApp {
 
 /// Starts the stack; `tweak` adjusts the broker's settings.
 pub async fn spawn_app_with(tweak: impl FnOnce(&mut Settings)) -> TestApp {
+    spawn_stack(tweak, |_| {}).await
+}
+
+/// Starts the stack; `tweak` adjusts the broker's settings, `tweak_spi` the SPI's.
+#[allow(dead_code, reason = "used by the conformance test binary only")]
+pub async fn spawn_stack(
+    tweak: impl FnOnce(&mut Settings),
+    tweak_spi: impl FnOnce(&mut spi_postgres::config::Settings),
+) -> TestApp {
     let env = TestEnv::new();
 
     let deployer_settings = deployer::config::Settings {
@@ -140,11 +149,12 @@ pub async fn spawn_app_with(tweak: impl FnOnce(&mut Settings)) -> TestApp {
         deployer_app.run_until_stopped(),
     );
 
-    let spi_settings = spi_postgres::config::Settings {
+    let mut spi_settings = spi_postgres::config::Settings {
         listen: "127.0.0.1:0".into(),
         tls: env.tls("spi-postgres"),
         ..Default::default()
     };
+    tweak_spi(&mut spi_settings);
     let spi_app = spi_postgres::startup::Application::build(spi_settings)
         .await
         .unwrap();
