@@ -467,6 +467,26 @@ async fn rule_012_a_4xx_leaves_the_broker_state_unchanged() {
         .expect("the binding still works");
 }
 
+/// An async provision of the small plan sent with `X-Broker-API-Originating-Identity: identity`
+/// and, if given, `X-Broker-API-Request-Identity: request_id`.
+async fn provision_as(
+    app: &crate::helpers::TestApp,
+    id: &str,
+    identity: &str,
+    request_id: Option<&str>,
+) -> Answer {
+    let mut req = app
+        .request(
+            Method::PUT,
+            &format!("/v2/service_instances/{id}?accepts_incomplete=true"),
+        )
+        .header("X-Broker-API-Originating-Identity", identity);
+    if let Some(request_id) = request_id {
+        req = req.header("X-Broker-API-Request-Identity", request_id);
+    }
+    Answer::from(req.json(&provision_body(json!({}))).send().await.unwrap()).await
+}
+
 #[tokio::test]
 async fn originating_identity_of_both_profiles_is_accepted_and_recorded_with_the_operation() {
     let s = shared();
@@ -490,19 +510,7 @@ async fn originating_identity_of_both_profiles_is_accepted_and_recorded_with_the
     ] {
         let id = new_id();
         let request_id = format!("req-{}", new_id());
-        let answer = Answer::from(
-            app.request(
-                Method::PUT,
-                &format!("/v2/service_instances/{id}?accepts_incomplete=true"),
-            )
-            .header("X-Broker-API-Originating-Identity", &identity)
-            .header("X-Broker-API-Request-Identity", &request_id)
-            .json(&provision_body(json!({})))
-            .send()
-            .await
-            .unwrap(),
-        )
-        .await;
+        let answer = provision_as(app, &id, &identity, Some(&request_id)).await;
         assert_eq!(answer.status, 202, "{identity}: {answer:?}");
         let op = store
             .operation(&answer.operation())
@@ -534,18 +542,7 @@ async fn a_malformed_originating_identity_is_400_and_changes_nothing() {
         format!("kubernetes {}", encode(r#"{"username":"duke"}"#)),
     ] {
         let id = new_id();
-        let answer = Answer::from(
-            app.request(
-                Method::PUT,
-                &format!("/v2/service_instances/{id}?accepts_incomplete=true"),
-            )
-            .header("X-Broker-API-Originating-Identity", &identity)
-            .json(&provision_body(json!({})))
-            .send()
-            .await
-            .unwrap(),
-        )
-        .await;
+        let answer = provision_as(app, &id, &identity, None).await;
         assert_eq!(answer.status, 400, "{identity}: {answer:?}");
         assert!(
             answer.body["description"]
@@ -616,19 +613,7 @@ async fn request_and_originating_identity_reach_the_spi_and_the_deployer_and_the
     );
     let request_id = format!("req-{}", new_id());
     let id = new_id();
-    let answer = Answer::from(
-        app.request(
-            Method::PUT,
-            &format!("/v2/service_instances/{id}?accepts_incomplete=true"),
-        )
-        .header("X-Broker-API-Originating-Identity", &identity)
-        .header("X-Broker-API-Request-Identity", &request_id)
-        .json(&provision_body(json!({})))
-        .send()
-        .await
-        .unwrap(),
-    )
-    .await;
+    let answer = provision_as(app, &id, &identity, Some(&request_id)).await;
     assert_eq!(answer.status, 202, "{answer:?}");
     let (last, _) = app.wait_for_instance(&id, &answer.operation()).await;
     assert_eq!(last["state"], "succeeded", "{last}");
