@@ -220,19 +220,28 @@ fn fetch_problem(spi: &str, error: &ClientError) -> (bool, String) {
         ClientError::Status { status: 404, .. } => (
             true,
             format!(
-                "SPI {spi} does not serve contract version {CONTRACT_VERSION} ({PREFIX}/catalog answered 404): its offerings are left out of the catalog"
+                "SPI {spi} does not serve contract version {CONTRACT_VERSION} ({PREFIX}/catalog answered 404)"
             ),
         ),
         ClientError::Decode { message, .. } => (
             true,
             format!(
-                "SPI {spi} answered {PREFIX}/catalog with something that is not a version {CONTRACT_VERSION} catalog fragment ({message}): its offerings are left out of the catalog"
+                "SPI {spi} answered {PREFIX}/catalog with something that is not a version {CONTRACT_VERSION} catalog fragment ({message})"
             ),
         ),
         other => (
             false,
             format!("SPI {spi} catalog unavailable, retrying on the next refresh: {other}"),
         ),
+    }
+}
+
+/// What a refused fragment means for the catalog.
+fn consequence(kept_last_good: bool) -> &'static str {
+    if kept_last_good {
+        "; the fragment it served before stays in the catalog"
+    } else {
+        " and its offerings are left out of the catalog"
     }
 }
 
@@ -306,8 +315,9 @@ impl CatalogCache {
             match result {
                 Ok(fragment) if fragment.contract_version != CONTRACT_VERSION => {
                     let problem = format!(
-                        "SPI {name} speaks SPI contract version {}, this broker speaks version {CONTRACT_VERSION}: its fragment is refused and its offerings are left out of the catalog",
-                        fragment.contract_version
+                        "SPI {name} speaks SPI contract version {}, this broker speaks version {CONTRACT_VERSION}: its fragment is refused{}",
+                        fragment.contract_version,
+                        consequence(current[i].is_some())
                     );
                     tracing::error!(
                         spi = %name,
@@ -320,9 +330,10 @@ impl CatalogCache {
                 }
                 Ok(fragment) => next[i] = Some(fragment),
                 Err(e) => {
-                    let (serious, problem) = fetch_problem(name, &e);
+                    let (serious, mut problem) = fetch_problem(name, &e);
                     let kept = current[i].is_some();
                     if serious {
+                        problem.push_str(consequence(kept));
                         tracing::error!(spi = %name, kept_last_good = kept, "{problem}");
                     } else {
                         tracing::warn!(spi = %name, kept_last_good = kept, "{problem}");
