@@ -108,7 +108,7 @@ impl Application {
             InternalClient::new(&settings.deployer.url, &settings.tls, timeout)
                 .context("deployer client")?,
         );
-        let catalog = Arc::new(CatalogCache::new(spis));
+        let catalog = Arc::new(CatalogCache::new(spis, store.clone()));
         catalog.refresh().await;
         let journal = Arc::new(Journal::new(
             store.clone(),
@@ -163,6 +163,11 @@ impl Application {
     /// The port the OSB API listens on.
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// The catalog cache (tests read what its last refresh said about each SPI).
+    pub fn catalog(&self) -> Arc<CatalogCache> {
+        Arc::clone(&self.catalog)
     }
 
     /// A handle that stops the server (and with it the journal workers).

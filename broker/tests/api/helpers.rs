@@ -112,6 +112,9 @@ pub struct TestApp {
     pub address: String,
     pub http: reqwest::Client,
     pub deployer_client: DeployerClient,
+    /// The running broker's catalog cache.
+    #[allow(dead_code, reason = "used by the api test binary only")]
+    pub catalog: Option<std::sync::Arc<broker::catalog::CatalogCache>>,
     spi_url: String,
     deployer_url: String,
 }
@@ -172,6 +175,7 @@ pub async fn spawn_stack(
         address: String::new(),
         http: reqwest::Client::new(),
         deployer_client,
+        catalog: None,
         spi_url,
         deployer_url,
     };
@@ -243,6 +247,7 @@ impl TestApp {
     pub async fn start_broker(&mut self, settings: Settings) {
         let app = broker::startup::Application::build(settings).await.unwrap();
         self.address = format!("http://127.0.0.1:{}", app.port());
+        self.catalog = Some(app.catalog());
         self.broker = Some(Running::spawn(app.server_handle(), app.run_until_stopped()));
     }
 
@@ -251,6 +256,12 @@ impl TestApp {
         if let Some(broker) = self.broker.take() {
             broker.stop().await;
         }
+    }
+
+    /// The URL of spi-postgres.
+    #[allow(dead_code, reason = "used by the api test binary only")]
+    pub fn spi_url(&self) -> &str {
+        &self.spi_url
     }
 
     /// Stops the SPI (the broker keeps running).

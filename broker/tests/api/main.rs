@@ -2,6 +2,7 @@
 //! driven over HTTP as a platform would.
 
 mod bindings;
+mod catalog;
 mod edge;
 mod helpers;
 mod lifecycle;

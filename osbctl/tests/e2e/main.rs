@@ -5,5 +5,6 @@
 mod cli;
 mod config_examples;
 mod helpers;
+mod keyvalue;
 mod mtls;
 mod walkthrough;
