@@ -5,5 +5,6 @@ mod bindings;
 mod edge;
 mod helpers;
 mod lifecycle;
+mod replicas;
 mod restart;
 mod validation;
