@@ -32,6 +32,16 @@ pub struct BenchArgs {
     /// Only this section (default: all of them).
     #[arg(long, value_enum)]
     pub service: Option<Section>,
+    /// Only the state store benchmark: last_operation with many instances in the database,
+    /// on SQLite and on PostgreSQL (see `bench_store`).
+    #[arg(long)]
+    pub store: bool,
+    /// Instances seeded for `--store`.
+    #[arg(long, default_value_t = 10_000)]
+    pub instances: usize,
+    /// Internal to `--store`: run only the broker, from this settings file.
+    #[arg(long, hide = true)]
+    pub serve_broker: Option<std::path::PathBuf>,
 }
 
 /// A section of the benchmark.
@@ -47,6 +57,12 @@ pub enum Section {
 
 /// Runs every benchmark and prints the figures.
 pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
+    if let Some(settings) = &args.serve_broker {
+        return crate::bench_store::serve_broker(settings).await;
+    }
+    if args.store {
+        return crate::bench_store::run(&args).await;
+    }
     let dir = tempfile::tempdir()?;
     let stack = Stack::start(StackOptions {
         poll_interval_ms: 50,

@@ -6,5 +6,6 @@ mod catalog;
 mod edge;
 mod helpers;
 mod lifecycle;
+mod replicas;
 mod restart;
 mod validation;
