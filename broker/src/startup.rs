@@ -4,6 +4,7 @@
 use crate::catalog::{CatalogCache, NamedSpi};
 use crate::config::Settings;
 use crate::crypto::Cipher;
+use crate::reconcile;
 use crate::routes::{self, bindings, catalog, edge, health, instances};
 use crate::service::Broker;
 use crate::store::Store;
@@ -28,6 +29,9 @@ pub struct Application {
     journal: Arc<Journal>,
     catalog: Arc<CatalogCache>,
     catalog_refresh: Duration,
+    store: Store,
+    deployer: DeployerClient,
+    reconcile_every: Option<Duration>,
 }
 
 /// Stops the journal's operation tasks when `run_until_stopped` returns or is dropped.
@@ -81,16 +85,34 @@ fn routes(cfg: &mut web::ServiceConfig) {
     );
 }
 
+/// Opens (and migrates) the state database of `settings`.
+pub async fn open_store(settings: &Settings) -> anyhow::Result<Store> {
+    Store::connect(&settings.database.url)
+        .await
+        .with_context(|| format!("opening the state database {}", settings.database.url))
+}
+
+/// The deployer client of `settings`.
+pub fn deployer_client(settings: &Settings) -> anyhow::Result<DeployerClient> {
+    Ok(DeployerClient::new(
+        InternalClient::new(
+            &settings.deployer.url,
+            &settings.tls,
+            settings.worker.call_timeout(),
+        )
+        .context("deployer client")?,
+    ))
+}
+
 impl Application {
-    /// Opens the database, loads the catalog and binds `settings.listen`.
+    /// Opens the database, loads the catalog and binds `settings.listen`. The server does not
+    /// watch signals itself: the binary stops it through [`Application::server_handle`].
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
         if settings.auth.username.is_empty() || settings.auth.password.expose().is_empty() {
             anyhow::bail!("auth.username and auth.password must be set");
         }
         let cipher = Arc::new(Cipher::new(&settings.encryption).context("encryption keys")?);
-        let store = Store::connect(&settings.database.url)
-            .await
-            .with_context(|| format!("opening the state database {}", settings.database.url))?;
+        let store = open_store(&settings).await?;
         let timeout = settings.worker.call_timeout();
         let spis = settings
             .spis
@@ -104,23 +126,20 @@ impl Application {
                 })
             })
             .collect::<anyhow::Result<Vec<_>>>()?;
-        let deployer = DeployerClient::new(
-            InternalClient::new(&settings.deployer.url, &settings.tls, timeout)
-                .context("deployer client")?,
-        );
+        let deployer = deployer_client(&settings)?;
         let catalog = Arc::new(CatalogCache::new(spis));
         catalog.refresh().await;
         let journal = Arc::new(Journal::new(
             store.clone(),
             Arc::clone(&catalog),
-            deployer,
+            deployer.clone(),
             Arc::clone(&cipher),
             settings.worker.clone(),
             settings.bindings.clone(),
             tokio::runtime::Handle::current(),
         ));
         let broker = web::Data::new(Broker {
-            store,
+            store: store.clone(),
             catalog: Arc::clone(&catalog),
             journal: Arc::clone(&journal),
             cipher,
@@ -143,6 +162,7 @@ impl Application {
                 .default_service(web::to(routes::not_found))
         })
         .shutdown_timeout(SHUTDOWN_TIMEOUT_SECS)
+        .disable_signals()
         .listen(listener)?
         .run();
         tracing::info!(
@@ -157,6 +177,10 @@ impl Application {
             journal,
             catalog,
             catalog_refresh: Duration::from_secs(settings.catalog_refresh_secs.max(1)),
+            store,
+            deployer,
+            reconcile_every: (settings.reconcile.interval_secs > 0)
+                .then(|| Duration::from_secs(settings.reconcile.interval_secs)),
         })
     }
 
@@ -170,10 +194,23 @@ impl Application {
         self.server.handle()
     }
 
-    /// Serves until the server handle stops it, running the journal workers and the catalog
-    /// refresher beside it; all of them stop when this returns or is dropped.
+    /// Serves until the server handle stops it, running the journal workers, the catalog
+    /// refresher and the reconciliation check beside it. Once the server stopped (in-flight
+    /// requests finished, up to the shutdown timeout) the journal hands its leases back; if
+    /// this future is dropped instead, its tasks are aborted and the leases expire.
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
         let _stop = StopJournal(Arc::clone(&self.journal));
+        let (store, deployer, reconcile_every) = (
+            self.store.clone(),
+            self.deployer.clone(),
+            self.reconcile_every,
+        );
+        let reconciler = async move {
+            match reconcile_every {
+                Some(every) => reconcile::watch(store, deployer, every).await,
+                None => std::future::pending().await,
+            }
+        };
         let catalog = Arc::clone(&self.catalog);
         let every = self.catalog_refresh;
         let refresher = async move {
@@ -185,11 +222,16 @@ impl Application {
                 catalog.refresh().await;
             }
         };
-        tokio::select! {
-            result = self.server => result.context("HTTP server")?,
-            () = Arc::clone(&self.journal).run() => {}
-            () = refresher => {}
+        let served = tokio::select! {
+            result = self.server => result.context("HTTP server"),
+            () = Arc::clone(&self.journal).run() => Ok(()),
+            () = refresher => Ok(()),
+            () = reconciler => Ok(()),
+        };
+        if let Err(e) = self.journal.hand_back().await {
+            tracing::warn!(error = %e, "handing back leases failed; they expire instead");
         }
+        served?;
         tracing::info!("broker stopped");
         Ok(())
     }

@@ -5,8 +5,11 @@ pub mod models;
 pub mod schema;
 
 mod bindings;
+mod deployments;
 mod instances;
+mod leases;
 mod operations;
+mod secrets;
 
 use diesel::connection::SimpleConnection;
 use diesel::r2d2::{ConnectionManager, CustomizeConnection, Pool, PooledConnection};
@@ -14,7 +17,9 @@ use diesel::sqlite::SqliteConnection;
 use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
 use std::time::{SystemTime, UNIX_EPOCH};
 
+pub use deployments::OwnedDeployment;
 pub use operations::Effect;
+pub use secrets::{SecretColumn, StoredSecret};
 
 /// The connection type of the state database.
 pub type DbConnection = SqliteConnection;

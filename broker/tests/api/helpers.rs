@@ -103,16 +103,20 @@ impl Drop for TestEnv {
 }
 
 /// The broker under test, the services behind it, and clients for all of them.
-/// Fields drop in order: broker, SPI, deployer, then the servers and directories.
+/// Fields drop in order: broker, SPIs, deployer, then the servers and directories.
 pub struct TestApp {
     broker: Option<Running>,
+    /// The broker as its own OS process (killed when dropped).
+    pub(crate) process: Option<crate::process::BrokerProcess>,
     spi: Option<Running>,
-    deployer: Running,
+    keyvalue: Option<Running>,
+    deployer: Option<Running>,
     pub env: TestEnv,
     pub address: String,
     pub http: reqwest::Client,
     pub deployer_client: DeployerClient,
     spi_url: String,
+    keyvalue_url: Option<String>,
     deployer_url: String,
 }
 
@@ -122,58 +126,115 @@ pub async fn spawn_app() -> TestApp {
 
 /// Starts the stack; `tweak` adjusts the broker's settings.
 pub async fn spawn_app_with(tweak: impl FnOnce(&mut Settings)) -> TestApp {
-    let env = TestEnv::new();
-
-    let deployer_settings = deployer::config::Settings {
-        listen: "127.0.0.1:0".into(),
-        ..deployer::config::Settings::new(
-            env.deployer_data.path().to_path_buf(),
-            env.tls("deployer"),
-        )
-    };
-    let deployer_app = deployer::Application::build(deployer_settings)
-        .await
-        .unwrap();
-    let deployer_url = format!("https://localhost:{}", deployer_app.port());
-    let deployer = Running::spawn(
-        deployer_app.server_handle(),
-        deployer_app.run_until_stopped(),
-    );
-
-    let spi_settings = spi_postgres::config::Settings {
-        listen: "127.0.0.1:0".into(),
-        tls: env.tls("spi-postgres"),
-        ..Default::default()
-    };
-    let spi_app = spi_postgres::startup::Application::build(spi_settings)
-        .await
-        .unwrap();
-    let spi_url = format!("https://localhost:{}", spi_app.port());
-    let spi = Running::spawn(spi_app.server_handle(), spi_app.run_until_stopped());
-
-    let deployer_client = DeployerClient::new(
-        InternalClient::new(&deployer_url, &env.tls("broker"), Duration::from_secs(30)).unwrap(),
-    );
-    let mut app = TestApp {
-        broker: None,
-        spi: Some(spi),
-        deployer,
-        env,
-        address: String::new(),
-        http: reqwest::Client::new(),
-        deployer_client,
-        spi_url,
-        deployer_url,
-    };
+    let mut app = spawn_services(false).await;
     let mut settings = app.broker_settings();
     tweak(&mut settings);
     app.start_broker(settings).await;
     app
 }
 
+/// An address `127.0.0.1:<port>` on a port that is free now (so a service can be started
+/// again on the same address).
+pub fn free_address() -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap().to_string()
+}
+
+async fn start_deployer(env: &TestEnv, listen: &str) -> Running {
+    let settings = deployer::config::Settings {
+        listen: listen.into(),
+        ..deployer::config::Settings::new(
+            env.deployer_data.path().to_path_buf(),
+            env.tls("deployer"),
+        )
+    };
+    let app = deployer::Application::build(settings).await.unwrap();
+    Running::spawn(app.server_handle(), app.run_until_stopped())
+}
+
+async fn start_postgres_spi(env: &TestEnv, listen: &str) -> Running {
+    let settings = spi_postgres::config::Settings {
+        listen: listen.into(),
+        tls: env.tls("spi-postgres"),
+        ..Default::default()
+    };
+    let app = spi_postgres::startup::Application::build(settings)
+        .await
+        .unwrap();
+    Running::spawn(app.server_handle(), app.run_until_stopped())
+}
+
+async fn start_keyvalue_spi(env: &TestEnv, listen: &str) -> Running {
+    let settings = spi_keyvalue::config::Settings {
+        listen: listen.into(),
+        tls: env.tls("spi-keyvalue"),
+        ..Default::default()
+    };
+    let app = spi_keyvalue::startup::Application::build(settings)
+        .await
+        .unwrap();
+    Running::spawn(app.server_handle(), app.run_until_stopped())
+}
+
+/// `https://localhost:<port>` of a `127.0.0.1:<port>` address.
+fn url_of(address: &str) -> String {
+    format!("https://localhost:{}", address.rsplit(':').next().unwrap())
+}
+
+/// The `127.0.0.1:<port>` address of a `https://localhost:<port>` URL.
+fn address_of(url: &str) -> String {
+    format!("127.0.0.1:{}", url.rsplit(':').next().unwrap())
+}
+
+/// Starts the deployer and spi-postgres (and spi-keyvalue) on fixed free ports, no broker.
+pub async fn spawn_services(with_keyvalue: bool) -> TestApp {
+    let env = TestEnv::new();
+    let deployer_address = free_address();
+    let deployer = start_deployer(&env, &deployer_address).await;
+    let deployer_url = url_of(&deployer_address);
+    let spi_address = free_address();
+    let spi = start_postgres_spi(&env, &spi_address).await;
+    let (keyvalue, keyvalue_url) = if with_keyvalue {
+        let address = free_address();
+        (
+            Some(start_keyvalue_spi(&env, &address).await),
+            Some(url_of(&address)),
+        )
+    } else {
+        (None, None)
+    };
+    let deployer_client = DeployerClient::new(
+        InternalClient::new(&deployer_url, &env.tls("broker"), Duration::from_secs(30)).unwrap(),
+    );
+    TestApp {
+        broker: None,
+        process: None,
+        spi: Some(spi),
+        keyvalue,
+        deployer: Some(deployer),
+        env,
+        address: String::new(),
+        http: reqwest::Client::new(),
+        deployer_client,
+        spi_url: url_of(&spi_address),
+        keyvalue_url,
+        deployer_url,
+    }
+}
+
 impl TestApp {
     /// The broker's settings for this stack (SQLite file in the state dir).
     pub fn broker_settings(&self) -> Settings {
+        let mut spis = vec![SpiSettings {
+            name: "spi-postgres".into(),
+            url: self.spi_url.clone(),
+        }];
+        if let Some(url) = &self.keyvalue_url {
+            spis.push(SpiSettings {
+                name: "spi-keyvalue".into(),
+                url: url.clone(),
+            });
+        }
         Settings {
             listen: "127.0.0.1:0".into(),
             auth: AuthSettings {
@@ -181,10 +242,7 @@ impl TestApp {
                 password: SecretString::new(PASSWORD),
             },
             database: DatabaseSettings {
-                url: format!(
-                    "sqlite://{}",
-                    self.env.state.path().join("broker.sqlite").display()
-                ),
+                url: format!("sqlite://{}", self.database_path().display()),
             },
             encryption: EncryptionSettings {
                 current: "test".into(),
@@ -194,10 +252,7 @@ impl TestApp {
                 }],
             },
             tls: self.env.tls("broker"),
-            spis: vec![SpiSettings {
-                name: "spi-postgres".into(),
-                url: self.spi_url.clone(),
-            }],
+            spis,
             deployer: DeployerSettings {
                 url: self.deployer_url.clone(),
             },
@@ -207,6 +262,11 @@ impl TestApp {
             },
             ..Settings::default()
         }
+    }
+
+    /// The broker's SQLite file.
+    pub fn database_path(&self) -> std::path::PathBuf {
+        self.env.state.path().join("broker.sqlite")
     }
 
     /// Makes every client of this stack open a new connection per request, so the stack can
@@ -243,19 +303,52 @@ impl TestApp {
         }
     }
 
-    /// Stops the SPI (the broker keeps running).
+    /// Stops spi-postgres (the broker keeps running).
     pub async fn stop_spi(&mut self) {
         if let Some(spi) = self.spi.take() {
             spi.stop().await;
         }
     }
 
-    /// Stops the broker, the SPI and the deployer, waiting for each (drop does it too).
+    /// Stops spi-keyvalue (the broker keeps running).
+    pub async fn stop_spi_keyvalue(&mut self) {
+        if let Some(spi) = self.keyvalue.take() {
+            spi.stop().await;
+        }
+    }
+
+    /// Starts spi-keyvalue again at its address.
+    pub async fn restart_spi_keyvalue(&mut self) {
+        assert!(self.keyvalue.is_none(), "stop the SPI first");
+        let url = self
+            .keyvalue_url
+            .as_deref()
+            .expect("a stack with spi-keyvalue");
+        self.keyvalue = Some(start_keyvalue_spi(&self.env, &address_of(url)).await);
+    }
+
+    /// Stops the deployer (its PostgreSQL and Redis servers keep running).
+    pub async fn stop_deployer(&mut self) {
+        if let Some(deployer) = self.deployer.take() {
+            deployer.stop().await;
+        }
+    }
+
+    /// Starts the deployer again at its address, on the same data dir.
+    pub async fn restart_deployer(&mut self) {
+        assert!(self.deployer.is_none(), "stop the deployer first");
+        self.deployer = Some(start_deployer(&self.env, &address_of(&self.deployer_url)).await);
+    }
+
+    /// Stops the broker, the SPIs and the deployer, waiting for each (drop does it too).
     pub async fn stop_all(mut self) {
         self.stop_broker().await;
+        if let Some(mut process) = self.process.take() {
+            process.kill().await;
+        }
         self.stop_spi().await;
-        let Self { deployer, .. } = self;
-        deployer.stop().await;
+        self.stop_spi_keyvalue().await;
+        self.stop_deployer().await;
     }
 
     /// A request with Basic auth and `X-Broker-API-Version: 2.17`.

@@ -2,8 +2,14 @@
 //! driven over HTTP as a platform would.
 
 mod bindings;
+mod crash;
 mod edge;
+mod faults;
 mod helpers;
 mod lifecycle;
+mod process;
+mod reconcile;
 mod restart;
+mod secrets;
+mod shutdown;
 mod validation;
