@@ -54,11 +54,10 @@ async fn main() -> anyhow::Result<ExitCode> {
         Some(Command::Reencrypt { .. }) => broker::commands::reencrypt(&settings).await?,
         None => {
             let app = Application::build(settings).await?;
-            let server = app.server_handle();
+            let stopper = app.stopper();
             tokio::spawn(async move {
                 common::shutdown_signal().await;
-                // Graceful: in-flight requests finish; then the journal hands its leases back.
-                server.stop(true).await;
+                stopper.stop().await;
             });
             app.run_until_stopped().await?;
             true

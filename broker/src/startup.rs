@@ -34,6 +34,23 @@ pub struct Application {
     reconcile_every: Option<Duration>,
 }
 
+/// Stops a running broker gracefully.
+pub struct Stopper {
+    server: ServerHandle,
+    journal: Arc<Journal>,
+}
+
+impl Stopper {
+    /// The journal stops claiming operations at once; the server stops accepting connections
+    /// and lets in-flight requests finish (up to the shutdown timeout); then
+    /// `run_until_stopped` hands the journal's leases back and returns.
+    pub async fn stop(self) {
+        tracing::info!("stopping: finishing in-flight requests, then handing back leases");
+        self.journal.stop_claiming();
+        self.server.stop(true).await;
+    }
+}
+
 /// Stops the journal's operation tasks when `run_until_stopped` returns or is dropped.
 struct StopJournal(Arc<Journal>);
 
@@ -192,6 +209,14 @@ impl Application {
     /// A handle that stops the server (and with it the journal workers).
     pub fn server_handle(&self) -> ServerHandle {
         self.server.handle()
+    }
+
+    /// A handle for a graceful stop (the binary calls it on SIGTERM / SIGINT).
+    pub fn stopper(&self) -> Stopper {
+        Stopper {
+            server: self.server.handle(),
+            journal: Arc::clone(&self.journal),
+        }
     }
 
     /// Serves until the server handle stops it, running the journal workers, the catalog

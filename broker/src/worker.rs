@@ -226,8 +226,10 @@ impl Journal {
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tick.tick().await;
+            // Keep ticking while stopping: returning would end the broker's serve loop before
+            // in-flight requests finished.
             if self.stopping.load(Ordering::SeqCst) {
-                return;
+                continue;
             }
             if let Err(e) = self.claim_orphans().await {
                 tracing::warn!(error = %e, "journal poll failed");

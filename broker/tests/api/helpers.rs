@@ -404,10 +404,20 @@ impl TestApp {
     }
 
     pub async fn bind(&self, id: &str, binding: &str, body: &Value) -> Answer {
+        self.put_binding(id, binding, body, "").await
+    }
+
+    /// A bind with `accepts_incomplete=true`.
+    pub async fn bind_incomplete(&self, id: &str, binding: &str, body: &Value) -> Answer {
+        self.put_binding(id, binding, body, "?accepts_incomplete=true")
+            .await
+    }
+
+    async fn put_binding(&self, id: &str, binding: &str, body: &Value, query: &str) -> Answer {
         Answer::from(
             self.request(
                 reqwest::Method::PUT,
-                &format!("/v2/service_instances/{id}/service_bindings/{binding}"),
+                &format!("/v2/service_instances/{id}/service_bindings/{binding}{query}"),
             )
             .json(body)
             .send()
@@ -598,4 +608,72 @@ pub async fn query_with(uri: &str) -> Result<String, String> {
             _ => None,
         })
         .ok_or_else(|| "no row".to_string())
+}
+
+/// The key-value offering's small plan (a Redis server: quick to deploy).
+pub const KEYVALUE_SERVICE_ID: &str = spi_keyvalue::offering::SERVICE_ID;
+pub const KEYVALUE_PLAN: &str = spi_keyvalue::offering::PLAN_SMALL_ID;
+
+/// A provision body for the key-value offering.
+pub fn keyvalue_provision_body() -> Value {
+    json!({
+        "service_id": KEYVALUE_SERVICE_ID,
+        "plan_id": KEYVALUE_PLAN,
+        "organization_guid": "org-1",
+        "space_guid": "space-1",
+    })
+}
+
+/// A bind body for the key-value offering.
+pub fn keyvalue_bind_body() -> Value {
+    json!({"service_id": KEYVALUE_SERVICE_ID, "plan_id": KEYVALUE_PLAN})
+}
+
+impl TestApp {
+    /// Provisions a key-value instance and waits until it is ready; its id.
+    pub async fn provision_keyvalue(&self) -> String {
+        let id = new_id();
+        let answer = self.provision(&id, &keyvalue_provision_body(), true).await;
+        assert_eq!(answer.status, 202, "{answer:?}");
+        let (last, _) = self.wait_for_instance(&id, &answer.operation()).await;
+        assert_eq!(last["state"], "succeeded", "{last}");
+        id
+    }
+
+    /// A DELETE of a key-value instance (`binding: None`) or binding, with
+    /// `accepts_incomplete=true`.
+    pub async fn delete_keyvalue(&self, id: &str, binding: Option<&str>) -> Answer {
+        let path = match binding {
+            Some(b) => format!("/v2/service_instances/{id}/service_bindings/{b}"),
+            None => format!("/v2/service_instances/{id}"),
+        };
+        let query = format!(
+            "?accepts_incomplete=true&service_id={KEYVALUE_SERVICE_ID}&plan_id={KEYVALUE_PLAN}"
+        );
+        Answer::from(
+            self.request(reqwest::Method::DELETE, &format!("{path}{query}"))
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await
+    }
+
+    /// SIGKILLs the Redis server of a key-value deployment (the deployer brings it back when
+    /// it starts again).
+    pub fn kill_redis_of(&self, deployment: &str) {
+        let pid_file = self
+            .env
+            .deployer_data
+            .path()
+            .join("deployments")
+            .join(deployment)
+            .join("redis.pid");
+        let pid: u32 = std::fs::read_to_string(&pid_file)
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        deployer::sys::send_signal(pid, deployer::sys::SIGKILL).unwrap();
+    }
 }

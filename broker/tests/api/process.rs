@@ -207,3 +207,14 @@ pub fn instance_rows(db: &Path) -> Vec<broker::store::models::InstanceRow> {
         .load(&mut conn)
         .unwrap()
 }
+
+impl TestApp {
+    /// The deployment name the broker stored for instance `id`.
+    pub fn deployment_of(&self, id: &str) -> String {
+        instance_rows(&self.database_path())
+            .into_iter()
+            .find(|i| i.id == id)
+            .and_then(|i| i.deployment_name)
+            .unwrap()
+    }
+}

@@ -2,11 +2,10 @@
 //! whose deployment vanished are reported by the running broker's periodic check and by
 //! `broker reconcile`; `--delete-orphans` removes the orphan and nothing else.
 
-use crate::helpers::{free_address, new_id, spawn_services, TestApp};
+use crate::helpers::{free_address, spawn_services, TestApp};
 use common::client::CallContext;
 use common::deployer::{AdminCredentials, DeploymentSpec, Engine, Task};
 use common::secret::random_password;
-use serde_json::json;
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
@@ -24,28 +23,6 @@ async fn finished(app: &TestApp, task: Task) -> Task {
     task
 }
 
-async fn provision_keyvalue(app: &TestApp) -> String {
-    let id = new_id();
-    let body = json!({
-        "service_id": spi_keyvalue::offering::SERVICE_ID,
-        "plan_id": spi_keyvalue::offering::PLAN_SMALL_ID,
-        "organization_guid": "org", "space_guid": "space",
-    });
-    let answer = app.provision(&id, &body, true).await;
-    assert_eq!(answer.status, 202, "{answer:?}");
-    let (last, _) = app.wait_for_instance(&id, &answer.operation()).await;
-    assert_eq!(last["state"], "succeeded", "{last}");
-    id
-}
-
-fn deployment_of(app: &TestApp, id: &str) -> String {
-    crate::process::instance_rows(&app.database_path())
-        .into_iter()
-        .find(|i| i.id == id)
-        .and_then(|i| i.deployment_name)
-        .unwrap()
-}
-
 async fn deployment_names(app: &TestApp) -> BTreeSet<String> {
     app.deployments()
         .await
@@ -61,10 +38,10 @@ async fn orphans_either_way_are_reported_and_only_orphan_deployments_are_deleted
     settings.listen = free_address();
     settings.reconcile.interval_secs = 1;
     app.start_broker_process(&settings).await;
-    let kept = provision_keyvalue(&app).await;
-    let vanished = provision_keyvalue(&app).await;
+    let kept = app.provision_keyvalue().await;
+    let vanished = app.provision_keyvalue().await;
     let (kept_deployment, vanished_deployment) =
-        (deployment_of(&app, &kept), deployment_of(&app, &vanished));
+        (app.deployment_of(&kept), app.deployment_of(&vanished));
 
     // Behind the broker's back: a deployment of nobody, and one instance's deployment gone.
     let ctx = CallContext::with_request_id(common::new_request_id());
@@ -147,19 +124,8 @@ async fn orphans_either_way_are_reported_and_only_orphan_deployments_are_deleted
     );
 
     // The platform removes the instance whose deployment vanished: now both sides agree.
-    let gone = app
-        .request(
-            reqwest::Method::DELETE,
-            &format!(
-                "/v2/service_instances/{vanished}?accepts_incomplete=true&service_id={}&plan_id={}",
-                spi_keyvalue::offering::SERVICE_ID,
-                spi_keyvalue::offering::PLAN_SMALL_ID
-            ),
-        )
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(gone.status(), 202);
+    let gone = app.delete_keyvalue(&vanished, None).await;
+    assert_eq!(gone.status, 202, "{gone:?}");
     let (last, _) = app.wait_for_instance(&vanished, "").await;
     assert_eq!(last["state"], "succeeded", "{last}");
     let (code, out) = app.broker_command_output(&settings, &["reconcile"]).await;

@@ -4,13 +4,12 @@
 //! raw database files, in a `.dump` of the database, or in anything the broker logged (at
 //! debug level).
 
-use crate::helpers::{free_address, new_id, spawn_services, TestApp, PASSWORD};
+use crate::helpers::{free_address, keyvalue_bind_body, new_id, spawn_services, TestApp, PASSWORD};
 use crate::process::instance_rows;
 use broker::config::{EncryptionKey, EncryptionSettings, Settings};
 use broker::crypto::{generate_key, Cipher};
 use common::deployer::DeploymentSpec;
 use common::secret::SecretString;
-use serde_json::{json, Value};
 
 fn keys(current: &str, keys: &[(&str, &str)]) -> EncryptionSettings {
     EncryptionSettings {
@@ -23,14 +22,6 @@ fn keys(current: &str, keys: &[(&str, &str)]) -> EncryptionSettings {
             })
             .collect(),
     }
-}
-
-fn keyvalue_body() -> Value {
-    json!({
-        "service_id": spi_keyvalue::offering::SERVICE_ID,
-        "plan_id": spi_keyvalue::offering::PLAN_SMALL_ID,
-        "organization_guid": "org", "space_guid": "space",
-    })
 }
 
 /// Every byte the database holds on disk (main file and write-ahead log) and its `.dump`.
@@ -54,7 +45,12 @@ fn database_contents(app: &TestApp) -> Vec<(String, Vec<u8>)> {
         "the dump holds the rows"
     );
     out.push((".dump".into(), dump.stdout));
-    out.push(("broker log".into(), std::fs::read(app.log_path()).unwrap()));
+    let log = std::fs::read(app.log_path()).unwrap();
+    assert!(
+        String::from_utf8_lossy(&log).contains("operation succeeded"),
+        "the log holds the operations (at debug level)"
+    );
+    out.push(("broker log".into(), log));
     out
 }
 
@@ -77,29 +73,21 @@ async fn reencrypt_moves_every_secret_to_the_new_key_and_no_secret_is_in_the_dat
     settings.encryption = keys("a", &[("a", &key_a)]);
     app.start_broker_process(&settings).await;
 
-    let id = new_id();
-    let answer = app.provision(&id, &keyvalue_body(), true).await;
-    assert_eq!(answer.status, 202, "{answer:?}");
-    let (last, _) = app.wait_for_instance(&id, &answer.operation()).await;
-    assert_eq!(last["state"], "succeeded", "{last}");
-    let bind_body = json!({
-        "service_id": spi_keyvalue::offering::SERVICE_ID,
-        "plan_id": spi_keyvalue::offering::PLAN_SMALL_ID,
-    });
+    let id = app.provision_keyvalue().await;
     let mut bindings = Vec::new();
     for _ in 0..2 {
         let binding = new_id();
-        let bound = app.bind(&id, &binding, &bind_body).await;
+        let bound = app.bind(&id, &binding, &keyvalue_bind_body()).await;
         assert_eq!(bound.status, 201, "{bound:?}");
         bindings.push((binding, bound.body["credentials"].clone()));
     }
 
     // The admin password, as only the broker's key can show it.
-    let row = instance_rows(&app.database_path())
+    let stored_spec = instance_rows(&app.database_path())
         .into_iter()
         .find(|i| i.id == id)
+        .and_then(|i| i.deployment_spec_enc)
         .unwrap();
-    let stored_spec = row.deployment_spec_enc.clone().unwrap();
     assert!(stored_spec.starts_with("v1:a:"), "{stored_spec}");
     let spec: DeploymentSpec = Cipher::new(&settings.encryption)
         .unwrap()
@@ -146,19 +134,8 @@ async fn reencrypt_moves_every_secret_to_the_new_key_and_no_secret_is_in_the_dat
     }
     // The admin password (read back under b) still revokes a binding on the server.
     let (binding, _) = &bindings[0];
-    let unbound = app
-        .request(
-            reqwest::Method::DELETE,
-            &format!(
-                "/v2/service_instances/{id}/service_bindings/{binding}?service_id={}&plan_id={}",
-                spi_keyvalue::offering::SERVICE_ID,
-                spi_keyvalue::offering::PLAN_SMALL_ID
-            ),
-        )
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(unbound.status(), 200, "{:?}", unbound.text().await);
+    let unbound = app.delete_keyvalue(&id, Some(binding)).await;
+    assert_eq!(unbound.status, 200, "{unbound:?}");
     assert!(app.terminate_broker_process().await.success());
 
     let places = database_contents(&app);
