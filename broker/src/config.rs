@@ -271,6 +271,7 @@ mod tests {
         assert_eq!(settings.spis.len(), 2);
         assert_eq!(settings.encryption.current, "k1");
         assert_eq!(settings.worker, WorkerSettings::default());
+        assert_eq!(settings.reconcile, ReconcileSettings::default());
         assert!(
             settings.encryption.keys.is_empty(),
             "no key in the example file"

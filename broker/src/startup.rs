@@ -19,7 +19,8 @@ use std::net::TcpListener;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// Seconds in-flight requests get to finish once the server is told to stop.
+/// Seconds in-flight requests get to finish once the server is told to stop (at least; a
+/// longer `worker.sync_timeout_ms` extends it so a waiting bind or unbind still answers).
 const SHUTDOWN_TIMEOUT_SECS: u64 = 5;
 
 /// A built broker, listening, not yet serving.
@@ -178,7 +179,7 @@ impl Application {
                 .configure(routes)
                 .default_service(web::to(routes::not_found))
         })
-        .shutdown_timeout(SHUTDOWN_TIMEOUT_SECS)
+        .shutdown_timeout(SHUTDOWN_TIMEOUT_SECS.max(settings.worker.sync_timeout().as_secs() + 1))
         .disable_signals()
         .listen(listener)?
         .run();

@@ -182,14 +182,14 @@ mod tests {
         assert_eq!(sqlite_path("/tmp/b.db"), "/tmp/b.db");
     }
 
-    async fn store() -> (tempfile::TempDir, Store) {
+    pub(super) async fn store() -> (tempfile::TempDir, Store) {
         let dir = tempfile::tempdir().unwrap();
         let url = format!("sqlite://{}", dir.path().join("t.sqlite").display());
         let store = Store::connect(&url).await.unwrap();
         (dir, store)
     }
 
-    fn instance(id: &str) -> InstanceRow {
+    pub(super) fn instance(id: &str) -> InstanceRow {
         InstanceRow {
             id: id.into(),
             service_id: "svc".into(),
@@ -209,7 +209,12 @@ mod tests {
         }
     }
 
-    fn operation(id: &str, instance_id: &str, kind: &str, owner: Option<&str>) -> OperationRow {
+    pub(super) fn operation(
+        id: &str,
+        instance_id: &str,
+        kind: &str,
+        owner: Option<&str>,
+    ) -> OperationRow {
         OperationRow {
             id: id.into(),
             instance_id: instance_id.into(),

@@ -112,3 +112,79 @@ impl Store {
         .await
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::models::InstanceRow;
+    use super::super::now_ms;
+    use super::super::tests::{instance, operation, store};
+    use super::*;
+
+    #[tokio::test]
+    async fn only_values_under_other_keys_are_found_and_a_changed_value_is_not_overwritten() {
+        let (_dir, store) = store().await;
+        let old = InstanceRow {
+            deployment_name: Some("kv-1".into()),
+            deployment_spec_enc: Some("v1:old:AAAA".into()),
+            ..instance("i1")
+        };
+        let current = InstanceRow {
+            deployment_spec_enc: Some("v1:new:BBBB".into()),
+            ..instance("i2")
+        };
+        let mut update = operation("op1", "i1", "update", Some("a"));
+        update.payload = r#"{"new_spec_enc":"v1:old:CCCC"}"#.into();
+        store.create_instance(old, update).await.unwrap();
+        store
+            .create_instance(current, operation("op2", "i2", "provision", Some("a")))
+            .await
+            .unwrap();
+
+        let found = store.secrets_not_under("v1:new:").await.unwrap();
+        let found: Vec<_> = found.iter().map(|s| (s.column, s.id.as_str())).collect();
+        assert_eq!(
+            found,
+            [
+                (SecretColumn::InstanceSpec, "i1"),
+                (SecretColumn::OperationPayload, "op1")
+            ]
+        );
+        let stale = StoredSecret {
+            column: SecretColumn::InstanceSpec,
+            id: "i1".into(),
+            value: "v1:old:AAAA".into(),
+        };
+        assert!(store
+            .replace_secret(&stale, "v1:new:DDDD".into())
+            .await
+            .unwrap());
+        // A second writer holding the old value read loses.
+        assert!(!store
+            .replace_secret(&stale, "v1:new:EEEE".into())
+            .await
+            .unwrap());
+        let (row, _) = store.instance("i1").await.unwrap().unwrap();
+        assert_eq!(row.deployment_spec_enc.as_deref(), Some("v1:new:DDDD"));
+
+        assert_eq!(
+            store
+                .owned_deployments()
+                .await
+                .unwrap()
+                .iter()
+                .map(|o| o.deployment_name.as_str())
+                .collect::<Vec<_>>(),
+            ["kv-1"]
+        );
+        assert_eq!(store.release_leases_of("a").await.unwrap(), 2);
+        assert_eq!(
+            store.operation("op1").await.unwrap().unwrap().lease_owner,
+            None
+        );
+        assert!(store
+            .claimable_operations(now_ms(), 10)
+            .await
+            .unwrap()
+            .contains(&"op1".to_string()));
+    }
+}

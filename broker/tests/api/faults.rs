@@ -4,7 +4,7 @@
 //! duration the operation fails saying which callee did not answer.
 
 use crate::helpers::{
-    keyvalue_bind_body, keyvalue_provision_body, new_id, spawn_services, TestApp,
+    keyvalue_bind_body, keyvalue_provision_body, new_id, spawn_services, Answer, TestApp,
 };
 use std::time::Duration;
 
@@ -24,6 +24,16 @@ async fn still_in_progress(app: &TestApp, path: &str) {
     tokio::time::sleep(OUTAGE).await;
     let last = app.get(path).await;
     assert_eq!(last.body["state"], "in progress", "{last:?}");
+}
+
+/// Waits until the binding operation succeeded; then the binding as a GET shows it.
+async fn binding_after(app: &TestApp, id: &str, binding: &str, operation: &str) -> Answer {
+    let (last, seen) = app.wait_for_binding(id, binding, operation).await;
+    assert_eq!(last["state"], "succeeded", "{last} after {seen:?}");
+    app.get(&format!(
+        "/v2/service_instances/{id}/service_bindings/{binding}"
+    ))
+    .await
 }
 
 #[tokio::test]
@@ -92,15 +102,7 @@ async fn an_spi_answering_5xx_then_down_during_a_bind_is_retried_and_the_bind_co
     app.stop_deployer().await;
     app.restart_deployer().await;
     app.restart_spi_keyvalue().await;
-    let (last, seen) = app
-        .wait_for_binding(&id, &binding, &answer.operation())
-        .await;
-    assert_eq!(last["state"], "succeeded", "{last} after {seen:?}");
-    let fetched = app
-        .get(&format!(
-            "/v2/service_instances/{id}/service_bindings/{binding}"
-        ))
-        .await;
+    let fetched = binding_after(&app, &id, &binding, &answer.operation()).await;
     assert_eq!(fetched.status, 200, "{fetched:?}");
     assert!(fetched.body["credentials"]["password"].is_string());
     app.stop_all().await;
@@ -122,15 +124,7 @@ async fn an_spi_down_during_an_unbind_is_retried_and_the_unbind_completes_once_i
     still_in_progress(&app, &last_operation).await;
 
     app.restart_spi_keyvalue().await;
-    let (last, seen) = app
-        .wait_for_binding(&id, &binding, &answer.operation())
-        .await;
-    assert_eq!(last["state"], "succeeded", "{last} after {seen:?}");
-    let fetched = app
-        .get(&format!(
-            "/v2/service_instances/{id}/service_bindings/{binding}"
-        ))
-        .await;
+    let fetched = binding_after(&app, &id, &binding, &answer.operation()).await;
     assert_eq!(fetched.status, 404, "the binding is gone: {fetched:?}");
     app.stop_all().await;
 }

@@ -133,14 +133,17 @@ pub async fn spawn_app_with(tweak: impl FnOnce(&mut Settings)) -> TestApp {
     app
 }
 
-/// An address `127.0.0.1:<port>` on a port that is free now (so a service can be started
-/// again on the same address).
+const ANY_PORT: &str = "127.0.0.1:0";
+
+/// An address `127.0.0.1:<port>` on a port that is free now, for a broker process (which
+/// binds it itself, again at each restart).
 pub fn free_address() -> String {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     listener.local_addr().unwrap().to_string()
 }
 
-async fn start_deployer(env: &TestEnv, listen: &str) -> Running {
+/// Started on `listen` (port 0 picks one); the `https://localhost:<port>` URL.
+async fn start_deployer(env: &TestEnv, listen: &str) -> (Running, String) {
     let settings = deployer::config::Settings {
         listen: listen.into(),
         ..deployer::config::Settings::new(
@@ -149,10 +152,15 @@ async fn start_deployer(env: &TestEnv, listen: &str) -> Running {
         )
     };
     let app = deployer::Application::build(settings).await.unwrap();
-    Running::spawn(app.server_handle(), app.run_until_stopped())
+    let url = format!("https://localhost:{}", app.port());
+    (
+        Running::spawn(app.server_handle(), app.run_until_stopped()),
+        url,
+    )
 }
 
-async fn start_postgres_spi(env: &TestEnv, listen: &str) -> Running {
+/// Started on `listen` (port 0 picks one); the `https://localhost:<port>` URL.
+async fn start_postgres_spi(env: &TestEnv, listen: &str) -> (Running, String) {
     let settings = spi_postgres::config::Settings {
         listen: listen.into(),
         tls: env.tls("spi-postgres"),
@@ -161,10 +169,15 @@ async fn start_postgres_spi(env: &TestEnv, listen: &str) -> Running {
     let app = spi_postgres::startup::Application::build(settings)
         .await
         .unwrap();
-    Running::spawn(app.server_handle(), app.run_until_stopped())
+    let url = format!("https://localhost:{}", app.port());
+    (
+        Running::spawn(app.server_handle(), app.run_until_stopped()),
+        url,
+    )
 }
 
-async fn start_keyvalue_spi(env: &TestEnv, listen: &str) -> Running {
+/// Started on `listen` (port 0 picks one); the `https://localhost:<port>` URL.
+async fn start_keyvalue_spi(env: &TestEnv, listen: &str) -> (Running, String) {
     let settings = spi_keyvalue::config::Settings {
         listen: listen.into(),
         tls: env.tls("spi-keyvalue"),
@@ -173,12 +186,11 @@ async fn start_keyvalue_spi(env: &TestEnv, listen: &str) -> Running {
     let app = spi_keyvalue::startup::Application::build(settings)
         .await
         .unwrap();
-    Running::spawn(app.server_handle(), app.run_until_stopped())
-}
-
-/// `https://localhost:<port>` of a `127.0.0.1:<port>` address.
-fn url_of(address: &str) -> String {
-    format!("https://localhost:{}", address.rsplit(':').next().unwrap())
+    let url = format!("https://localhost:{}", app.port());
+    (
+        Running::spawn(app.server_handle(), app.run_until_stopped()),
+        url,
+    )
 }
 
 /// The `127.0.0.1:<port>` address of a `https://localhost:<port>` URL.
@@ -186,20 +198,15 @@ fn address_of(url: &str) -> String {
     format!("127.0.0.1:{}", url.rsplit(':').next().unwrap())
 }
 
-/// Starts the deployer and spi-postgres (and spi-keyvalue) on fixed free ports, no broker.
+/// Starts the deployer and spi-postgres (and spi-keyvalue) on ports of their choosing (a
+/// restart reuses the port), no broker.
 pub async fn spawn_services(with_keyvalue: bool) -> TestApp {
     let env = TestEnv::new();
-    let deployer_address = free_address();
-    let deployer = start_deployer(&env, &deployer_address).await;
-    let deployer_url = url_of(&deployer_address);
-    let spi_address = free_address();
-    let spi = start_postgres_spi(&env, &spi_address).await;
+    let (deployer, deployer_url) = start_deployer(&env, ANY_PORT).await;
+    let (spi, spi_url) = start_postgres_spi(&env, ANY_PORT).await;
     let (keyvalue, keyvalue_url) = if with_keyvalue {
-        let address = free_address();
-        (
-            Some(start_keyvalue_spi(&env, &address).await),
-            Some(url_of(&address)),
-        )
+        let (running, url) = start_keyvalue_spi(&env, ANY_PORT).await;
+        (Some(running), Some(url))
     } else {
         (None, None)
     };
@@ -216,7 +223,7 @@ pub async fn spawn_services(with_keyvalue: bool) -> TestApp {
         address: String::new(),
         http: reqwest::Client::new(),
         deployer_client,
-        spi_url: url_of(&spi_address),
+        spi_url,
         keyvalue_url,
         deployer_url,
     }
@@ -324,7 +331,7 @@ impl TestApp {
             .keyvalue_url
             .as_deref()
             .expect("a stack with spi-keyvalue");
-        self.keyvalue = Some(start_keyvalue_spi(&self.env, &address_of(url)).await);
+        self.keyvalue = Some(start_keyvalue_spi(&self.env, &address_of(url)).await.0);
     }
 
     /// Stops the deployer (its PostgreSQL and Redis servers keep running).
@@ -337,7 +344,11 @@ impl TestApp {
     /// Starts the deployer again at its address, on the same data dir.
     pub async fn restart_deployer(&mut self) {
         assert!(self.deployer.is_none(), "stop the deployer first");
-        self.deployer = Some(start_deployer(&self.env, &address_of(&self.deployer_url)).await);
+        self.deployer = Some(
+            start_deployer(&self.env, &address_of(&self.deployer_url))
+                .await
+                .0,
+        );
     }
 
     /// Stops the broker, the SPIs and the deployer, waiting for each (drop does it too).
@@ -449,6 +460,26 @@ impl TestApp {
             "/v2/service_instances/{id}/last_operation?operation={operation}"
         ))
         .await
+    }
+
+    /// Polls the instance's last_operation until its description shows the deployer at work
+    /// (`<what>: <deployer progress>`); asserts it stays in progress meanwhile.
+    pub async fn wait_until_deploying(&self, id: &str) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let last = self
+                .get(&format!("/v2/service_instances/{id}/last_operation"))
+                .await;
+            assert_eq!(last.body["state"], "in progress", "{last:?}");
+            if last.body["description"]
+                .as_str()
+                .is_some_and(|d| d.contains(": "))
+            {
+                return;
+            }
+            assert!(Instant::now() < deadline, "never reached the deployer");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 
     /// Polls a binding's last_operation until it ends.

@@ -25,21 +25,7 @@ async fn sigterm_hands_back_the_lease_of_a_running_operation_and_the_next_broker
     assert_eq!(answer.status, 202, "{answer:?}");
     let operation = answer.operation();
     // Wait until the deployer works on it (PostgreSQL takes seconds to come up).
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let last = app
-            .get(&format!("/v2/service_instances/{id}/last_operation"))
-            .await;
-        assert_eq!(last.body["state"], "in progress", "{last:?}");
-        if last.body["description"]
-            .as_str()
-            .is_some_and(|d| d.contains(": "))
-        {
-            break;
-        }
-        assert!(Instant::now() < deadline, "never reached the deployer");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    app.wait_until_deploying(&id).await;
 
     let status = app.terminate_broker_process().await;
     assert!(status.success(), "SIGTERM is a clean exit: {status:?}");
