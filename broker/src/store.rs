@@ -5,8 +5,11 @@ pub mod models;
 pub mod schema;
 
 mod bindings;
+mod deployments;
 mod instances;
+mod leases;
 mod operations;
+mod secrets;
 
 use diesel::connection::SimpleConnection;
 use diesel::pg::PgConnection;
@@ -17,7 +20,9 @@ use diesel::sqlite::SqliteConnection;
 use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+pub use deployments::OwnedDeployment;
 pub use operations::Effect;
+pub use secrets::{SecretColumn, StoredSecret};
 
 /// A connection to the state database: PostgreSQL or SQLite, chosen from the URL. Every query
 /// is written once against both.
@@ -284,6 +289,13 @@ mod tests {
         assert_eq!(sqlite_path("/tmp/b.db"), "/tmp/b.db");
     }
 
+    pub(super) async fn store() -> (tempfile::TempDir, Store) {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("t.sqlite").display());
+        let store = Store::connect(&url).await.unwrap();
+        (dir, store)
+    }
+
     /// What keeps a test database alive.
     enum Db {
         Sqlite(tempfile::TempDir),
@@ -340,7 +352,7 @@ mod tests {
         };
     }
 
-    fn instance(id: &str) -> InstanceRow {
+    pub(super) fn instance(id: &str) -> InstanceRow {
         InstanceRow {
             id: id.into(),
             service_id: "svc".into(),
@@ -360,7 +372,12 @@ mod tests {
         }
     }
 
-    fn operation(id: &str, instance_id: &str, kind: &str, owner: Option<&str>) -> OperationRow {
+    pub(super) fn operation(
+        id: &str,
+        instance_id: &str,
+        kind: &str,
+        owner: Option<&str>,
+    ) -> OperationRow {
         OperationRow {
             id: id.into(),
             instance_id: instance_id.into(),

@@ -114,6 +114,7 @@ mod tests {
                     "key_file": "certs/spi-demo-key.pem",
                 },
                 "dashboard_base_url": "http://127.0.0.1:8080/dashboard",
+                "allow_context_updates": true,
                 "log_format": "compact",
             })
         );

@@ -86,19 +86,8 @@ pub async fn serve<S: DataService>(env_prefix: &str, config_env: &str) -> anyhow
     let handle = app.server_handle();
     // Stop gracefully on Ctrl-C / SIGTERM.
     tokio::spawn(async move {
-        shutdown_signal().await;
+        common::shutdown_signal().await;
         handle.stop(true).await;
     });
     app.run_until_stopped().await
-}
-
-async fn shutdown_signal() {
-    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-        Ok(s) => s,
-        Err(_) => return std::future::pending().await,
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
-    }
 }
