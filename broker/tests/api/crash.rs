@@ -18,7 +18,8 @@ use std::time::{Duration, Instant};
 
 const DEFAULT_SEED: u64 = 0x05b_c4a5;
 const DEFAULT_KILLS: usize = 30;
-/// Platforms driving instances at the same time; the first also uses PostgreSQL.
+/// Platforms driving instances at the same time; the first uses PostgreSQL, the second
+/// sometimes, the others the key-value offering.
 const PLATFORMS: usize = 5;
 /// How long one request may keep failing (the broker is down) before the test gives up.
 const REQUEST_PATIENCE: Duration = Duration::from_secs(120);
@@ -231,10 +232,10 @@ async fn drive(
 ) {
     let mut rng = StdRng::seed_from_u64(seed.wrapping_add(index as u64));
     while !stop.load(Ordering::SeqCst) {
-        let offering = if index == 0 && rng.random_bool(0.5) {
-            POSTGRES
-        } else {
-            KEYVALUE
+        let offering = match index {
+            0 => POSTGRES,
+            1 if rng.random_bool(0.5) => POSTGRES,
+            _ => KEYVALUE,
         };
         let id = uuid::Uuid::new_v4().to_string();
         let provisioned = platform.provision(&id, offering).await;
@@ -362,12 +363,17 @@ async fn a_broker_killed_at_thirty_random_moments_loses_no_operation_and_leaves_
     assert!(!log.contains("panicked"), "a broker panicked");
     // Operations a killed broker left in progress, finished by the next one.
     let resumed = journal.iter().filter(|op| op.attempts > 1).count();
+    let postgres = instances
+        .iter()
+        .filter(|i| i.service_id == POSTGRES.service_id)
+        .count();
     assert!(resumed > 0, "no kill hit an operation in flight");
     println!(
-        "crash test (seed {seed:#x}): {kills_wanted} SIGKILLs, {} platform rounds, {} operations ({resumed} resumed by a restarted broker) {by_outcome:?}, platform outcomes {:?}, {} instances kept, {:.0?}",
+        "crash test (seed {seed:#x}): {kills_wanted} SIGKILLs, {} platform rounds, {} operations ({resumed} resumed by a restarted broker) {by_outcome:?}, platform outcomes {:?}, {} instances ({postgres} PostgreSQL), {} kept, {:.0?}",
         tally.rounds,
         journal.len(),
         tally.outcomes,
+        instances.len(),
         tally.kept.len(),
         started.elapsed()
     );
