@@ -80,39 +80,18 @@ async fn run_on(stack: &Stack, args: &BenchArgs, dir: &Path) -> anyhow::Result<(
     if wanted(Section::Catalog) {
         catalog_section(stack, &osb, args).await?;
     }
-    if wanted(Section::Postgresql) {
+    for service in [Service::Postgresql, Service::Keyvalue] {
+        if !wanted(service.section()) {
+            continue;
+        }
         let mut ours = Vec::new();
         let mut raw = Vec::new();
         for i in 0..args.runs {
-            ours.push(
-                provision_to_first_use(&osb, Service::Postgresql, &format!("bench-{i}")).await?,
-            );
-            raw.push(raw_postgres(&dir.join(format!("raw-{i}"))).await?);
+            let name = format!("bench-{}-{i}", service.name());
+            ours.push(provision_to_first_use(&osb, service, &name).await?);
+            raw.push(service.raw(&dir.join(format!("raw-{name}"))).await?);
         }
-        report(
-            "provision → first query: broker",
-            "raw initdb+start+create role+query",
-            " (target <= 1.30)",
-            &mut ours,
-            &mut raw,
-        );
-    }
-    if wanted(Section::Keyvalue) {
-        let mut ours = Vec::new();
-        let mut raw = Vec::new();
-        for i in 0..args.runs {
-            ours.push(
-                provision_to_first_use(&osb, Service::Keyvalue, &format!("bench-kv-{i}")).await?,
-            );
-            raw.push(raw_redis(&dir.join(format!("raw-kv-{i}"))).await?);
-        }
-        report(
-            "keyvalue provision → first command: broker",
-            "raw redis-server start+ACL user+command",
-            "",
-            &mut ours,
-            &mut raw,
-        );
+        report(service, &mut ours, &mut raw);
     }
     Ok(())
 }
@@ -144,11 +123,23 @@ async fn catalog_section(stack: &Stack, osb: &OsbClient, args: &BenchArgs) -> an
 }
 
 /// Prints the medians of a timed section next to its raw reference, with every run.
-fn report(ours_label: &str, raw_label: &str, target: &str, ours: &mut [f64], raw: &mut [f64]) {
+fn report(service: Service, ours: &mut [f64], raw: &mut [f64]) {
     let (o, r) = (median(ours), median(raw));
     let runs = |v: &[f64]| v.iter().map(|s| format!("{s:.2}")).collect::<Vec<_>>();
+    let (ours_label, raw_label, target) = match service {
+        Service::Postgresql => (
+            "provision → first query",
+            "raw initdb+start+create role+query",
+            " (target <= 1.30)",
+        ),
+        Service::Keyvalue => (
+            "keyvalue provision → first command",
+            "raw redis-server start+ACL user+command",
+            "",
+        ),
+    };
     println!(
-        "{ours_label} {o:.2} s, {raw_label} {r:.2} s, ratio {:.2}{target}; runs: broker {:?}, raw {:?}",
+        "{ours_label}: broker {o:.2} s, {raw_label} {r:.2} s, ratio {:.2}{target}; runs: broker {:?}, raw {:?}",
         o / r,
         runs(ours),
         runs(raw),
@@ -236,6 +227,21 @@ impl Service {
         match self {
             Self::Postgresql => "postgresql",
             Self::Keyvalue => "keyvalue",
+        }
+    }
+
+    fn section(self) -> Section {
+        match self {
+            Self::Postgresql => Section::Postgresql,
+            Self::Keyvalue => Section::Keyvalue,
+        }
+    }
+
+    /// Seconds for the same result without the broker: a raw server start + user + first use.
+    async fn raw(self, dir: &Path) -> anyhow::Result<f64> {
+        match self {
+            Self::Postgresql => raw_postgres(dir).await,
+            Self::Keyvalue => raw_redis(dir).await,
         }
     }
 
@@ -328,29 +334,43 @@ async fn provision_to_first_use(
     Ok(elapsed)
 }
 
+/// The OS user the deployer runs servers as (`None`: its own).
+fn server_user() -> anyhow::Result<Option<deployer::sys::OsUser>> {
+    Ok(match deployer::default_run_as_user() {
+        Some(name) => deployer::sys::lookup_user(&name)?,
+        None => None,
+    })
+}
+
+/// Hands `path` to `user` (a no-op without one).
+fn owned_by(user: Option<&deployer::sys::OsUser>, path: &Path) -> std::io::Result<()> {
+    match user {
+        Some(u) => std::os::unix::fs::chown(path, Some(u.uid), Some(u.gid)),
+        None => Ok(()),
+    }
+}
+
+/// A loopback port nobody listens on now.
+fn free_port() -> anyhow::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
+}
+
 /// Seconds for a raw initdb + start + CREATE ROLE + first query as the login role, with the
 /// same binaries and OS user the deployer uses.
 async fn raw_postgres(dir: &Path) -> anyhow::Result<f64> {
     use std::os::unix::process::CommandExt;
     let bin = Path::new(deployer::config::DEFAULT_POSTGRES_BIN_DIR);
-    let user = match deployer::default_run_as_user() {
-        Some(name) => deployer::sys::lookup_user(&name)?,
-        None => None,
-    };
-    let owned = |p: &Path| match &user {
-        Some(u) => std::os::unix::fs::chown(p, Some(u.uid), Some(u.gid)),
-        None => Ok(()),
-    };
+    let user = server_user()?;
+    let owned = |p: &Path| owned_by(user.as_ref(), p);
     std::fs::create_dir_all(dir)?;
     owned(dir)?;
     let pgdata = dir.join("pgdata");
     let pwfile = dir.join("pw");
     std::fs::write(&pwfile, "rawadmin")?;
     owned(&pwfile)?;
-    let port = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0")?;
-        l.local_addr()?.port()
-    };
+    let port = free_port()?;
     let as_user = |prog: &str| {
         let mut c = std::process::Command::new(bin.join(prog));
         if let Some(u) = &user {
@@ -421,18 +441,9 @@ async fn raw_postgres(dir: &Path) -> anyhow::Result<f64> {
 /// the same binary and OS user the deployer uses.
 async fn raw_redis(dir: &Path) -> anyhow::Result<f64> {
     use std::os::unix::process::CommandExt;
-    let user = match deployer::default_run_as_user() {
-        Some(name) => deployer::sys::lookup_user(&name)?,
-        None => None,
-    };
-    let owned = |p: &Path| match &user {
-        Some(u) => std::os::unix::fs::chown(p, Some(u.uid), Some(u.gid)),
-        None => Ok(()),
-    };
-    let port = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0")?;
-        l.local_addr()?.port()
-    };
+    let user = server_user()?;
+    let owned = |p: &Path| owned_by(user.as_ref(), p);
+    let port = free_port()?;
     let data = dir.join("data");
     std::fs::create_dir_all(&data)?;
     for p in [dir, data.as_path()] {

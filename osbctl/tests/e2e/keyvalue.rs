@@ -84,13 +84,7 @@ struct Server {
 
 /// The deployment of the instance whose deployment name ends with `instance`.
 async fn server(t: &TestStack, instance: &str) -> Server {
-    let deployments = t
-        .stack()
-        .deployer_client()
-        .unwrap()
-        .list_deployments(&Default::default())
-        .await
-        .unwrap();
+    let deployments = t.deployments().await;
     let deployment = deployments
         .iter()
         .find(|d| d.name.ends_with(instance))
@@ -264,14 +258,7 @@ async fn a_platform_gets_a_redis_server_whose_binding_users_cannot_administer_it
         "the redis-server process is gone"
     );
     assert!(!server.dir.exists(), "its data directory is removed");
-    assert!(t
-        .stack()
-        .deployer_client()
-        .unwrap()
-        .list_deployments(&Default::default())
-        .await
-        .unwrap()
-        .is_empty());
+    assert!(t.deployments().await.is_empty());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -308,12 +295,7 @@ async fn the_eviction_policy_and_the_plan_limits_reach_the_server_and_an_invalid
         .await
         .unwrap();
     assert_eq!(fetched.status, 404, "no instance: {:?}", fetched.body);
-    let deployer = t.stack().deployer_client().unwrap();
-    assert!(deployer
-        .list_deployments(&Default::default())
-        .await
-        .unwrap()
-        .is_empty());
+    assert!(t.deployments().await.is_empty(), "nothing deployed");
     assert!(
         !t.deployments_dir().exists()
             || std::fs::read_dir(t.deployments_dir())
