@@ -332,44 +332,31 @@ mod tests {
     /// Instantiates each test once against SQLite and once against a PostgreSQL server of its
     /// own: `async fn name(db: Db) { .. }` becomes `sqlite::name` and `postgres::name`.
     macro_rules! store_tests {
-        ($(async fn $name:ident($db:ident: Db) $body:block)*) => {
-            mod sqlite {
+        (@on $module:ident, $open:path, $(async fn $name:ident($db:ident: Db) $body:block)*) => {
+            mod $module {
                 use super::*;
                 $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $name() {
-                    let $db = Db::sqlite().await;
-                    $body
-                })*
-            }
-            mod postgres {
-                use super::*;
-                $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    let $db = Db::postgres().await;
+                    let $db = $open().await;
                     $body
                 })*
             }
         };
+        ($($tests:tt)*) => {
+            store_tests!(@on sqlite, Db::sqlite, $($tests)*);
+            store_tests!(@on postgres, Db::postgres, $($tests)*);
+        };
     }
 
     pub(super) fn instance(id: &str) -> InstanceRow {
-        InstanceRow {
-            id: id.into(),
-            service_id: "svc".into(),
-            plan_id: "small".into(),
-            parameters: "{}".into(),
-            context: None,
-            organization_guid: None,
-            space_guid: None,
-            maintenance_version: None,
-            dashboard_url: None,
-            state: "provisioning".into(),
-            deployment_name: None,
-            deployment_spec_enc: None,
-            endpoints: None,
-            created_at_ms: 1,
-            updated_at_ms: 1,
-        }
+        InstanceRow::bare(id, "svc", "small", "provisioning", 1)
+    }
+
+    async fn start_provision(store: &Store, id: &str, op: &str, owner: Option<&str>) -> Outcome {
+        store
+            .create_instance(instance(id), operation(op, id, "provision", owner))
+            .await
+            .unwrap()
     }
 
     pub(super) fn operation(
@@ -401,10 +388,7 @@ mod tests {
     store_tests! {
     async fn a_free_operation_is_claimed_by_exactly_one_owner_until_its_lease_expires(db: Db) {
         let store = db.store().await;
-        let outcome = store
-            .create_instance(instance("i1"), operation("op1", "i1", "provision", None))
-            .await
-            .unwrap();
+        let outcome = start_provision(&store, "i1", "op1", None).await;
         assert_eq!(outcome, Outcome::Done);
         let now = now_ms();
         assert_eq!(store.claimable_operations(now, 10).await.unwrap(), ["op1"]);
@@ -430,13 +414,7 @@ mod tests {
 
     async fn a_worker_that_lost_its_lease_writes_nothing(db: Db) {
         let store = db.store().await;
-        store
-            .create_instance(
-                instance("i1"),
-                operation("op1", "i1", "provision", Some("old")),
-            )
-            .await
-            .unwrap();
+        start_provision(&store, "i1", "op1", Some("old")).await;
         let now = now_ms();
         assert!(store
             .claim("op1", "new", now + 120_000, now + 130_000)
@@ -462,13 +440,7 @@ mod tests {
 
     async fn a_second_operation_in_progress_on_one_instance_is_refused(db: Db) {
         let store = db.store().await;
-        store
-            .create_instance(
-                instance("i1"),
-                operation("op1", "i1", "provision", Some("a")),
-            )
-            .await
-            .unwrap();
+        start_provision(&store, "i1", "op1", Some("a")).await;
         // A second instance operation while the provision runs: the unique index refuses it.
         let outcome = store
             .begin_deprovision(operation("op2", "i1", "deprovision", Some("a")), None)
@@ -522,13 +494,7 @@ mod tests {
         let attempts = (0..20).map(|n| {
             let store = stores[n % 2].clone();
             async move {
-                store
-                    .create_instance(
-                        instance("i1"),
-                        operation(&format!("op{n}"), "i1", "provision", Some("a")),
-                    )
-                    .await
-                    .unwrap()
+                start_provision(&store, "i1", &format!("op{n}"), Some("a")).await
             }
         });
         let outcomes = futures_util::future::join_all(attempts).await;
@@ -578,10 +544,7 @@ mod tests {
 
     async fn a_step_result_and_its_effects_are_written_together(db: Db) {
         let store = db.store().await;
-        store
-            .create_instance(instance("i1"), operation("op1", "i1", "provision", Some("a")))
-            .await
-            .unwrap();
+        start_provision(&store, "i1", "op1", Some("a")).await;
         let changes = OperationChanges {
             state: Some("succeeded".into()),
             lease_owner: Some(None),
@@ -651,13 +614,7 @@ mod tests {
         let store = Store::connect(&pg.create_database().await.unwrap())
             .await
             .unwrap();
-        store
-            .create_instance(
-                instance("i1"),
-                operation("op1", "i1", "provision", Some("a")),
-            )
-            .await
-            .unwrap();
+        start_provision(&store, "i1", "op1", Some("a")).await;
         pg.stop().await.unwrap();
         let err = store.instance("i1").await.unwrap_err();
         assert!(err.is_unavailable(), "{err:?}");
@@ -671,10 +628,7 @@ mod tests {
         let (row, running) = store.instance("i1").await.unwrap().unwrap();
         assert_eq!(row.id, "i1");
         assert_eq!(running.unwrap().id, "op1");
-        let outcome = store
-            .create_instance(instance("i2"), operation("op2", "i2", "provision", None))
-            .await
-            .unwrap();
+        let outcome = start_provision(&store, "i2", "op2", None).await;
         assert_eq!(outcome, Outcome::Done);
     }
 }

@@ -84,7 +84,18 @@ async fn seed(url: &str, count: usize) -> anyhow::Result<Vec<String>> {
         let (store, ids) = (store.clone(), Arc::clone(&ids));
         writers.push(tokio::spawn(async move {
             for id in ids.iter().skip(w).step_by(SEED_WRITERS) {
-                let outcome = store.create_instance(instance(id), provision(id)).await?;
+                let outcome = store
+                    .create_instance(
+                        InstanceRow::bare(
+                            id,
+                            spi_postgres::offering::SERVICE_ID,
+                            spi_postgres::offering::PLAN_SMALL_ID,
+                            "ready",
+                            now_ms(),
+                        ),
+                        provision(id),
+                    )
+                    .await?;
                 if outcome != Outcome::Done {
                     bail!("seeding {id}: {outcome:?}");
                 }
@@ -100,27 +111,6 @@ async fn seed(url: &str, count: usize) -> anyhow::Result<Vec<String>> {
         start.elapsed().as_secs_f64()
     );
     Ok(Arc::unwrap_or_clone(ids))
-}
-
-fn instance(id: &str) -> InstanceRow {
-    let now = now_ms();
-    InstanceRow {
-        id: id.to_string(),
-        service_id: spi_postgres::offering::SERVICE_ID.to_string(),
-        plan_id: spi_postgres::offering::PLAN_SMALL_ID.to_string(),
-        parameters: "{}".into(),
-        context: None,
-        organization_guid: None,
-        space_guid: None,
-        maintenance_version: None,
-        dashboard_url: None,
-        state: "ready".into(),
-        deployment_name: None,
-        deployment_spec_enc: None,
-        endpoints: None,
-        created_at_ms: now,
-        updated_at_ms: now,
-    }
 }
 
 fn provision(id: &str) -> OperationRow {
