@@ -315,7 +315,22 @@ async fn two_brokers_on_one_postgres_run_each_of_200_conflicting_requests_at_mos
             Some("deleted") | None => {
                 assert_eq!(fetched.status, 404, "{fetched:?}");
             }
-            other => panic!("instance {instance} ended {other:?}"),
+            other => {
+                let history: Vec<String> = rows
+                    .iter()
+                    .filter(|r| r.get::<_, &str>(0) == instance)
+                    .map(|r| {
+                        format!(
+                            "{} {} at {}: {}",
+                            r.get::<_, &str>(1),
+                            r.get::<_, &str>(2),
+                            r.get::<_, &str>(4),
+                            r.get::<_, &str>(3)
+                        )
+                    })
+                    .collect();
+                panic!("instance {instance} ended {other:?}; its operations: {history:#?}")
+            }
         }
     }
     let held: BTreeSet<String> = deployments.keys().cloned().collect();
