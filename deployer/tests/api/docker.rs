@@ -9,73 +9,7 @@ use crate::postgres::{connect, show, wait_until_running};
 use crate::redis::{Redis, Reply};
 use common::deployer::{DeploymentState, Engine, TaskState};
 use deployer::config::DockerSettings;
-use std::collections::BTreeMap;
-use std::path::Path;
-use std::process::Command;
-use std::sync::OnceLock;
-
-const SOCKET: &str = "/var/run/docker.sock";
-
-/// Runs the docker CLI; returns whether it succeeded and its trimmed stdout.
-pub fn docker(args: &[&str]) -> (bool, String) {
-    match Command::new("docker").args(args).output() {
-        Ok(out) => (
-            out.status.success(),
-            String::from_utf8_lossy(&out.stdout).trim().to_string(),
-        ),
-        Err(_) => (false, String::new()),
-    }
-}
-
-/// `Ok` when an engine answers and the local data images are built (once per test process);
-/// `Err(reason)` when there is no engine. An engine whose images cannot be built fails the test.
-pub fn engine_with_images() -> Result<(), String> {
-    static READY: OnceLock<Result<(), String>> = OnceLock::new();
-    READY
-        .get_or_init(|| {
-            if !Path::new(SOCKET).exists() {
-                return Err(format!("no Docker engine socket at {SOCKET}"));
-            }
-            if !docker(&["info"]).0 {
-                return Err("the Docker engine does not answer `docker info`".into());
-            }
-            let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/docker-images");
-            let status = Command::new(&script).arg("data").status().unwrap();
-            assert!(status.success(), "{} data failed", script.display());
-            Ok(())
-        })
-        .clone()
-}
-
-/// Docker backend settings for one test: the local images and a name prefix of its own.
-pub fn test_settings() -> DockerSettings {
-    DockerSettings {
-        images: BTreeMap::from([
-            ("postgresql-15".to_string(), "osb/postgres:15".to_string()),
-            ("redis-7".to_string(), "osb/redis:7".to_string()),
-        ]),
-        name_prefix: format!("osbt-{}-", &uuid::Uuid::new_v4().simple().to_string()[..8]),
-        start_timeout_secs: 120,
-        ..DockerSettings::default()
-    }
-}
-
-/// Removes every container and volume whose name starts with `prefix`.
-pub fn remove_all(prefix: &str) {
-    let filter = format!("name={prefix}");
-    let (_, containers) = docker(&["ps", "-aq", "--filter", &filter]);
-    for id in containers.lines() {
-        docker(&["rm", "-f", "-v", id]);
-    }
-    let (_, volumes) = docker(&["volume", "ls", "-q", "--filter", &filter]);
-    for volume in volumes.lines().filter(|v| v.starts_with(prefix)) {
-        docker(&["volume", "rm", "-f", volume]);
-    }
-}
-
-fn exists(kind: &str, name: &str) -> bool {
-    docker(&[kind, "inspect", name]).0
-}
+use deployer::docker_support::{docker, exists};
 
 fn inspect(name: &str, format: &str) -> String {
     let (ok, out) = docker(&["inspect", "-f", format, name]);

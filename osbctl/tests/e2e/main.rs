@@ -4,6 +4,7 @@
 
 mod cli;
 mod config_examples;
+mod docker;
 mod helpers;
 mod mtls;
 mod walkthrough;
