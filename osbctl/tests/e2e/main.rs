@@ -3,6 +3,7 @@
 //! a platform drives it.
 
 mod cli;
+mod compose;
 mod config_examples;
 mod docker;
 mod helpers;
