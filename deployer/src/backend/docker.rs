@@ -19,7 +19,7 @@
 //! `--key value` and its admin from `users.acl` (a SHA-256 hash, copied into the volume once).
 //! A settings change replaces the container (same volume, same port).
 
-use super::process::{engine_name, major, read_secret, validate_admin, write_secret};
+use super::process::{engine_name, major, read_json, read_secret, validate_spec, write_secret};
 use super::process::{postgres, redis};
 use super::{Backend, BackendError, BoxFuture, Progress};
 use crate::config::DockerSettings;
@@ -819,12 +819,8 @@ impl DockerBackend {
 
 impl Backend for DockerBackend {
     fn validate(&self, spec: &DeploymentSpec) -> Result<(), String> {
-        validate_admin(spec)?;
-        self.image_for(spec.engine, &spec.version)?;
-        match spec.engine {
-            Engine::Postgresql => postgres::validate_settings(&spec.settings),
-            Engine::Redis => redis::validate_settings(&spec.settings),
-        }
+        validate_spec(spec)?;
+        self.image_for(spec.engine, &spec.version).map(|_| ())
     }
 
     fn apply<'a>(
@@ -973,14 +969,7 @@ fn tar_archive(entries: &[(&str, Option<&[u8]>, u32)]) -> io::Result<Vec<u8>> {
 }
 
 fn read_record(dir: &Path) -> Result<Option<Record>, BackendError> {
-    let path = dir.join(INSTANCE_FILE);
-    match fs::read(&path) {
-        Ok(bytes) => serde_json::from_slice(&bytes)
-            .map(Some)
-            .map_err(|e| BackendError::Server(format!("{} is corrupt: {e}", path.display()))),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(BackendError::io(format!("reading {}", path.display()))(e)),
-    }
+    read_json(&dir.join(INSTANCE_FILE))
 }
 
 #[cfg(test)]

@@ -625,11 +625,7 @@ impl ProcessBackend {
 
 impl Backend for ProcessBackend {
     fn validate(&self, spec: &DeploymentSpec) -> Result<(), String> {
-        validate_admin(spec)?;
-        match spec.engine {
-            Engine::Postgresql => postgres::validate_settings(&spec.settings),
-            Engine::Redis => redis::validate_settings(&spec.settings),
-        }
+        validate_spec(spec)
     }
 
     fn apply<'a>(
@@ -761,9 +757,24 @@ async fn wait_gone(pid: u32, child: Option<&Child>, timeout: Duration) -> bool {
     }
 }
 
+/// Checks a spec's admin account and settings (what every backend refuses alike).
+pub(crate) fn validate_spec(spec: &DeploymentSpec) -> Result<(), String> {
+    validate_admin(spec)?;
+    match spec.engine {
+        Engine::Postgresql => postgres::validate_settings(&spec.settings),
+        Engine::Redis => redis::validate_settings(&spec.settings),
+    }
+}
+
 fn read_instance(dir: &Path) -> Result<Option<Instance>, BackendError> {
-    let path = dir.join(INSTANCE_FILE);
-    match fs::read(&path) {
+    read_json(&dir.join(INSTANCE_FILE))
+}
+
+/// A backend's JSON record of a deployment; `None` if there is none yet.
+pub(crate) fn read_json<T: serde::de::DeserializeOwned>(
+    path: &Path,
+) -> Result<Option<T>, BackendError> {
+    match fs::read(path) {
         Ok(bytes) => serde_json::from_slice(&bytes)
             .map(Some)
             .map_err(|e| BackendError::Server(format!("{} is corrupt: {e}", path.display()))),

@@ -115,16 +115,13 @@ async fn docker_postgres_runs_in_a_container_changes_settings_in_place_and_is_de
 
     // A settings change replaces the container: same port, same data.
     let id_before = inspect(&container, "{{.Id}}");
-    apply_ok(
-        &app.client,
-        &spec(
-            Engine::Postgresql,
-            &name,
-            &password,
-            &[("max_connections", "50")],
-        ),
-    )
-    .await;
+    let changed = spec(
+        Engine::Postgresql,
+        &name,
+        &password,
+        &[("max_connections", "50")],
+    );
+    apply_ok(&app.client, &changed).await;
     let deployment = app.client.get_deployment(&name, &ctx()).await.unwrap();
     assert_eq!(deployment.endpoints[0], endpoint);
     assert_ne!(inspect(&container, "{{.Id}}"), id_before);
@@ -136,16 +133,7 @@ async fn docker_postgres_runs_in_a_container_changes_settings_in_place_and_is_de
 
     // The same spec again changes nothing.
     let id = inspect(&container, "{{.Id}}");
-    apply_ok(
-        &app.client,
-        &spec(
-            Engine::Postgresql,
-            &name,
-            &password,
-            &[("max_connections", "50")],
-        ),
-    )
-    .await;
+    apply_ok(&app.client, &changed).await;
     assert_eq!(inspect(&container, "{{.Id}}"), id);
 
     // A version no image is configured for is refused before anything runs.

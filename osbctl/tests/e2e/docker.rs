@@ -3,6 +3,7 @@
 //! Skipped, with the reason printed, where no Docker engine answers.
 
 use crate::helpers::TestStack;
+use common::osb::{BindRequest, ProvisionRequest};
 use deployer::docker_support::{docker, engine_with_data_images, local_image_settings};
 use osbctl::osb_client::{OsbClient, Target};
 use serde_json::{json, Value};
@@ -118,15 +119,19 @@ pub async fn lifecycle(osb: &OsbClient, service: &str, plan: &str, reach: Reach<
     let catalog = osb.catalog().await.unwrap();
     let (service_id, plan_id) = osbctl::cli::resolve(&catalog, service, plan).unwrap();
     let instance = format!("docker-{service}-1");
+    let context =
+        json!({"platform": "cloudfoundry", "organization_guid": "org", "space_guid": "space"});
     let a = osb
-        .call(
-            reqwest::Method::PUT,
-            &format!("/v2/service_instances/{instance}?accepts_incomplete=true"),
-            Some(&json!({
-                "service_id": service_id, "plan_id": plan_id,
-                "organization_guid": "org", "space_guid": "space",
-                "context": {"platform": "cloudfoundry", "organization_guid": "org", "space_guid": "space"}
-            })),
+        .provision(
+            &instance,
+            &ProvisionRequest {
+                service_id: Some(service_id.clone()),
+                plan_id: Some(plan_id.clone()),
+                organization_guid: Some("org".into()),
+                space_guid: Some("space".into()),
+                context: context.as_object().cloned(),
+                ..Default::default()
+            },
         )
         .await
         .unwrap();
@@ -136,10 +141,15 @@ pub async fn lifecycle(osb: &OsbClient, service: &str, plan: &str, reach: Reach<
 
     let binding = format!("docker-{service}-b1");
     let b = osb
-        .call(
-            reqwest::Method::PUT,
-            &format!("/v2/service_instances/{instance}/service_bindings/{binding}?accepts_incomplete=true"),
-            Some(&json!({"service_id": service_id, "plan_id": plan_id, "bind_resource": {"app_guid": "app-1"}})),
+        .bind(
+            &instance,
+            &binding,
+            &BindRequest {
+                service_id: Some(service_id.clone()),
+                plan_id: Some(plan_id.clone()),
+                bind_resource: json!({"app_guid": "app-1"}).as_object().cloned(),
+                ..Default::default()
+            },
         )
         .await
         .unwrap();
