@@ -37,6 +37,8 @@ pub const DEFAULT_CATALOG_REFRESH_SECS: u64 = 30;
 pub const DEFAULT_CALL_TIMEOUT_MS: u64 = 30_000;
 /// Longest an operation may run (a plan's shorter `maximum_polling_duration` wins).
 pub const DEFAULT_MAX_OPERATION_SECS: u64 = 3_600;
+/// Seconds between the running broker's reconciliation checks against the deployer.
+pub const DEFAULT_RECONCILE_INTERVAL_SECS: u64 = 300;
 
 /// Everything the broker needs to run.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -62,6 +64,9 @@ pub struct Settings {
     /// Lifetime of binding credentials.
     #[serde(default)]
     pub bindings: BindingSettings,
+    /// The periodic comparison of instances with the deployer's deployments.
+    #[serde(default)]
+    pub reconcile: ReconcileSettings,
     /// Seconds between catalog refreshes.
     pub catalog_refresh_secs: u64,
     /// Log output format.
@@ -161,6 +166,22 @@ pub struct BindingSettings {
     pub renew_before_secs: Option<u64>,
 }
 
+/// The periodic reconciliation check (it only reports; `broker reconcile --delete-orphans`
+/// removes orphans).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReconcileSettings {
+    /// Seconds between checks; 0 turns the check off.
+    pub interval_secs: u64,
+}
+
+impl Default for ReconcileSettings {
+    fn default() -> Self {
+        Self {
+            interval_secs: DEFAULT_RECONCILE_INTERVAL_SECS,
+        }
+    }
+}
+
 impl Default for WorkerSettings {
     fn default() -> Self {
         Self {
@@ -225,6 +246,7 @@ impl Default for Settings {
             },
             worker: WorkerSettings::default(),
             bindings: BindingSettings::default(),
+            reconcile: ReconcileSettings::default(),
             catalog_refresh_secs: DEFAULT_CATALOG_REFRESH_SECS,
             log_format: LogFormat::default(),
         }
@@ -249,6 +271,7 @@ mod tests {
         assert_eq!(settings.spis.len(), 2);
         assert_eq!(settings.encryption.current, "k1");
         assert_eq!(settings.worker, WorkerSettings::default());
+        assert_eq!(settings.reconcile, ReconcileSettings::default());
         assert!(
             settings.encryption.keys.is_empty(),
             "no key in the example file"

@@ -153,6 +153,20 @@ impl Cipher {
         Ok(plain.to_vec())
     }
 
+    /// The stored-value prefix of the current key (`v1:<id>:`).
+    pub fn current_prefix(&self) -> String {
+        format!("{FORMAT_VERSION}:{}:", self.current)
+    }
+
+    /// `stored` encrypted again under the current key; `None` when it already is.
+    pub fn reencrypt(&self, stored: &str) -> Result<Option<String>, CryptoError> {
+        if stored.starts_with(&self.current_prefix()) {
+            return Ok(None);
+        }
+        let plain = self.decrypt(stored)?;
+        self.encrypt(&plain).map(Some)
+    }
+
     /// Encrypts the JSON of `value`.
     pub fn encrypt_json<T: serde::Serialize>(&self, value: &T) -> Result<String, CryptoError> {
         let json = serde_json::to_vec(value).map_err(|_| CryptoError::Malformed)?;
@@ -247,6 +261,19 @@ mod tests {
             Cipher::new(&settings("new", &[("new", generate_key()), ("old", old)])).unwrap();
         assert_eq!(after.decrypt(&stored).unwrap(), b"secret");
         assert!(after.encrypt(b"x").unwrap().starts_with("v1:new:"));
+    }
+
+    #[test]
+    fn reencryption_moves_a_value_to_the_current_key_and_leaves_current_ones_alone() {
+        let old = generate_key();
+        let before = Cipher::new(&settings("old", &[("old", old.clone())])).unwrap();
+        let stored = before.encrypt(b"secret").unwrap();
+        let after =
+            Cipher::new(&settings("new", &[("new", generate_key()), ("old", old)])).unwrap();
+        let moved = after.reencrypt(&stored).unwrap().unwrap();
+        assert!(moved.starts_with(&after.current_prefix()), "{moved}");
+        assert_eq!(after.decrypt(&moved).unwrap(), b"secret");
+        assert_eq!(after.reencrypt(&moved).unwrap(), None);
     }
 
     #[test]

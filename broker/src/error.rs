@@ -212,8 +212,15 @@ impl ResponseError for BrokerError {
 }
 
 impl From<crate::store::StoreError> for BrokerError {
+    /// The database down (or its connection broken) is 503, so the platform retries; anything
+    /// else is internal.
     fn from(e: crate::store::StoreError) -> Self {
-        Self::internal(e)
+        if e.is_unavailable() {
+            tracing::warn!(error = %e, "state database unavailable");
+            Self::Unavailable("the state database is unavailable; retry later".into())
+        } else {
+            Self::internal(e)
+        }
     }
 }
 

@@ -3,10 +3,13 @@
 //! the secrets it stores.
 
 pub mod catalog;
+pub mod commands;
 pub mod config;
 pub mod crypto;
 pub mod domain;
 pub mod error;
+pub mod reconcile;
+pub mod rotation;
 pub mod routes;
 pub mod service;
 pub mod startup;

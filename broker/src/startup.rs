@@ -4,6 +4,7 @@
 use crate::catalog::{CatalogCache, NamedSpi};
 use crate::config::Settings;
 use crate::crypto::Cipher;
+use crate::reconcile;
 use crate::routes::{self, bindings, catalog, edge, health, instances};
 use crate::service::Broker;
 use crate::store::Store;
@@ -18,7 +19,8 @@ use std::net::TcpListener;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// Seconds in-flight requests get to finish once the server is told to stop.
+/// Seconds in-flight requests get to finish once the server is told to stop (at least; a
+/// longer `worker.sync_timeout_ms` extends it so a waiting bind or unbind still answers).
 const SHUTDOWN_TIMEOUT_SECS: u64 = 5;
 
 /// A built broker, listening, not yet serving.
@@ -28,6 +30,26 @@ pub struct Application {
     journal: Arc<Journal>,
     catalog: Arc<CatalogCache>,
     catalog_refresh: Duration,
+    store: Store,
+    deployer: DeployerClient,
+    reconcile_every: Option<Duration>,
+}
+
+/// Stops a running broker gracefully.
+pub struct Stopper {
+    server: ServerHandle,
+    journal: Arc<Journal>,
+}
+
+impl Stopper {
+    /// The journal stops claiming operations at once; the server stops accepting connections
+    /// and lets in-flight requests finish (up to the shutdown timeout); then
+    /// `run_until_stopped` hands the journal's leases back and returns.
+    pub async fn stop(self) {
+        tracing::info!("stopping: finishing in-flight requests, then handing back leases");
+        self.journal.stop_claiming();
+        self.server.stop(true).await;
+    }
 }
 
 /// Stops the journal's operation tasks when `run_until_stopped` returns or is dropped.
@@ -81,16 +103,34 @@ fn routes(cfg: &mut web::ServiceConfig) {
     );
 }
 
+/// Opens (and migrates) the state database of `settings`.
+pub async fn open_store(settings: &Settings) -> anyhow::Result<Store> {
+    Store::connect(&settings.database.url)
+        .await
+        .with_context(|| format!("opening the state database {}", settings.database.url))
+}
+
+/// The deployer client of `settings`.
+pub fn deployer_client(settings: &Settings) -> anyhow::Result<DeployerClient> {
+    Ok(DeployerClient::new(
+        InternalClient::new(
+            &settings.deployer.url,
+            &settings.tls,
+            settings.worker.call_timeout(),
+        )
+        .context("deployer client")?,
+    ))
+}
+
 impl Application {
-    /// Opens the database, loads the catalog and binds `settings.listen`.
+    /// Opens the database, loads the catalog and binds `settings.listen`. The server does not
+    /// watch signals itself: the binary stops it through [`Application::server_handle`].
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
         if settings.auth.username.is_empty() || settings.auth.password.expose().is_empty() {
             anyhow::bail!("auth.username and auth.password must be set");
         }
         let cipher = Arc::new(Cipher::new(&settings.encryption).context("encryption keys")?);
-        let store = Store::connect(&settings.database.url)
-            .await
-            .with_context(|| format!("opening the state database {}", settings.database.url))?;
+        let store = open_store(&settings).await?;
         let timeout = settings.worker.call_timeout();
         let spis = settings
             .spis
@@ -104,23 +144,20 @@ impl Application {
                 })
             })
             .collect::<anyhow::Result<Vec<_>>>()?;
-        let deployer = DeployerClient::new(
-            InternalClient::new(&settings.deployer.url, &settings.tls, timeout)
-                .context("deployer client")?,
-        );
-        let catalog = Arc::new(CatalogCache::new(spis));
+        let deployer = deployer_client(&settings)?;
+        let catalog = Arc::new(CatalogCache::new(spis, store.clone()));
         catalog.refresh().await;
         let journal = Arc::new(Journal::new(
             store.clone(),
             Arc::clone(&catalog),
-            deployer,
+            deployer.clone(),
             Arc::clone(&cipher),
             settings.worker.clone(),
             settings.bindings.clone(),
             tokio::runtime::Handle::current(),
         ));
         let broker = web::Data::new(Broker {
-            store,
+            store: store.clone(),
             catalog: Arc::clone(&catalog),
             journal: Arc::clone(&journal),
             cipher,
@@ -142,7 +179,8 @@ impl Application {
                 .configure(routes)
                 .default_service(web::to(routes::not_found))
         })
-        .shutdown_timeout(SHUTDOWN_TIMEOUT_SECS)
+        .shutdown_timeout(SHUTDOWN_TIMEOUT_SECS.max(settings.worker.sync_timeout().as_secs() + 1))
+        .disable_signals()
         .listen(listener)?
         .run();
         tracing::info!(
@@ -157,6 +195,10 @@ impl Application {
             journal,
             catalog,
             catalog_refresh: Duration::from_secs(settings.catalog_refresh_secs.max(1)),
+            store,
+            deployer,
+            reconcile_every: (settings.reconcile.interval_secs > 0)
+                .then(|| Duration::from_secs(settings.reconcile.interval_secs)),
         })
     }
 
@@ -165,15 +207,41 @@ impl Application {
         self.port
     }
 
+    /// The catalog cache (tests read what its last refresh said about each SPI).
+    pub fn catalog(&self) -> Arc<CatalogCache> {
+        Arc::clone(&self.catalog)
+    }
+
     /// A handle that stops the server (and with it the journal workers).
     pub fn server_handle(&self) -> ServerHandle {
         self.server.handle()
     }
 
-    /// Serves until the server handle stops it, running the journal workers and the catalog
-    /// refresher beside it; all of them stop when this returns or is dropped.
+    /// A handle for a graceful stop (the binary calls it on SIGTERM / SIGINT).
+    pub fn stopper(&self) -> Stopper {
+        Stopper {
+            server: self.server.handle(),
+            journal: Arc::clone(&self.journal),
+        }
+    }
+
+    /// Serves until the server handle stops it, running the journal workers, the catalog
+    /// refresher and the reconciliation check beside it. Once the server stopped (in-flight
+    /// requests finished, up to the shutdown timeout) the journal hands its leases back; if
+    /// this future is dropped instead, its tasks are aborted and the leases expire.
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
         let _stop = StopJournal(Arc::clone(&self.journal));
+        let (store, deployer, reconcile_every) = (
+            self.store.clone(),
+            self.deployer.clone(),
+            self.reconcile_every,
+        );
+        let reconciler = async move {
+            match reconcile_every {
+                Some(every) => reconcile::watch(store, deployer, every).await,
+                None => std::future::pending().await,
+            }
+        };
         let catalog = Arc::clone(&self.catalog);
         let every = self.catalog_refresh;
         let refresher = async move {
@@ -185,11 +253,16 @@ impl Application {
                 catalog.refresh().await;
             }
         };
-        tokio::select! {
-            result = self.server => result.context("HTTP server")?,
-            () = Arc::clone(&self.journal).run() => {}
-            () = refresher => {}
+        let served = tokio::select! {
+            result = self.server => result.context("HTTP server"),
+            () = Arc::clone(&self.journal).run() => Ok(()),
+            () = refresher => Ok(()),
+            () = reconciler => Ok(()),
+        };
+        if let Err(e) = self.journal.hand_back().await {
+            tracing::warn!(error = %e, "handing back leases failed; they expire instead");
         }
+        served?;
         tracing::info!("broker stopped");
         Ok(())
     }

@@ -5,23 +5,43 @@ pub mod models;
 pub mod schema;
 
 mod bindings;
+mod deployments;
 mod instances;
+mod leases;
 mod operations;
+mod secrets;
 
 use diesel::connection::SimpleConnection;
-use diesel::r2d2::{ConnectionManager, CustomizeConnection, Pool, PooledConnection};
+use diesel::pg::PgConnection;
+use diesel::prelude::*;
+use diesel::r2d2::{ManageConnection, Pool, PooledConnection, R2D2Connection};
+use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use diesel::sqlite::SqliteConnection;
 use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+pub use deployments::OwnedDeployment;
 pub use operations::Effect;
+pub use secrets::{SecretColumn, StoredSecret};
 
-/// The connection type of the state database.
-pub type DbConnection = SqliteConnection;
+/// A connection to the state database: PostgreSQL or SQLite, chosen from the URL. Every query
+/// is written once against both.
+#[derive(diesel::MultiConnection)]
+pub enum DbConnection {
+    /// `postgres://` or `postgresql://`.
+    Postgres(PgConnection),
+    /// A file path or `sqlite://path`.
+    Sqlite(SqliteConnection),
+}
 
-const MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
+const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
+const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/postgres");
 const POOL_SIZE: u32 = 8;
 const BUSY_TIMEOUT_MS: u32 = 10_000;
+/// Key of the PostgreSQL advisory lock held while migrating.
+const MIGRATION_LOCK: i64 = 0x05b_5707e;
+/// How long a request waits for a connection before it is answered 503.
+const CONNECTION_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// Failure of a state database call.
 #[derive(Debug, thiserror::Error)]
@@ -44,6 +64,33 @@ pub enum StoreError {
     RolledBack(String),
 }
 
+impl StoreError {
+    /// Whether the database could not be reached (down, restarting, or its connection broke):
+    /// the request may be retried later and nothing was written.
+    pub fn is_unavailable(&self) -> bool {
+        match self {
+            Self::Pool(_) => true,
+            Self::Query(DieselError::DatabaseError(DatabaseErrorKind::ClosedConnection, _)) => true,
+            Self::Query(DieselError::DatabaseError(_, info)) => {
+                let message = info.message();
+                [
+                    "terminating connection",
+                    "server closed the connection",
+                    "no connection to the server",
+                    "the database system is",
+                    "could not connect",
+                    "connection to server",
+                    "database is locked",
+                    "unable to open database file",
+                ]
+                .iter()
+                .any(|m| message.contains(m))
+            }
+            _ => false,
+        }
+    }
+}
+
 /// Whether an insert or conditional write went through.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
@@ -64,22 +111,65 @@ pub fn now_ms() -> i64 {
         .unwrap_or_default()
 }
 
-#[derive(Debug)]
-struct SqlitePragmas;
+/// The database behind a URL.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    /// A PostgreSQL connection URL.
+    Postgres(String),
+    /// A SQLite file path.
+    Sqlite(String),
+}
 
-impl CustomizeConnection<SqliteConnection, diesel::r2d2::Error> for SqlitePragmas {
-    fn on_acquire(&self, conn: &mut SqliteConnection) -> Result<(), diesel::r2d2::Error> {
-        conn.batch_execute(&format!(
-            "PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}; PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL;"
-        ))
-        .map_err(diesel::r2d2::Error::QueryError)
+impl Target {
+    /// `postgres://` and `postgresql://` name PostgreSQL; anything else is a SQLite path or
+    /// `sqlite://path`.
+    pub fn of(url: &str) -> Self {
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Self::Postgres(url.to_string())
+        } else {
+            Self::Sqlite(sqlite_path(url).to_string())
+        }
+    }
+}
+
+/// Opens connections to the one backend the URL names (never guesses by trying each).
+#[derive(Debug)]
+struct Manager(Target);
+
+impl ManageConnection for Manager {
+    type Connection = DbConnection;
+    type Error = diesel::r2d2::Error;
+
+    fn connect(&self) -> Result<DbConnection, Self::Error> {
+        match &self.0 {
+            Target::Postgres(url) => Ok(DbConnection::Postgres(
+                PgConnection::establish(url).map_err(diesel::r2d2::Error::ConnectionError)?,
+            )),
+            Target::Sqlite(path) => {
+                let mut conn = SqliteConnection::establish(path)
+                    .map_err(diesel::r2d2::Error::ConnectionError)?;
+                conn.batch_execute(&format!(
+                    "PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}; PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL;"
+                ))
+                .map_err(diesel::r2d2::Error::QueryError)?;
+                Ok(DbConnection::Sqlite(conn))
+            }
+        }
+    }
+
+    fn is_valid(&self, conn: &mut DbConnection) -> Result<(), Self::Error> {
+        conn.ping().map_err(diesel::r2d2::Error::QueryError)
+    }
+
+    fn has_broken(&self, conn: &mut DbConnection) -> bool {
+        conn.is_broken()
     }
 }
 
 /// Handle on the state database; cheap to clone.
 #[derive(Clone)]
 pub struct Store {
-    pool: Pool<ConnectionManager<DbConnection>>,
+    pool: Pool<Manager>,
 }
 
 impl std::fmt::Debug for Store {
@@ -96,20 +186,32 @@ pub fn sqlite_path(url: &str) -> &str {
 }
 
 impl Store {
-    /// Opens the database at `url` (WAL, busy timeout, foreign keys) and applies migrations.
+    /// Opens the database at `url` (PostgreSQL, or SQLite with WAL, busy timeout and foreign
+    /// keys) and applies its migrations.
     pub async fn connect(url: &str) -> Result<Self, StoreError> {
-        let path = sqlite_path(url).to_string();
+        let target = Target::of(url);
         tokio::task::spawn_blocking(move || {
-            let manager = ConnectionManager::<DbConnection>::new(path);
             let pool = Pool::builder()
                 .max_size(POOL_SIZE)
-                .connection_customizer(Box::new(SqlitePragmas))
-                .build(manager)?;
+                .connection_timeout(CONNECTION_TIMEOUT)
+                .build(Manager(target))?;
             let mut conn = pool.get()?;
-            // WAL lets readers run beside the one writer; it persists in the file.
-            conn.batch_execute("PRAGMA journal_mode = WAL;")?;
-            conn.run_pending_migrations(MIGRATIONS)
-                .map_err(|e| StoreError::Migration(e.to_string()))?;
+            let migrated = match &mut *conn {
+                DbConnection::Postgres(conn) => {
+                    // Brokers starting together on a fresh database migrate one at a time.
+                    conn.batch_execute(&format!("SELECT pg_advisory_lock({MIGRATION_LOCK})"))?;
+                    let migrated = conn.run_pending_migrations(POSTGRES_MIGRATIONS).map(drop);
+                    conn.batch_execute(&format!("SELECT pg_advisory_unlock({MIGRATION_LOCK})"))?;
+                    migrated
+                }
+                DbConnection::Sqlite(conn) => {
+                    // WAL lets readers run beside the one writer; it persists in the file.
+                    conn.batch_execute("PRAGMA journal_mode = WAL;")?;
+                    conn.run_pending_migrations(SQLITE_MIGRATIONS).map(drop)
+                }
+            };
+            migrated.map_err(|e| StoreError::Migration(e.to_string()))?;
+            drop(conn);
             Ok(Self { pool })
         })
         .await
@@ -120,9 +222,7 @@ impl Store {
     async fn run<T, F>(&self, f: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
-        F: FnOnce(&mut PooledConnection<ConnectionManager<DbConnection>>) -> Result<T, StoreError>
-            + Send
-            + 'static,
+        F: FnOnce(&mut PooledConnection<Manager>) -> Result<T, StoreError> + Send + 'static,
     {
         let pool = self.pool.clone();
         tokio::task::spawn_blocking(move || {
@@ -133,15 +233,27 @@ impl Store {
         .map_err(|e| StoreError::Task(e.to_string()))?
     }
 
-    /// Runs `f` in a write transaction (SQLite: `BEGIN IMMEDIATE`, so writers queue on the
-    /// busy timeout instead of failing when they upgrade a read).
+    /// Runs `f` in a write transaction that first updates the `write_lock` row, so writers
+    /// queue one after the other on both backends: SQLite takes its write lock at once (no
+    /// `SQLITE_BUSY` when a read upgrades, writers wait on the busy timeout), and PostgreSQL
+    /// holds the row lock until commit, so every writer of every broker on the database reads
+    /// what the one before it committed (each statement of a READ COMMITTED transaction sees
+    /// the commits made before it started).
     async fn write<T, F>(&self, f: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
         F: FnOnce(&mut DbConnection) -> Result<T, StoreError> + Send + 'static,
     {
-        self.run(move |conn| conn.immediate_transaction(|conn| f(conn)))
-            .await
+        self.run(move |conn| {
+            let conn: &mut DbConnection = conn;
+            conn.transaction(|conn| {
+                diesel::update(schema::write_lock::table.find(1))
+                    .set(schema::write_lock::writes.eq(schema::write_lock::writes + 1))
+                    .execute(conn)?;
+                f(conn)
+            })
+        })
+        .await
     }
 
     /// Whether the database answers.
@@ -167,7 +279,7 @@ fn is_unique_violation(e: &diesel::result::Error) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::models::{InstanceRow, OperationChanges, OperationRow};
+    use super::models::{BindingRow, InstanceChanges, InstanceRow, OperationChanges, OperationRow};
     use super::*;
 
     #[test]
@@ -177,34 +289,82 @@ mod tests {
         assert_eq!(sqlite_path("/tmp/b.db"), "/tmp/b.db");
     }
 
-    async fn store() -> (tempfile::TempDir, Store) {
+    pub(super) async fn store() -> (tempfile::TempDir, Store) {
         let dir = tempfile::tempdir().unwrap();
         let url = format!("sqlite://{}", dir.path().join("t.sqlite").display());
         let store = Store::connect(&url).await.unwrap();
         (dir, store)
     }
 
-    fn instance(id: &str) -> InstanceRow {
-        InstanceRow {
-            id: id.into(),
-            service_id: "svc".into(),
-            plan_id: "small".into(),
-            parameters: "{}".into(),
-            context: None,
-            organization_guid: None,
-            space_guid: None,
-            maintenance_version: None,
-            dashboard_url: None,
-            state: "provisioning".into(),
-            deployment_name: None,
-            deployment_spec_enc: None,
-            endpoints: None,
-            created_at_ms: 1,
-            updated_at_ms: 1,
+    /// What keeps a test database alive.
+    enum Db {
+        Sqlite(tempfile::TempDir),
+        Postgres(deployer::testing::TestPostgres),
+    }
+
+    impl Db {
+        async fn sqlite() -> Self {
+            Self::Sqlite(tempfile::tempdir().unwrap())
+        }
+
+        async fn postgres() -> Self {
+            Self::Postgres(deployer::testing::TestPostgres::start().await.unwrap())
+        }
+
+        /// A fresh database: a new file, or a new PostgreSQL database on the one server.
+        async fn url(&self) -> String {
+            match self {
+                Self::Sqlite(dir) => format!(
+                    "sqlite://{}",
+                    dir.path()
+                        .join(format!("{}.sqlite", uuid::Uuid::new_v4()))
+                        .display()
+                ),
+                Self::Postgres(pg) => pg.create_database().await.unwrap(),
+            }
+        }
+
+        async fn store(&self) -> Store {
+            Store::connect(&self.url().await).await.unwrap()
         }
     }
 
-    fn operation(id: &str, instance_id: &str, kind: &str, owner: Option<&str>) -> OperationRow {
+    /// Instantiates each test once against SQLite and once against a PostgreSQL server of its
+    /// own: `async fn name(db: Db) { .. }` becomes `sqlite::name` and `postgres::name`.
+    macro_rules! store_tests {
+        (@on $module:ident, $open:path, $(async fn $name:ident($db:ident: Db) $body:block)*) => {
+            mod $module {
+                use super::*;
+                $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let $db = $open().await;
+                    $body
+                })*
+            }
+        };
+        ($($tests:tt)*) => {
+            store_tests!(@on sqlite, Db::sqlite, $($tests)*);
+            store_tests!(@on postgres, Db::postgres, $($tests)*);
+        };
+    }
+
+    pub(super) fn instance(id: &str) -> InstanceRow {
+        InstanceRow::bare(id, "svc", "small", "provisioning", 1)
+    }
+
+    async fn start_provision(store: &Store, id: &str, op: &str, owner: Option<&str>) -> Outcome {
+        store
+            .create_instance(instance(id), operation(op, id, "provision", owner))
+            .await
+            .unwrap()
+    }
+
+    pub(super) fn operation(
+        id: &str,
+        instance_id: &str,
+        kind: &str,
+        owner: Option<&str>,
+    ) -> OperationRow {
         OperationRow {
             id: id.into(),
             instance_id: instance_id.into(),
@@ -225,13 +385,10 @@ mod tests {
         }
     }
 
-    #[tokio::test]
-    async fn a_free_operation_is_claimed_by_exactly_one_owner_until_its_lease_expires() {
-        let (_dir, store) = store().await;
-        let outcome = store
-            .create_instance(instance("i1"), operation("op1", "i1", "provision", None))
-            .await
-            .unwrap();
+    store_tests! {
+    async fn a_free_operation_is_claimed_by_exactly_one_owner_until_its_lease_expires(db: Db) {
+        let store = db.store().await;
+        let outcome = start_provision(&store, "i1", "op1", None).await;
         assert_eq!(outcome, Outcome::Done);
         let now = now_ms();
         assert_eq!(store.claimable_operations(now, 10).await.unwrap(), ["op1"]);
@@ -255,16 +412,9 @@ mod tests {
         assert_eq!(store.operation("op1").await.unwrap().unwrap().attempts, 2);
     }
 
-    #[tokio::test]
-    async fn a_worker_that_lost_its_lease_writes_nothing() {
-        let (_dir, store) = store().await;
-        store
-            .create_instance(
-                instance("i1"),
-                operation("op1", "i1", "provision", Some("old")),
-            )
-            .await
-            .unwrap();
+    async fn a_worker_that_lost_its_lease_writes_nothing(db: Db) {
+        let store = db.store().await;
+        start_provision(&store, "i1", "op1", Some("old")).await;
         let now = now_ms();
         assert!(store
             .claim("op1", "new", now + 120_000, now + 130_000)
@@ -288,16 +438,9 @@ mod tests {
         );
     }
 
-    #[tokio::test]
-    async fn a_second_operation_in_progress_on_one_instance_is_refused() {
-        let (_dir, store) = store().await;
-        store
-            .create_instance(
-                instance("i1"),
-                operation("op1", "i1", "provision", Some("a")),
-            )
-            .await
-            .unwrap();
+    async fn a_second_operation_in_progress_on_one_instance_is_refused(db: Db) {
+        let store = db.store().await;
+        start_provision(&store, "i1", "op1", Some("a")).await;
         // A second instance operation while the provision runs: the unique index refuses it.
         let outcome = store
             .begin_deprovision(operation("op2", "i1", "deprovision", Some("a")), None)
@@ -340,5 +483,152 @@ mod tests {
             .unwrap()
             .unwrap();
         assert_eq!(hinted.id, "op1");
+    }
+
+    async fn concurrent_creates_of_one_instance_on_two_brokers_write_it_once(db: Db) {
+        let url = db.url().await;
+        let stores = [
+            Store::connect(&url).await.unwrap(),
+            Store::connect(&url).await.unwrap(),
+        ];
+        let attempts = (0..20).map(|n| {
+            let store = stores[n % 2].clone();
+            async move {
+                start_provision(&store, "i1", &format!("op{n}"), Some("a")).await
+            }
+        });
+        let outcomes = futures_util::future::join_all(attempts).await;
+        let done = outcomes.iter().filter(|o| **o == Outcome::Done).count();
+        let exists = outcomes.iter().filter(|o| **o == Outcome::Exists).count();
+        assert_eq!((done, exists), (1, 19), "{outcomes:?}");
+        let running = stores[1].instance("i1").await.unwrap().unwrap().1;
+        assert!(running.is_some());
+    }
+
+    async fn two_brokers_claim_every_free_operation_exactly_once(db: Db) {
+        let url = db.url().await;
+        let stores = [
+            Store::connect(&url).await.unwrap(),
+            Store::connect(&url).await.unwrap(),
+        ];
+        for n in 0..30 {
+            let id = format!("i{n}");
+            let op = operation(&format!("op{n}"), &id, "provision", None);
+            stores[0].create_instance(instance(&id), op).await.unwrap();
+        }
+        let now = now_ms();
+        let claimers = ["a", "b"].into_iter().zip(stores.clone()).map(|(owner, store)| {
+            tokio::spawn(async move {
+                let mut won = Vec::new();
+                for id in store.claimable_operations(now, 100).await.unwrap() {
+                    if store.claim(&id, owner, now, now + 60_000).await.unwrap() {
+                        won.push(id);
+                    }
+                }
+                won
+            })
+        });
+        let mut won: Vec<String> = futures_util::future::join_all(claimers)
+            .await
+            .into_iter()
+            .flat_map(Result::unwrap)
+            .collect();
+        won.sort();
+        won.dedup();
+        assert_eq!(won.len(), 30, "every operation claimed once: {won:?}");
+        for n in 0..30 {
+            let op = stores[1].operation(&format!("op{n}")).await.unwrap().unwrap();
+            assert_eq!(op.attempts, 1, "{op:?}");
+        }
+    }
+
+    async fn a_step_result_and_its_effects_are_written_together(db: Db) {
+        let store = db.store().await;
+        start_provision(&store, "i1", "op1", Some("a")).await;
+        let changes = OperationChanges {
+            state: Some("succeeded".into()),
+            lease_owner: Some(None),
+            finished_at_ms: Some(Some(now_ms())),
+            ..Default::default()
+        };
+        let effect = Effect::Instance {
+            id: "i1".into(),
+            changes: InstanceChanges {
+                state: Some("ready".into()),
+                deployment_name: Some(Some("d1".into())),
+                ..Default::default()
+            },
+        };
+        assert!(store.advance("op1", "a", changes, vec![effect]).await.unwrap());
+        let (row, running) = store.instance("i1").await.unwrap().unwrap();
+        assert_eq!(row.state, "ready");
+        assert_eq!(row.deployment_name.as_deref(), Some("d1"));
+        assert!(running.is_none());
+        // A binding, then its unbind; a second bind of the same id meanwhile is refused.
+        let binding = BindingRow {
+            id: "b1".into(),
+            instance_id: "i1".into(),
+            service_id: "svc".into(),
+            plan_id: "small".into(),
+            parameters: "{}".into(),
+            context: None,
+            bind_resource: None,
+            app_guid: None,
+            state: "creating".into(),
+            credentials_enc: None,
+            endpoints: None,
+            created_at_ms: now_ms(),
+            updated_at_ms: now_ms(),
+        };
+        let mut bind = operation("op2", "i1", "bind", Some("a"));
+        bind.binding_id = Some("b1".into());
+        let outcome = store.create_binding(binding.clone(), bind).await.unwrap();
+        assert_eq!(outcome, Outcome::Done);
+        let mut again = operation("op3", "i1", "bind", Some("a"));
+        again.binding_id = Some("b1".into());
+        assert_eq!(
+            store.create_binding(binding, again).await.unwrap(),
+            Outcome::Exists
+        );
+        let mut unbind = operation("op4", "i1", "unbind", Some("a"));
+        unbind.binding_id = Some("b1".into());
+        let outcome = store
+            .begin_unbind(unbind, Some("op2".into()))
+            .await
+            .unwrap();
+        assert_eq!(outcome, Outcome::Done);
+        let (row, running) = store.binding("b1").await.unwrap().unwrap();
+        assert_eq!(row.state, "deleting");
+        assert_eq!(running.unwrap().id, "op4");
+        let bind = store.operation("op2").await.unwrap().unwrap();
+        assert_eq!(
+            (bind.state.as_str(), bind.description.as_str()),
+            ("failed", "cancelled by unbind")
+        );
+    }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn postgres_down_is_unavailable_and_the_store_recovers_with_nothing_lost() {
+        let mut pg = deployer::testing::TestPostgres::start().await.unwrap();
+        let store = Store::connect(&pg.create_database().await.unwrap())
+            .await
+            .unwrap();
+        start_provision(&store, "i1", "op1", Some("a")).await;
+        pg.stop().await.unwrap();
+        let err = store.instance("i1").await.unwrap_err();
+        assert!(err.is_unavailable(), "{err:?}");
+        let err = store
+            .create_instance(instance("i2"), operation("op2", "i2", "provision", None))
+            .await
+            .unwrap_err();
+        assert!(err.is_unavailable(), "{err:?}");
+        pg.resume().await.unwrap();
+        // The pool drops the broken connections and opens new ones.
+        let (row, running) = store.instance("i1").await.unwrap().unwrap();
+        assert_eq!(row.id, "i1");
+        assert_eq!(running.unwrap().id, "op1");
+        let outcome = start_provision(&store, "i2", "op2", None).await;
+        assert_eq!(outcome, Outcome::Done);
     }
 }

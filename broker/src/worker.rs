@@ -24,6 +24,7 @@ use common::osb::{JsonObject, OperationState};
 use common::spi::{CreateBindingRequest, DeleteBindingRequest, DeploymentSpecRequest};
 use std::collections::HashSet;
 use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 use tokio::sync::Notify;
@@ -115,6 +116,8 @@ pub struct Journal {
     tasks: Mutex<JoinSet<()>>,
     active: Mutex<HashSet<String>>,
     finished: Notify,
+    /// Set once the broker stops: no more claims, no new tasks.
+    stopping: AtomicBool,
 }
 
 impl std::fmt::Debug for Journal {
@@ -148,6 +151,7 @@ impl Journal {
             tasks: Mutex::new(JoinSet::new()),
             active: Mutex::new(HashSet::new()),
             finished: Notify::new(),
+            stopping: AtomicBool::new(false),
         }
     }
 
@@ -195,7 +199,8 @@ impl Journal {
     /// Starts driving `op_id`, whose lease this process already holds (it was inserted
     /// claimed). The task runs on the broker's runtime, so a client disconnect does not stop it.
     pub fn start(self: &Arc<Self>, op_id: &str) {
-        if !lock(&self.active).insert(op_id.to_string()) {
+        // A stopping broker hands the lease back instead (see `hand_back`).
+        if self.stopping.load(Ordering::SeqCst) || !lock(&self.active).insert(op_id.to_string()) {
             return;
         }
         let guard = ActiveGuard {
@@ -221,6 +226,11 @@ impl Journal {
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tick.tick().await;
+            // Keep ticking while stopping: returning would end the broker's serve loop before
+            // in-flight requests finished.
+            if self.stopping.load(Ordering::SeqCst) {
+                continue;
+            }
             if let Err(e) = self.claim_orphans().await {
                 tracing::warn!(error = %e, "journal poll failed");
             }
@@ -284,7 +294,29 @@ impl Journal {
     /// Stops every operation task of this process (their leases expire and another broker, or
     /// this one restarted, takes them over).
     pub fn shutdown(&self) {
+        self.stopping.store(true, Ordering::SeqCst);
         lock(&self.tasks).abort_all();
+    }
+
+    /// Stops claiming and starting operations (the broker is stopping; requests still in
+    /// flight may insert operations, which `hand_back` then releases).
+    pub fn stop_claiming(&self) {
+        self.stopping.store(true, Ordering::SeqCst);
+    }
+
+    /// Graceful stop: no more claims, every operation task ended, then every lease of this
+    /// process cleared so another broker takes the operations over at its next poll instead of
+    /// waiting for the leases to expire. Repeating the interrupted step is safe (every step is
+    /// idempotent), and a write the aborted task still had under way is lease-checked, so it
+    /// cannot land after the release. How many leases were handed back.
+    pub async fn hand_back(&self) -> Result<usize, StoreError> {
+        self.stop_claiming();
+        let mut tasks = std::mem::take(&mut *lock(&self.tasks));
+        tasks.abort_all();
+        while tasks.join_next().await.is_some() {}
+        let released = self.store.release_leases_of(&self.owner).await?;
+        tracing::info!(leases = released, "journal stopped; leases handed back");
+        Ok(released)
     }
 
     /// Waits up to `timeout` for `op_id` to end; the row when it ended, `None` if it still runs.

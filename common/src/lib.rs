@@ -23,6 +23,18 @@ pub fn new_request_id() -> String {
     uuid::Uuid::new_v4().to_string()
 }
 
+/// Resolves at the first Ctrl-C (SIGINT) or SIGTERM: the services' cue for a graceful stop.
+pub async fn shutdown_signal() {
+    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(_) => return std::future::pending().await,
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}
+
 /// Percent-encodes everything but RFC 3986 unreserved characters (a URL path segment or query
 /// value).
 pub fn percent_encode(s: &str) -> String {

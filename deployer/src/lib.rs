@@ -12,6 +12,7 @@ pub mod service;
 pub mod startup;
 pub mod store;
 pub mod sys;
+pub mod testing;
 
 pub use backend::process::{default_run_as_user, deployment_dir, stop_all_servers};
 pub use config::Settings;

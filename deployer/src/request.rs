@@ -6,7 +6,7 @@ use actix_web::dev::{Payload, ServiceRequest, ServiceResponse};
 use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::middleware::Next;
 use actix_web::{Error, FromRequest, HttpMessage, HttpRequest};
-use common::REQUEST_ID_HEADER;
+use common::{ORIGINATING_IDENTITY_HEADER, REQUEST_ID_HEADER};
 use std::fmt;
 use std::time::Instant;
 use tracing::Instrument;
@@ -48,6 +48,15 @@ impl FromRequest for RequestId {
     }
 }
 
+/// The caller's `X-Broker-API-Originating-Identity` (platform and base64 user), for the log:
+/// who asked for this change. Empty when absent.
+fn originating_identity(req: &ServiceRequest) -> &str {
+    req.headers()
+        .get(ORIGINATING_IDENTITY_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+}
+
 /// Middleware: assigns the request id, serves the request in a span carrying it, logs the
 /// outcome and puts the id on the response.
 pub async fn track(
@@ -68,7 +77,8 @@ pub async fn track(
         "request",
         request.id = %id,
         http.method = %req.method(),
-        http.path = %req.path()
+        http.path = %req.path(),
+        originating_identity = originating_identity(&req)
     );
     let started = Instant::now();
     let mut res = next.call(req).instrument(span.clone()).await?;

@@ -2,6 +2,7 @@
 //! drives any OSB broker (`catalog`, `provision`, `bind`, …) and benchmarks the stack (`bench`).
 
 pub mod bench;
+pub mod bench_store;
 pub mod cli;
 pub mod osb_client;
 pub mod stack;

@@ -26,6 +26,10 @@ pub struct Settings<S> {
     pub tls: TlsFiles,
     /// Base URL of the dashboards; an instance's is `<base>/instances/<instance_id>`.
     pub dashboard_base_url: String,
+    /// Whether the offering declares `allow_context_updates`: the platform may then change an
+    /// instance's context (e.g. a renamed space) with a context-only PATCH. Off for platforms
+    /// whose context must stay as it was at provision time.
+    pub allow_context_updates: bool,
     /// Log output format.
     pub log_format: LogFormat,
     /// The data service these settings are for: holds nothing, picks the defaults.
@@ -39,6 +43,7 @@ impl<S> std::fmt::Debug for Settings<S> {
             .field("listen", &self.listen)
             .field("tls", &self.tls)
             .field("dashboard_base_url", &self.dashboard_base_url)
+            .field("allow_context_updates", &self.allow_context_updates)
             .field("log_format", &self.log_format)
             .finish()
     }
@@ -50,6 +55,7 @@ impl<S: Catalog> Default for Settings<S> {
             listen: DEFAULT_LISTEN.to_string(),
             tls: TlsFiles::in_dir(Path::new(DEFAULT_CERT_DIR), S::SERVICE.spi_name),
             dashboard_base_url: DEFAULT_DASHBOARD_BASE_URL.to_string(),
+            allow_context_updates: true,
             log_format: LogFormat::default(),
             data_service: PhantomData,
         }
@@ -108,6 +114,7 @@ mod tests {
                     "key_file": "certs/spi-demo-key.pem",
                 },
                 "dashboard_base_url": "http://127.0.0.1:8080/dashboard",
+                "allow_context_updates": true,
                 "log_format": "compact",
             })
         );

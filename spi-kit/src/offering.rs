@@ -133,6 +133,12 @@ impl<S: Catalog> Offering<S> {
         })
     }
 
+    /// The offering with `allow_context_updates` declared as `allow` (declared `true` by default).
+    pub fn allowing_context_updates(mut self, allow: bool) -> Self {
+        self.service.allow_context_updates = Some(allow);
+        self
+    }
+
     /// The OSB service offering.
     pub fn service(&self) -> &Service {
         &self.service

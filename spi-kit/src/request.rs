@@ -6,7 +6,7 @@ use actix_web::dev::{Payload, ServiceRequest, ServiceResponse};
 use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::middleware::Next;
 use actix_web::{FromRequest, HttpMessage, HttpRequest};
-use common::REQUEST_ID_HEADER;
+use common::{ORIGINATING_IDENTITY_HEADER, REQUEST_ID_HEADER};
 use std::future::{ready, Ready};
 use std::time::Instant;
 use tracing::Instrument;
@@ -43,6 +43,15 @@ impl FromRequest for RequestId {
     }
 }
 
+/// The caller's `X-Broker-API-Originating-Identity` (platform and base64 user), for the log:
+/// who asked for this change. Empty when absent.
+fn originating_identity(req: &ServiceRequest) -> &str {
+    req.headers()
+        .get(ORIGINATING_IDENTITY_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+}
+
 /// Middleware: assigns the request id, runs the request inside a span carrying it, echoes it on
 /// the response and logs one line per request (method, path, status, duration; never bodies).
 pub async fn request_context(
@@ -62,7 +71,8 @@ pub async fn request_context(
         "request",
         request.id = %id,
         http.method = %req.method(),
-        http.path = %req.path()
+        http.path = %req.path(),
+        originating_identity = originating_identity(&req)
     );
     let started = Instant::now();
     let mut res = next.call(req).instrument(span.clone()).await?;

@@ -31,7 +31,9 @@ impl Application {
             .server_config()
             .context("loading the TLS certificate, key and CA")?;
         let offering = web::Data::new(
-            Offering::<S>::new(&settings.dashboard_base_url).context("compiling the catalog")?,
+            Offering::<S>::new(&settings.dashboard_base_url)
+                .context("compiling the catalog")?
+                .allowing_context_updates(settings.allow_context_updates),
         );
         let listener = TcpListener::bind(&settings.listen)
             .with_context(|| format!("binding {}", settings.listen))?;
@@ -84,19 +86,8 @@ pub async fn serve<S: DataService>(env_prefix: &str, config_env: &str) -> anyhow
     let handle = app.server_handle();
     // Stop gracefully on Ctrl-C / SIGTERM.
     tokio::spawn(async move {
-        shutdown_signal().await;
+        common::shutdown_signal().await;
         handle.stop(true).await;
     });
     app.run_until_stopped().await
-}
-
-async fn shutdown_signal() {
-    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-        Ok(s) => s,
-        Err(_) => return std::future::pending().await,
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
-    }
 }

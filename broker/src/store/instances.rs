@@ -22,6 +22,23 @@ pub(super) fn running_instance_operation(
 }
 
 impl Store {
+    /// Live (not deleted) instances per `(service id, plan id)`: the plans a catalog refresh
+    /// must not drop.
+    pub async fn live_instances_per_plan(&self) -> Result<Vec<(String, String, i64)>, StoreError> {
+        self.run(|conn| {
+            Ok(service_instances::table
+                .filter(service_instances::state.ne("deleted"))
+                .group_by((service_instances::service_id, service_instances::plan_id))
+                .select((
+                    service_instances::service_id,
+                    service_instances::plan_id,
+                    diesel::dsl::count_star(),
+                ))
+                .load(conn)?)
+        })
+        .await
+    }
+
     /// The instance `id` and its instance operation in progress, if any.
     pub async fn instance(
         &self,

@@ -39,6 +39,29 @@ pub struct InstanceRow {
     pub updated_at_ms: i64,
 }
 
+impl InstanceRow {
+    /// A row with `{}` parameters and nothing optional set (no context, deployment, endpoints).
+    pub fn bare(id: &str, service_id: &str, plan_id: &str, state: &str, now_ms: i64) -> Self {
+        Self {
+            id: id.to_string(),
+            service_id: service_id.to_string(),
+            plan_id: plan_id.to_string(),
+            parameters: "{}".into(),
+            context: None,
+            organization_guid: None,
+            space_guid: None,
+            maintenance_version: None,
+            dashboard_url: None,
+            state: state.to_string(),
+            deployment_name: None,
+            deployment_spec_enc: None,
+            endpoints: None,
+            created_at_ms: now_ms,
+            updated_at_ms: now_ms,
+        }
+    }
+}
+
 /// A `service_bindings` row.
 #[derive(Debug, Clone, PartialEq, Queryable, Selectable, Insertable, AsChangeset)]
 #[diesel(table_name = service_bindings, treat_none_as_null = true)]

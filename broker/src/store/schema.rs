@@ -1,4 +1,4 @@
-//! Diesel table definitions, matching `migrations/sqlite`.
+//! Diesel table definitions, matching `migrations/sqlite` and `migrations/postgres`.
 
 diesel::table! {
     /// Service instances.
@@ -59,6 +59,14 @@ diesel::table! {
         created_at_ms -> BigInt,
         updated_at_ms -> BigInt,
         finished_at_ms -> Nullable<BigInt>,
+    }
+}
+
+diesel::table! {
+    /// The row every write transaction updates first (the `write_lock` migration).
+    write_lock (id) {
+        id -> Integer,
+        writes -> BigInt,
     }
 }
 

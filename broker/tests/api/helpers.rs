@@ -103,16 +103,23 @@ impl Drop for TestEnv {
 }
 
 /// The broker under test, the services behind it, and clients for all of them.
-/// Fields drop in order: broker, SPI, deployer, then the servers and directories.
+/// Fields drop in order: broker, SPIs, deployer, then the servers and directories.
 pub struct TestApp {
     broker: Option<Running>,
+    /// The broker as its own OS process (killed when dropped).
+    pub(crate) process: Option<crate::process::BrokerProcess>,
     spi: Option<Running>,
-    deployer: Running,
+    keyvalue: Option<Running>,
+    deployer: Option<Running>,
     pub env: TestEnv,
     pub address: String,
     pub http: reqwest::Client,
     pub deployer_client: DeployerClient,
+    /// The running broker's catalog cache.
+    #[allow(dead_code, reason = "used by the api test binary only")]
+    pub catalog: Option<std::sync::Arc<broker::catalog::CatalogCache>>,
     spi_url: String,
+    keyvalue_url: Option<String>,
     deployer_url: String,
 }
 
@@ -122,58 +129,144 @@ pub async fn spawn_app() -> TestApp {
 
 /// Starts the stack; `tweak` adjusts the broker's settings.
 pub async fn spawn_app_with(tweak: impl FnOnce(&mut Settings)) -> TestApp {
-    let env = TestEnv::new();
+    spawn_stack(tweak, |_| {}).await
+}
 
-    let deployer_settings = deployer::config::Settings {
-        listen: "127.0.0.1:0".into(),
-        ..deployer::config::Settings::new(
-            env.deployer_data.path().to_path_buf(),
-            env.tls("deployer"),
-        )
-    };
-    let deployer_app = deployer::Application::build(deployer_settings)
-        .await
-        .unwrap();
-    let deployer_url = format!("https://localhost:{}", deployer_app.port());
-    let deployer = Running::spawn(
-        deployer_app.server_handle(),
-        deployer_app.run_until_stopped(),
-    );
-
-    let spi_settings = spi_postgres::config::Settings {
-        listen: "127.0.0.1:0".into(),
-        tls: env.tls("spi-postgres"),
-        ..Default::default()
-    };
-    let spi_app = spi_postgres::startup::Application::build(spi_settings)
-        .await
-        .unwrap();
-    let spi_url = format!("https://localhost:{}", spi_app.port());
-    let spi = Running::spawn(spi_app.server_handle(), spi_app.run_until_stopped());
-
-    let deployer_client = DeployerClient::new(
-        InternalClient::new(&deployer_url, &env.tls("broker"), Duration::from_secs(30)).unwrap(),
-    );
-    let mut app = TestApp {
-        broker: None,
-        spi: Some(spi),
-        deployer,
-        env,
-        address: String::new(),
-        http: reqwest::Client::new(),
-        deployer_client,
-        spi_url,
-        deployer_url,
-    };
+/// Starts the stack; `tweak` adjusts the broker's settings, `tweak_spi` spi-postgres's.
+pub async fn spawn_stack(
+    tweak: impl FnOnce(&mut Settings),
+    tweak_spi: impl FnOnce(&mut spi_postgres::config::Settings),
+) -> TestApp {
+    let mut app = spawn_services_with(false, tweak_spi).await;
     let mut settings = app.broker_settings();
     tweak(&mut settings);
     app.start_broker(settings).await;
     app
 }
 
+const ANY_PORT: &str = "127.0.0.1:0";
+
+/// An address `127.0.0.1:<port>` on a port that is free now, for a broker process (which
+/// binds it itself, again at each restart).
+pub fn free_address() -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap().to_string()
+}
+
+/// Started on `listen` (port 0 picks one); the `https://localhost:<port>` URL.
+async fn start_deployer(env: &TestEnv, listen: &str) -> (Running, String) {
+    let settings = deployer::config::Settings {
+        listen: listen.into(),
+        ..deployer::config::Settings::new(
+            env.deployer_data.path().to_path_buf(),
+            env.tls("deployer"),
+        )
+    };
+    let app = deployer::Application::build(settings).await.unwrap();
+    let url = format!("https://localhost:{}", app.port());
+    (
+        Running::spawn(app.server_handle(), app.run_until_stopped()),
+        url,
+    )
+}
+
+/// Started on `listen` (port 0 picks one); the `https://localhost:<port>` URL.
+async fn start_postgres_spi(
+    env: &TestEnv,
+    listen: &str,
+    tweak: impl FnOnce(&mut spi_postgres::config::Settings),
+) -> (Running, String) {
+    let mut settings = spi_postgres::config::Settings {
+        listen: listen.into(),
+        tls: env.tls("spi-postgres"),
+        ..Default::default()
+    };
+    tweak(&mut settings);
+    let app = spi_postgres::startup::Application::build(settings)
+        .await
+        .unwrap();
+    let url = format!("https://localhost:{}", app.port());
+    (
+        Running::spawn(app.server_handle(), app.run_until_stopped()),
+        url,
+    )
+}
+
+/// Started on `listen` (port 0 picks one); the `https://localhost:<port>` URL.
+async fn start_keyvalue_spi(env: &TestEnv, listen: &str) -> (Running, String) {
+    let settings = spi_keyvalue::config::Settings {
+        listen: listen.into(),
+        tls: env.tls("spi-keyvalue"),
+        ..Default::default()
+    };
+    let app = spi_keyvalue::startup::Application::build(settings)
+        .await
+        .unwrap();
+    let url = format!("https://localhost:{}", app.port());
+    (
+        Running::spawn(app.server_handle(), app.run_until_stopped()),
+        url,
+    )
+}
+
+/// The `127.0.0.1:<port>` address of a `https://localhost:<port>` URL.
+fn address_of(url: &str) -> String {
+    format!("127.0.0.1:{}", url.rsplit(':').next().unwrap())
+}
+
+/// Starts the deployer and spi-postgres (and spi-keyvalue) on ports of their choosing (a
+/// restart reuses the port), no broker.
+pub async fn spawn_services(with_keyvalue: bool) -> TestApp {
+    spawn_services_with(with_keyvalue, |_| {}).await
+}
+
+/// [`spawn_services`], with `tweak_spi` adjusting spi-postgres's settings.
+async fn spawn_services_with(
+    with_keyvalue: bool,
+    tweak_spi: impl FnOnce(&mut spi_postgres::config::Settings),
+) -> TestApp {
+    let env = TestEnv::new();
+    let (deployer, deployer_url) = start_deployer(&env, ANY_PORT).await;
+    let (spi, spi_url) = start_postgres_spi(&env, ANY_PORT, tweak_spi).await;
+    let (keyvalue, keyvalue_url) = if with_keyvalue {
+        let (running, url) = start_keyvalue_spi(&env, ANY_PORT).await;
+        (Some(running), Some(url))
+    } else {
+        (None, None)
+    };
+    let deployer_client = DeployerClient::new(
+        InternalClient::new(&deployer_url, &env.tls("broker"), Duration::from_secs(30)).unwrap(),
+    );
+    TestApp {
+        broker: None,
+        process: None,
+        spi: Some(spi),
+        keyvalue,
+        deployer: Some(deployer),
+        env,
+        address: String::new(),
+        http: reqwest::Client::new(),
+        deployer_client,
+        catalog: None,
+        spi_url,
+        keyvalue_url,
+        deployer_url,
+    }
+}
+
 impl TestApp {
     /// The broker's settings for this stack (SQLite file in the state dir).
     pub fn broker_settings(&self) -> Settings {
+        let mut spis = vec![SpiSettings {
+            name: "spi-postgres".into(),
+            url: self.spi_url.clone(),
+        }];
+        if let Some(url) = &self.keyvalue_url {
+            spis.push(SpiSettings {
+                name: "spi-keyvalue".into(),
+                url: url.clone(),
+            });
+        }
         Settings {
             listen: "127.0.0.1:0".into(),
             auth: AuthSettings {
@@ -181,10 +274,7 @@ impl TestApp {
                 password: SecretString::new(PASSWORD),
             },
             database: DatabaseSettings {
-                url: format!(
-                    "sqlite://{}",
-                    self.env.state.path().join("broker.sqlite").display()
-                ),
+                url: format!("sqlite://{}", self.database_path().display()),
             },
             encryption: EncryptionSettings {
                 current: "test".into(),
@@ -194,10 +284,7 @@ impl TestApp {
                 }],
             },
             tls: self.env.tls("broker"),
-            spis: vec![SpiSettings {
-                name: "spi-postgres".into(),
-                url: self.spi_url.clone(),
-            }],
+            spis,
             deployer: DeployerSettings {
                 url: self.deployer_url.clone(),
             },
@@ -207,6 +294,11 @@ impl TestApp {
             },
             ..Settings::default()
         }
+    }
+
+    /// The broker's SQLite file.
+    pub fn database_path(&self) -> std::path::PathBuf {
+        self.env.state.path().join("broker.sqlite")
     }
 
     /// Makes every client of this stack open a new connection per request, so the stack can
@@ -233,6 +325,7 @@ impl TestApp {
     pub async fn start_broker(&mut self, settings: Settings) {
         let app = broker::startup::Application::build(settings).await.unwrap();
         self.address = format!("http://127.0.0.1:{}", app.port());
+        self.catalog = Some(app.catalog());
         self.broker = Some(Running::spawn(app.server_handle(), app.run_until_stopped()));
     }
 
@@ -243,19 +336,62 @@ impl TestApp {
         }
     }
 
-    /// Stops the SPI (the broker keeps running).
+    /// The URL of spi-postgres.
+    #[allow(dead_code, reason = "used by the api test binary only")]
+    pub fn spi_url(&self) -> &str {
+        &self.spi_url
+    }
+
+    /// Stops spi-postgres (the broker keeps running).
     pub async fn stop_spi(&mut self) {
         if let Some(spi) = self.spi.take() {
             spi.stop().await;
         }
     }
 
-    /// Stops the broker, the SPI and the deployer, waiting for each (drop does it too).
+    /// Stops spi-keyvalue (the broker keeps running).
+    pub async fn stop_spi_keyvalue(&mut self) {
+        if let Some(spi) = self.keyvalue.take() {
+            spi.stop().await;
+        }
+    }
+
+    /// Starts spi-keyvalue again at its address.
+    pub async fn restart_spi_keyvalue(&mut self) {
+        assert!(self.keyvalue.is_none(), "stop the SPI first");
+        let url = self
+            .keyvalue_url
+            .as_deref()
+            .expect("a stack with spi-keyvalue");
+        self.keyvalue = Some(start_keyvalue_spi(&self.env, &address_of(url)).await.0);
+    }
+
+    /// Stops the deployer (its PostgreSQL and Redis servers keep running).
+    pub async fn stop_deployer(&mut self) {
+        if let Some(deployer) = self.deployer.take() {
+            deployer.stop().await;
+        }
+    }
+
+    /// Starts the deployer again at its address, on the same data dir.
+    pub async fn restart_deployer(&mut self) {
+        assert!(self.deployer.is_none(), "stop the deployer first");
+        self.deployer = Some(
+            start_deployer(&self.env, &address_of(&self.deployer_url))
+                .await
+                .0,
+        );
+    }
+
+    /// Stops the broker, the SPIs and the deployer, waiting for each (drop does it too).
     pub async fn stop_all(mut self) {
         self.stop_broker().await;
+        if let Some(mut process) = self.process.take() {
+            process.kill().await;
+        }
         self.stop_spi().await;
-        let Self { deployer, .. } = self;
-        deployer.stop().await;
+        self.stop_spi_keyvalue().await;
+        self.stop_deployer().await;
     }
 
     /// A request with Basic auth and `X-Broker-API-Version: 2.17`.
@@ -311,10 +447,20 @@ impl TestApp {
     }
 
     pub async fn bind(&self, id: &str, binding: &str, body: &Value) -> Answer {
+        self.put_binding(id, binding, body, "").await
+    }
+
+    /// A bind with `accepts_incomplete=true`.
+    pub async fn bind_incomplete(&self, id: &str, binding: &str, body: &Value) -> Answer {
+        self.put_binding(id, binding, body, "?accepts_incomplete=true")
+            .await
+    }
+
+    async fn put_binding(&self, id: &str, binding: &str, body: &Value, query: &str) -> Answer {
         Answer::from(
             self.request(
                 reqwest::Method::PUT,
-                &format!("/v2/service_instances/{id}/service_bindings/{binding}"),
+                &format!("/v2/service_instances/{id}/service_bindings/{binding}{query}"),
             )
             .json(body)
             .send()
@@ -346,6 +492,26 @@ impl TestApp {
             "/v2/service_instances/{id}/last_operation?operation={operation}"
         ))
         .await
+    }
+
+    /// Polls the instance's last_operation until its description shows the deployer at work
+    /// (`<what>: <deployer progress>`); asserts it stays in progress meanwhile.
+    pub async fn wait_until_deploying(&self, id: &str) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let last = self
+                .get(&format!("/v2/service_instances/{id}/last_operation"))
+                .await;
+            assert_eq!(last.body["state"], "in progress", "{last:?}");
+            if last.body["description"]
+                .as_str()
+                .is_some_and(|d| d.contains(": "))
+            {
+                return;
+            }
+            assert!(Instant::now() < deadline, "never reached the deployer");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 
     /// Polls a binding's last_operation until it ends.
@@ -505,4 +671,72 @@ pub async fn query_with(uri: &str) -> Result<String, String> {
             _ => None,
         })
         .ok_or_else(|| "no row".to_string())
+}
+
+/// The key-value offering's small plan (a Redis server: quick to deploy).
+pub const KEYVALUE_SERVICE_ID: &str = spi_keyvalue::offering::SERVICE_ID;
+pub const KEYVALUE_PLAN: &str = spi_keyvalue::offering::PLAN_SMALL_ID;
+
+/// A provision body for the key-value offering.
+pub fn keyvalue_provision_body() -> Value {
+    json!({
+        "service_id": KEYVALUE_SERVICE_ID,
+        "plan_id": KEYVALUE_PLAN,
+        "organization_guid": "org-1",
+        "space_guid": "space-1",
+    })
+}
+
+/// A bind body for the key-value offering.
+pub fn keyvalue_bind_body() -> Value {
+    json!({"service_id": KEYVALUE_SERVICE_ID, "plan_id": KEYVALUE_PLAN})
+}
+
+impl TestApp {
+    /// Provisions a key-value instance and waits until it is ready; its id.
+    pub async fn provision_keyvalue(&self) -> String {
+        let id = new_id();
+        let answer = self.provision(&id, &keyvalue_provision_body(), true).await;
+        assert_eq!(answer.status, 202, "{answer:?}");
+        let (last, _) = self.wait_for_instance(&id, &answer.operation()).await;
+        assert_eq!(last["state"], "succeeded", "{last}");
+        id
+    }
+
+    /// A DELETE of a key-value instance (`binding: None`) or binding, with
+    /// `accepts_incomplete=true`.
+    pub async fn delete_keyvalue(&self, id: &str, binding: Option<&str>) -> Answer {
+        let path = match binding {
+            Some(b) => format!("/v2/service_instances/{id}/service_bindings/{b}"),
+            None => format!("/v2/service_instances/{id}"),
+        };
+        let query = format!(
+            "?accepts_incomplete=true&service_id={KEYVALUE_SERVICE_ID}&plan_id={KEYVALUE_PLAN}"
+        );
+        Answer::from(
+            self.request(reqwest::Method::DELETE, &format!("{path}{query}"))
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await
+    }
+
+    /// SIGKILLs the Redis server of a key-value deployment (the deployer brings it back when
+    /// it starts again).
+    pub fn kill_redis_of(&self, deployment: &str) {
+        let pid_file = self
+            .env
+            .deployer_data
+            .path()
+            .join("deployments")
+            .join(deployment)
+            .join("redis.pid");
+        let pid: u32 = std::fs::read_to_string(&pid_file)
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        deployer::sys::send_signal(pid, deployer::sys::SIGKILL).unwrap();
+    }
 }

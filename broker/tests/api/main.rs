@@ -2,8 +2,16 @@
 //! driven over HTTP as a platform would.
 
 mod bindings;
+mod catalog;
+mod crash;
 mod edge;
+mod faults;
 mod helpers;
 mod lifecycle;
+mod process;
+mod reconcile;
+mod replicas;
 mod restart;
+mod secrets;
+mod shutdown;
 mod validation;

@@ -3,7 +3,6 @@
 
 use crate::helpers::{bind_body, new_id, provision_body, query_with, spawn_app_with};
 use serde_json::json;
-use std::time::{Duration, Instant};
 
 const SHORT_LEASE_MS: u64 = 1_000;
 
@@ -16,21 +15,7 @@ async fn a_provision_interrupted_by_a_broker_stop_is_finished_by_the_next_broker
     let operation = answer.operation();
 
     // Let it reach the deployer, then stop the broker mid-operation.
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let last = app
-            .get(&format!("/v2/service_instances/{id}/last_operation"))
-            .await;
-        assert_eq!(last.body["state"], "in progress", "{last:?}");
-        if last.body["description"]
-            .as_str()
-            .is_some_and(|d| d.contains(": "))
-        {
-            break;
-        }
-        assert!(Instant::now() < deadline, "never reached the deployer");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    app.wait_until_deploying(&id).await;
     app.stop_broker().await;
 
     let mut settings = app.broker_settings();

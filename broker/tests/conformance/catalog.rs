@@ -1,7 +1,7 @@
 //! §8 "Catalog": rules 13-28.
 
-use crate::helpers::{Answer, SERVICE_ID};
-use crate::support::{fetch_instance, shared, update};
+use crate::helpers::{provision_body, spawn_stack, Answer, SERVICE_ID};
+use crate::support::{assert_error_body, fetch_instance, provisioned, shared, update};
 use serde_json::{json, Value};
 use std::collections::HashSet;
 
@@ -316,4 +316,48 @@ async fn rule_028_context_only_updates_are_served_where_allow_context_updates_is
     let stored: Value = serde_json::from_str(row.context.as_deref().unwrap()).unwrap();
     assert_eq!(stored["instance_name"], "my-renamed-db");
     assert_eq!(stored["platform"], "cloudfoundry");
+}
+
+#[tokio::test]
+async fn rule_028_where_allow_context_updates_is_not_declared_a_context_change_is_422_and_kept_out()
+{
+    let app = spawn_stack(|_| {}, |spi| spi.allow_context_updates = false).await;
+    let c = app.get("/v2/catalog").await;
+    let service = services(&c.body)
+        .iter()
+        .find(|svc| svc["id"] == SERVICE_ID)
+        .unwrap()
+        .clone();
+    assert_eq!(service["allow_context_updates"], false);
+    let id = provisioned(&app, json!({})).await;
+    let store = broker::store::Store::connect(&app.broker_settings().database.url)
+        .await
+        .unwrap();
+    let stored_context = || async {
+        let (row, _) = store.instance(&id).await.unwrap().unwrap();
+        serde_json::from_str::<Value>(row.context.as_deref().unwrap()).unwrap()
+    };
+    let before = stored_context().await;
+    let mut context = provision_body(json!({}))["context"].clone();
+    context["instance_name"] = json!("my-renamed-db");
+    let answer = update(
+        &app,
+        &id,
+        &json!({"service_id": SERVICE_ID, "context": context}),
+        true,
+    )
+    .await;
+    assert_eq!(answer.status, 422, "{answer:?}");
+    assert_error_body(&answer);
+    assert!(
+        answer.body["description"]
+            .as_str()
+            .unwrap()
+            .contains("allow_context_updates"),
+        "{answer:?}"
+    );
+    assert_eq!(stored_context().await, before);
+    let answer = app.deprovision(&id).await;
+    let (last, _) = app.wait_for_instance(&id, &answer.operation()).await;
+    assert_eq!(last["state"], "succeeded", "{last}");
 }

@@ -467,6 +467,26 @@ async fn rule_012_a_4xx_leaves_the_broker_state_unchanged() {
         .expect("the binding still works");
 }
 
+/// An async provision of the small plan sent with `X-Broker-API-Originating-Identity: identity`
+/// and, if given, `X-Broker-API-Request-Identity: request_id`.
+async fn provision_as(
+    app: &crate::helpers::TestApp,
+    id: &str,
+    identity: &str,
+    request_id: Option<&str>,
+) -> Answer {
+    let mut req = app
+        .request(
+            Method::PUT,
+            &format!("/v2/service_instances/{id}?accepts_incomplete=true"),
+        )
+        .header("X-Broker-API-Originating-Identity", identity);
+    if let Some(request_id) = request_id {
+        req = req.header("X-Broker-API-Request-Identity", request_id);
+    }
+    Answer::from(req.json(&provision_body(json!({}))).send().await.unwrap()).await
+}
+
 #[tokio::test]
 async fn originating_identity_of_both_profiles_is_accepted_and_recorded_with_the_operation() {
     let s = shared();
@@ -490,19 +510,7 @@ async fn originating_identity_of_both_profiles_is_accepted_and_recorded_with_the
     ] {
         let id = new_id();
         let request_id = format!("req-{}", new_id());
-        let answer = Answer::from(
-            app.request(
-                Method::PUT,
-                &format!("/v2/service_instances/{id}?accepts_incomplete=true"),
-            )
-            .header("X-Broker-API-Originating-Identity", &identity)
-            .header("X-Broker-API-Request-Identity", &request_id)
-            .json(&provision_body(json!({})))
-            .send()
-            .await
-            .unwrap(),
-        )
-        .await;
+        let answer = provision_as(app, &id, &identity, Some(&request_id)).await;
         assert_eq!(answer.status, 202, "{identity}: {answer:?}");
         let op = store
             .operation(&answer.operation())
@@ -534,18 +542,7 @@ async fn a_malformed_originating_identity_is_400_and_changes_nothing() {
         format!("kubernetes {}", encode(r#"{"username":"duke"}"#)),
     ] {
         let id = new_id();
-        let answer = Answer::from(
-            app.request(
-                Method::PUT,
-                &format!("/v2/service_instances/{id}?accepts_incomplete=true"),
-            )
-            .header("X-Broker-API-Originating-Identity", &identity)
-            .json(&provision_body(json!({})))
-            .send()
-            .await
-            .unwrap(),
-        )
-        .await;
+        let answer = provision_as(app, &id, &identity, None).await;
         assert_eq!(answer.status, 400, "{identity}: {answer:?}");
         assert!(
             answer.body["description"]
@@ -562,4 +559,78 @@ async fn a_malformed_originating_identity_is_400_and_changes_nothing() {
         );
     }
     assert_eq!(fetch_instance(app, &s.instance).await, before);
+}
+
+/// Log lines written while a test runs, from every thread of the process (each test runs in a
+/// process of its own under nextest, so one global subscriber per test is fine).
+#[derive(Clone, Default)]
+struct CapturedLogs(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for CapturedLogs {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl CapturedLogs {
+    fn install() -> Self {
+        let logs = Self::default();
+        let writer = logs.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_ansi(false)
+            .with_max_level(tracing::Level::INFO)
+            .with_writer(move || writer.clone())
+            .finish();
+        tracing::subscriber::set_global_default(subscriber)
+            .expect("the test installs the only subscriber of its process");
+        logs
+    }
+
+    /// The lines logged by `target` that carry `needle`.
+    fn lines(&self, target: &str, needle: &str) -> Vec<String> {
+        String::from_utf8_lossy(&self.0.lock().unwrap())
+            .lines()
+            .filter(|l| l.contains(target) && l.contains(needle))
+            .map(str::to_string)
+            .collect()
+    }
+}
+
+#[tokio::test]
+async fn request_and_originating_identity_reach_the_spi_and_the_deployer_and_their_logs() {
+    let logs = CapturedLogs::install();
+    let app = &shared().app;
+    let identity = format!(
+        "cloudfoundry {}",
+        base64::Engine::encode(
+            &base64::engine::general_purpose::STANDARD,
+            r#"{"user_id":"4f8a7c2e-identity-probe"}"#
+        )
+    );
+    let request_id = format!("req-{}", new_id());
+    let id = new_id();
+    let answer = provision_as(app, &id, &identity, Some(&request_id)).await;
+    assert_eq!(answer.status, 202, "{answer:?}");
+    let (last, _) = app.wait_for_instance(&id, &answer.operation()).await;
+    assert_eq!(last["state"], "succeeded", "{last}");
+    // The SPI validated the request and produced the spec; the deployer deployed it: each
+    // served those calls under the platform's request id, and knew who asked.
+    for target in ["spi_kit::request", "deployer::request"] {
+        let served = logs.lines(target, &format!("request.id={request_id}"));
+        assert!(
+            !served.is_empty(),
+            "{target} logged nothing under request id {request_id}"
+        );
+        assert!(
+            served.iter().all(|l| l.contains(&identity)),
+            "{target} did not receive the originating identity: {served:#?}"
+        );
+    }
+    let answer = app.deprovision(&id).await;
+    let (last, _) = app.wait_for_instance(&id, &answer.operation()).await;
+    assert_eq!(last["state"], "succeeded", "{last}");
 }

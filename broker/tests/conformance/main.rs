@@ -9,6 +9,12 @@
     reason = "shared with the api test binary; each binary uses a different part"
 )]
 mod helpers;
+#[path = "../api/process.rs"]
+#[allow(
+    dead_code,
+    reason = "shared with the api test binary; each binary uses a different part"
+)]
+mod process;
 
 mod asynchrony;
 mod bind;

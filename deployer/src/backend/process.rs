@@ -46,6 +46,11 @@ const KILL_GRACE: Duration = Duration::from_secs(5);
 /// still held by a dying predecessor).
 const START_ATTEMPTS: u32 = 5;
 const POLL: Duration = Duration::from_millis(100);
+/// First pause between readiness probes of a starting server; it doubles up to
+/// [`READY_MAX_NAP`].
+const READY_FIRST_NAP: Duration = Duration::from_millis(5);
+/// Longest pause between readiness probes.
+const READY_MAX_NAP: Duration = Duration::from_millis(200);
 
 /// The OS user servers run as when none is configured: `None` (the deployer's own user) unless
 /// the deployer runs as root, then `postgres` if that user exists, else `nobody`.
@@ -269,6 +274,8 @@ impl ProcessBackend {
         child: Option<&Child>,
         deadline: Instant,
     ) -> Result<(), NotReady> {
+        // Short naps first: a Redis server answers within milliseconds of its start.
+        let mut nap = READY_FIRST_NAP;
         loop {
             let gone = match child {
                 Some(c) => *c.exited.borrow(),
@@ -284,7 +291,8 @@ impl ProcessBackend {
             if Instant::now() >= deadline {
                 return Err(NotReady::TimedOut(last));
             }
-            tokio::time::sleep(Duration::from_millis(200)).await;
+            tokio::time::sleep(nap).await;
+            nap = (nap * 2).min(READY_MAX_NAP);
         }
     }
 

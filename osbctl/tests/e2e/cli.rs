@@ -87,14 +87,7 @@ async fn an_operator_drives_the_broker_with_osbctl_from_provision_to_deprovision
     assert!(tokio_postgres::connect(&uri, tokio_postgres::NoTls)
         .await
         .is_err());
-    assert!(t
-        .stack()
-        .deployer_client()
-        .unwrap()
-        .list_deployments(&Default::default())
-        .await
-        .unwrap()
-        .is_empty());
+    assert!(t.deployments().await.is_empty());
 }
 
 #[test]

@@ -42,6 +42,16 @@ impl TestStack {
         self.stack.as_ref().unwrap()
     }
 
+    /// The deployments the stack's deployer knows.
+    pub async fn deployments(&self) -> Vec<common::deployer::Deployment> {
+        self.stack()
+            .deployer_client()
+            .unwrap()
+            .list_deployments(&Default::default())
+            .await
+            .unwrap()
+    }
+
     pub fn deployments_dir(&self) -> PathBuf {
         self.stack().layout.deployer().join("deployments")
     }

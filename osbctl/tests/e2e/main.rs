@@ -7,5 +7,6 @@ mod compose;
 mod config_examples;
 mod docker;
 mod helpers;
+mod keyvalue;
 mod mtls;
 mod walkthrough;

@@ -1,0 +1,9 @@
+DROP INDEX operations_one_running_per_binding;
+DROP INDEX operations_one_running_per_instance;
+DROP INDEX operations_by_state;
+DROP INDEX operations_by_binding;
+DROP INDEX operations_by_instance;
+DROP TABLE operations;
+DROP INDEX service_bindings_by_instance;
+DROP TABLE service_bindings;
+DROP TABLE service_instances;

@@ -1,0 +1,45 @@
+//! The deployments the broker's instances own, for reconciliation with the deployer.
+
+use super::schema::service_instances;
+use super::{Store, StoreError};
+use diesel::prelude::*;
+
+/// An instance that names a deployment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OwnedDeployment {
+    /// Instance id.
+    pub instance_id: String,
+    /// Instance state (`provisioning`, `ready`, `deprovisioning`, `failed`).
+    pub state: String,
+    /// The deployer deployment it owns.
+    pub deployment_name: String,
+}
+
+impl Store {
+    /// Every instance that is not deleted and names a deployment.
+    pub async fn owned_deployments(&self) -> Result<Vec<OwnedDeployment>, StoreError> {
+        self.run(|conn| {
+            let rows: Vec<(String, String, Option<String>)> = service_instances::table
+                .filter(service_instances::state.ne("deleted"))
+                .filter(service_instances::deployment_name.is_not_null())
+                .select((
+                    service_instances::id,
+                    service_instances::state,
+                    service_instances::deployment_name,
+                ))
+                .order(service_instances::id.asc())
+                .load(conn)?;
+            Ok(rows
+                .into_iter()
+                .filter_map(|(instance_id, state, name)| {
+                    name.map(|deployment_name| OwnedDeployment {
+                        instance_id,
+                        state,
+                        deployment_name,
+                    })
+                })
+                .collect())
+        })
+        .await
+    }
+}
