@@ -122,6 +122,7 @@ async fn docker_compose_up_serves_a_working_postgresql_and_down_leaves_nothing()
         use base64::Engine as _;
         base64::engine::general_purpose::STANDARD.encode(rand::random::<[u8; 32]>())
     };
+    let state_db_password = common::secret::random_password(24).expose().to_string();
     let project = Project {
         name: name.clone(),
         compose,
@@ -130,6 +131,7 @@ async fn docker_compose_up_serves_a_working_postgresql_and_down_leaves_nothing()
             ("OSB_BROKER_PORT", port.to_string()),
             ("OSB_BROKER_PASSWORD", password.clone()),
             ("OSB_ENCRYPTION_KEY", key),
+            ("OSB_STATE_DB_PASSWORD", state_db_password),
             ("OSB_NETWORK", name.clone()),
             ("OSB_NAME_PREFIX", format!("{name}-")),
             ("OSB_POSTGRES_IMAGE", "osb/postgres:15".into()),
