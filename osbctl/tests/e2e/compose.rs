@@ -131,7 +131,7 @@ async fn docker_compose_up_serves_a_working_postgresql_and_down_leaves_nothing()
             ("OSB_BROKER_PORT", port.to_string()),
             ("OSB_BROKER_PASSWORD", password.clone()),
             ("OSB_ENCRYPTION_KEY", key),
-            ("OSB_STATE_DB_PASSWORD", state_db_password),
+            ("OSB_STATE_DB_PASSWORD", state_db_password.clone()),
             ("OSB_NETWORK", name.clone()),
             ("OSB_NAME_PREFIX", format!("{name}-")),
             ("OSB_POSTGRES_IMAGE", "osb/postgres:15".into()),
@@ -150,6 +150,35 @@ async fn docker_compose_up_serves_a_working_postgresql_and_down_leaves_nothing()
     let reach = |host: &str, port: u16| published(host, port);
     lifecycle(&osb, "postgresql", "small", &reach).await;
     assert_eq!(leftovers(&format!("{name}-")), Vec::<String>::new());
+
+    // The broker kept its journal in the state-db container.
+    let project_label = format!("label=com.docker.compose.project={name}");
+    let (_, state_db) = docker(&[
+        "ps",
+        "-q",
+        "--filter",
+        &project_label,
+        "--filter",
+        "label=com.docker.compose.service=state-db",
+    ]);
+    let password_env = format!("PGPASSWORD={state_db_password}");
+    let (ok, operations) = docker(&[
+        "exec",
+        "-e",
+        &password_env,
+        &state_db,
+        "psql",
+        "-h",
+        "127.0.0.1",
+        "-U",
+        "broker",
+        "-d",
+        "postgres",
+        "-Atc",
+        "SELECT count(*) FROM operations",
+    ]);
+    assert!(ok, "querying the state database");
+    assert!(operations.parse::<u32>().unwrap() >= 2, "{operations}");
 
     assert!(project.run(&["down", "-v"]), "docker-compose down -v");
     assert_eq!(
