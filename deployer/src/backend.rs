@@ -2,6 +2,7 @@
 //! removes them again. The deployer's task runner calls it one operation at a time per
 //! deployment; a backend only has to make each operation idempotent.
 
+pub mod docker;
 pub mod process;
 
 use common::deployer::{DeploymentEndpoint, DeploymentSpec, DeploymentState};

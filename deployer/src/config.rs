@@ -4,6 +4,7 @@
 use common::telemetry::LogFormat;
 use common::tls::TlsFiles;
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 /// Environment variable prefix (`DEPLOYER_PROCESS__RUN_AS_USER=postgres`).
@@ -39,6 +40,9 @@ pub struct Settings {
     /// Settings of the `process` backend.
     #[serde(default)]
     pub process: ProcessSettings,
+    /// Settings of the `docker` backend.
+    #[serde(default)]
+    pub docker: DockerSettings,
     /// Log output format.
     #[serde(default)]
     pub log_format: LogFormat,
@@ -51,6 +55,58 @@ pub enum BackendKind {
     /// Servers as child processes under the data directory.
     #[default]
     Process,
+    /// One container per deployment on a Docker Engine.
+    Docker,
+}
+
+/// Default Docker Engine socket.
+pub const DEFAULT_DOCKER_SOCKET: &str = "/var/run/docker.sock";
+/// Default prefix of the names of the containers and volumes the docker backend creates.
+pub const DEFAULT_DOCKER_NAME_PREFIX: &str = "osb-";
+/// Default range of host ports the docker backend publishes deployments on.
+pub const DEFAULT_DOCKER_HOST_PORTS: (u16, u16) = (41000, 41999);
+
+/// Settings of the `docker` backend.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct DockerSettings {
+    /// The engine's unix socket.
+    pub socket: PathBuf,
+    /// Image per engine and major version, keyed `<engine>-<major>`
+    /// (`postgresql-15 = "postgres:15"`, `redis-7 = "redis:7"`). An image that is not on the
+    /// engine is pulled on first use.
+    pub images: BTreeMap<String, String>,
+    /// Prefix of container and volume names (`osb-<deployment>`, `osb-<deployment>-data`).
+    pub name_prefix: String,
+    /// Host address the deployments' ports are published on.
+    pub publish_host: String,
+    /// Inclusive range of host ports a deployment's port is chosen from (once; it stays).
+    pub host_ports: (u16, u16),
+    /// Host that endpoints advertise when `network` is unset (where `publish_host` is reached).
+    pub advertise_host: String,
+    /// A Docker network the containers join. Set: endpoints advertise the container name (a
+    /// network alias) and the engine's own port, for clients on that network (docker-compose).
+    pub network: Option<String>,
+    /// Seconds a server gets to accept connections after its container is started.
+    pub start_timeout_secs: u64,
+}
+
+impl Default for DockerSettings {
+    fn default() -> Self {
+        Self {
+            socket: PathBuf::from(DEFAULT_DOCKER_SOCKET),
+            images: BTreeMap::from([
+                ("postgresql-15".to_string(), "postgres:15".to_string()),
+                ("redis-7".to_string(), "redis:7".to_string()),
+            ]),
+            name_prefix: DEFAULT_DOCKER_NAME_PREFIX.to_string(),
+            publish_host: DEFAULT_ADVERTISE_HOST.to_string(),
+            host_ports: DEFAULT_DOCKER_HOST_PORTS,
+            advertise_host: DEFAULT_ADVERTISE_HOST.to_string(),
+            network: None,
+            start_timeout_secs: DEFAULT_START_TIMEOUT_SECS,
+        }
+    }
 }
 
 /// Settings of the `process` backend.
@@ -101,6 +157,7 @@ impl Settings {
             data_dir,
             backend: BackendKind::default(),
             process: ProcessSettings::default(),
+            docker: DockerSettings::default(),
             log_format: LogFormat::default(),
         }
     }

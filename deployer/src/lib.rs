@@ -4,6 +4,7 @@
 
 pub mod backend;
 pub mod config;
+pub mod docker_support;
 pub mod error;
 pub mod request;
 pub mod routes;

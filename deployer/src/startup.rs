@@ -1,6 +1,7 @@
 //! Builds the deployer: loads its state, resumes unfinished tasks, brings deployments back up,
 //! and serves `/deployer/v1` over mutual TLS only.
 
+use crate::backend::docker::DockerBackend;
 use crate::backend::process::ProcessBackend;
 use crate::backend::Backend;
 use crate::config::{BackendKind, Settings};
@@ -51,6 +52,11 @@ impl Application {
             BackendKind::Process => Arc::new(
                 ProcessBackend::new(&data_dir, settings.process.clone())
                     .context("setting up the process backend")?,
+            ),
+            BackendKind::Docker => Arc::new(
+                DockerBackend::connect(&data_dir, settings.docker.clone())
+                    .await
+                    .context("connecting to the Docker Engine")?,
             ),
         };
         let deployer = Deployer::new(store, backend);

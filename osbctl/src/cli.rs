@@ -113,6 +113,50 @@ pub enum Command {
     },
     /// Measure catalog throughput and provision-to-first-query time against raw figures.
     Bench(crate::bench::BenchArgs),
+    /// Exit 0 if a GET of the URL answers 2xx (container healthchecks; mTLS with --cert-dir).
+    Health(HealthArgs),
+}
+
+/// `osbctl health` options.
+#[derive(Debug, Clone, Args)]
+pub struct HealthArgs {
+    /// The URL to GET (`http://127.0.0.1:8080/healthz`, `https://127.0.0.1:8443/deployer/v1/deployments`).
+    pub url: String,
+    /// Directory of `ca.pem` and the client certificate (for mTLS services).
+    #[arg(long)]
+    pub cert_dir: Option<PathBuf>,
+    /// Which certificate in --cert-dir to present.
+    #[arg(long, default_value = "broker")]
+    pub identity: String,
+    /// Seconds to wait for the answer.
+    #[arg(long, default_value_t = 5)]
+    pub timeout_secs: u64,
+}
+
+/// `osbctl health`: GET the URL (over mTLS when a certificate directory is given); an error
+/// unless it answers 2xx.
+pub async fn health(args: HealthArgs) -> anyhow::Result<()> {
+    let timeout = Duration::from_secs(args.timeout_secs);
+    let http = match &args.cert_dir {
+        Some(dir) => {
+            let tls = common::tls::TlsFiles::in_dir(dir, &args.identity).client_config()?;
+            reqwest::Client::builder()
+                .use_preconfigured_tls(tls)
+                .timeout(timeout)
+                .build()?
+        }
+        None => reqwest::Client::builder().timeout(timeout).build()?,
+    };
+    let status = http
+        .get(&args.url)
+        .send()
+        .await
+        .with_context(|| format!("GET {}", args.url))?
+        .status();
+    if !status.is_success() {
+        bail!("GET {} answered {status}", args.url);
+    }
+    Ok(())
 }
 
 /// Where the broker is and how to authenticate.
@@ -155,6 +199,10 @@ pub struct CertsArgs {
     /// Host names or IPs the certificates are valid for (repeatable; loopback always included).
     #[arg(long = "host")]
     pub hosts: Vec<String>,
+    /// Do nothing if the directory already holds a CA (`ca.pem`): re-runs keep the certificates
+    /// the services already use (docker-compose runs its one-shot services on every `up`).
+    #[arg(long)]
+    pub if_missing: bool,
 }
 
 fn client(b: &BrokerArgs) -> anyhow::Result<OsbClient> {
@@ -374,7 +422,7 @@ pub async fn run_client_command(cmd: Command) -> anyhow::Result<()> {
                 None => println!("gone ({status})"),
             }
         }
-        Command::Up(_) | Command::Certs(_) | Command::Bench(_) => {
+        Command::Up(_) | Command::Certs(_) | Command::Bench(_) | Command::Health(_) => {
             bail!("not a client command")
         }
     }

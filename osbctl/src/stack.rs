@@ -28,6 +28,9 @@ pub struct StackOptions {
     pub poll_interval_ms: u64,
     /// Lease of the broker's journal workers (ms).
     pub lease_ms: u64,
+    /// Set: the deployer runs the data servers as containers on this Docker Engine setup
+    /// instead of as local processes.
+    pub docker: Option<deployer::config::DockerSettings>,
 }
 
 impl StackOptions {
@@ -40,6 +43,7 @@ impl StackOptions {
             password: None,
             poll_interval_ms: broker::config::DEFAULT_POLL_INTERVAL_MS,
             lease_ms: broker::config::DEFAULT_LEASE_MS,
+            docker: None,
         }
     }
 }
@@ -148,8 +152,12 @@ impl Stack {
         let (layout, key, password) = prepare(&opts)?;
         let mut services = Vec::new();
 
-        let deployer_settings =
+        let mut deployer_settings =
             deployer::config::Settings::new(layout.deployer(), layout.tls("deployer"));
+        if let Some(docker) = &opts.docker {
+            deployer_settings.backend = deployer::config::BackendKind::Docker;
+            deployer_settings.docker = docker.clone();
+        }
         let app = deployer::startup::Application::build(deployer_settings)
             .await
             .context("starting the deployer")?;

@@ -14,8 +14,8 @@
 //! server leaves no zombie. The admin account is the one of the first apply: later changes of
 //! the admin user name or password are ignored (and logged).
 
-mod postgres;
-mod redis;
+pub(crate) mod postgres;
+pub(crate) mod redis;
 
 use super::{Backend, BackendError, BoxFuture, Progress};
 use crate::config::ProcessSettings;
@@ -633,11 +633,7 @@ impl ProcessBackend {
 
 impl Backend for ProcessBackend {
     fn validate(&self, spec: &DeploymentSpec) -> Result<(), String> {
-        validate_admin(spec)?;
-        match spec.engine {
-            Engine::Postgresql => postgres::validate_settings(&spec.settings),
-            Engine::Redis => redis::validate_settings(&spec.settings),
-        }
+        validate_spec(spec)
     }
 
     fn apply<'a>(
@@ -714,7 +710,7 @@ impl Instance {
     }
 }
 
-fn engine_name(engine: Engine) -> &'static str {
+pub(crate) fn engine_name(engine: Engine) -> &'static str {
     match engine {
         Engine::Postgresql => "PostgreSQL",
         Engine::Redis => "Redis",
@@ -769,9 +765,24 @@ async fn wait_gone(pid: u32, child: Option<&Child>, timeout: Duration) -> bool {
     }
 }
 
+/// Checks a spec's admin account and settings (what every backend refuses alike).
+pub(crate) fn validate_spec(spec: &DeploymentSpec) -> Result<(), String> {
+    validate_admin(spec)?;
+    match spec.engine {
+        Engine::Postgresql => postgres::validate_settings(&spec.settings),
+        Engine::Redis => redis::validate_settings(&spec.settings),
+    }
+}
+
 fn read_instance(dir: &Path) -> Result<Option<Instance>, BackendError> {
-    let path = dir.join(INSTANCE_FILE);
-    match fs::read(&path) {
+    read_json(&dir.join(INSTANCE_FILE))
+}
+
+/// A backend's JSON record of a deployment; `None` if there is none yet.
+pub(crate) fn read_json<T: serde::de::DeserializeOwned>(
+    path: &Path,
+) -> Result<Option<T>, BackendError> {
+    match fs::read(path) {
         Ok(bytes) => serde_json::from_slice(&bytes)
             .map(Some)
             .map_err(|e| BackendError::Server(format!("{} is corrupt: {e}", path.display()))),
@@ -780,14 +791,14 @@ fn read_instance(dir: &Path) -> Result<Option<Instance>, BackendError> {
     }
 }
 
-fn read_secret(dir: &Path) -> Result<SecretString, BackendError> {
+pub(crate) fn read_secret(dir: &Path) -> Result<SecretString, BackendError> {
     let path = dir.join(SECRET_FILE);
     fs::read_to_string(&path)
         .map(SecretString::new)
         .map_err(BackendError::io(format!("reading {}", path.display())))
 }
 
-fn write_secret(dir: &Path, password: &SecretString) -> Result<(), BackendError> {
+pub(crate) fn write_secret(dir: &Path, password: &SecretString) -> Result<(), BackendError> {
     let path = dir.join(SECRET_FILE);
     write_atomic(&path, password.expose().as_bytes(), 0o600)
         .map_err(BackendError::io(format!("writing {}", path.display())))
@@ -804,11 +815,11 @@ fn log_tail(path: &Path) -> String {
     lines[lines.len().saturating_sub(5)..].join(" | ")
 }
 
-fn major(version: &str) -> &str {
+pub(crate) fn major(version: &str) -> &str {
     version.split('.').next().unwrap_or(version).trim()
 }
 
-fn validate_admin(spec: &DeploymentSpec) -> Result<(), String> {
+pub(crate) fn validate_admin(spec: &DeploymentSpec) -> Result<(), String> {
     let user = &spec.admin.username;
     let valid_user = !user.is_empty()
         && user.len() <= 63

@@ -57,8 +57,22 @@ async fn an_unknown_task_is_404_with_the_envelope() {
 #[tokio::test]
 async fn a_spec_for_another_name_or_with_a_managed_setting_is_400() {
     let app = spawn_app().await;
+    bad_specs_are_refused(&app.app, &app.env).await;
+}
+
+/// The same refusals from the docker backend (skipped without an engine).
+#[tokio::test]
+async fn the_docker_backend_refuses_the_same_specs_with_400() {
+    let Some(env) = TestEnv::docker() else {
+        return;
+    };
+    let app = env.start().await;
+    bad_specs_are_refused(&app, &env).await;
+}
+
+async fn bad_specs_are_refused(app: &RunningApp, env: &TestEnv) {
     let mut mismatched = spec(Engine::Postgresql, "pg-a", &password(), &[]);
-    let req = reqwest_client(&app)
+    let req = reqwest_client_for(env)
         .put(format!("{}/deployer/v1/deployments/pg-b", app.base_url))
         .json(&mismatched);
     let response = req.send().await.unwrap();
@@ -122,8 +136,12 @@ async fn a_body_that_is_not_a_spec_is_400_and_an_unknown_path_404_both_with_the_
 }
 
 fn reqwest_client(app: &TestApp) -> reqwest::Client {
+    reqwest_client_for(&app.env)
+}
+
+fn reqwest_client_for(env: &TestEnv) -> reqwest::Client {
     reqwest::Client::builder()
-        .use_preconfigured_tls(app.env.client_tls().client_config().unwrap())
+        .use_preconfigured_tls(env.client_tls().client_config().unwrap())
         .timeout(Duration::from_secs(10))
         .build()
         .unwrap()

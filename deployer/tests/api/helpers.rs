@@ -16,6 +16,8 @@ use tempfile::TempDir;
 pub struct TestEnv {
     pub certs: TempDir,
     pub data: TempDir,
+    /// Set: the deployer runs the docker backend with these settings.
+    pub docker: Option<deployer::config::DockerSettings>,
 }
 
 impl TestEnv {
@@ -34,7 +36,20 @@ impl TestEnv {
         Self {
             certs,
             data: tempfile::tempdir().unwrap(),
+            docker: None,
         }
+    }
+
+    /// An environment whose deployer runs the docker backend with the local test images and
+    /// its own container name prefix; `None` (with the reason printed) without an engine.
+    pub fn docker() -> Option<Self> {
+        if let Err(reason) = deployer::docker_support::engine_with_data_images() {
+            eprintln!("SKIPPED: {reason}");
+            return None;
+        }
+        let mut env = Self::new();
+        env.docker = Some(deployer::docker_support::local_image_settings());
+        Some(env)
     }
 
     pub fn data_dir(&self) -> &Path {
@@ -48,10 +63,14 @@ impl TestEnv {
 
     /// Starts a deployer on this data dir.
     pub async fn start(&self) -> RunningApp {
-        let settings = Settings::new(
+        let mut settings = Settings::new(
             self.data.path().to_path_buf(),
             TlsFiles::in_dir(self.certs.path(), "deployer"),
         );
+        if let Some(docker) = &self.docker {
+            settings.backend = deployer::config::BackendKind::Docker;
+            settings.docker = docker.clone();
+        }
         let app = Application::build(settings).await.unwrap();
         let port = app.port();
         let handle = app.server_handle();
@@ -71,7 +90,12 @@ impl TestEnv {
 impl Drop for TestEnv {
     fn drop(&mut self) {
         // Servers outlive the deployer on purpose; a test must not leave them behind.
-        deployer::stop_all_servers(self.data.path());
+        match &self.docker {
+            Some(docker) => deployer::docker_support::remove_all(&docker.name_prefix),
+            None => {
+                deployer::stop_all_servers(self.data.path());
+            }
+        }
     }
 }
 
@@ -162,11 +186,20 @@ pub fn password() -> SecretString {
 
 /// Polls a task until it ends (or fails the test after two minutes).
 pub async fn wait_for_task(client: &DeployerClient, id: &str) -> Task {
+    wait_for_task_progress(client, id).await.0
+}
+
+/// Polls a task until it ends; returns it and every progress message seen on the way.
+pub async fn wait_for_task_progress(client: &DeployerClient, id: &str) -> (Task, Vec<String>) {
     let deadline = Instant::now() + Duration::from_secs(120);
+    let mut seen: Vec<String> = Vec::new();
     loop {
         let task = client.get_task(id, &ctx()).await.unwrap();
+        if seen.last() != Some(&task.progress) {
+            seen.push(task.progress.clone());
+        }
         if task.state.is_terminal() {
-            return task;
+            return (task, seen);
         }
         assert!(Instant::now() < deadline, "task {id} did not end: {task:?}");
         tokio::time::sleep(Duration::from_millis(200)).await;

@@ -1,6 +1,7 @@
 //! Integration tests: the real deployer on port 0 with real mTLS, running real PostgreSQL and
 //! Redis servers.
 
+mod docker;
 mod errors;
 mod helpers;
 mod mtls;

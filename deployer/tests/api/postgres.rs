@@ -6,7 +6,10 @@ use common::secret::SecretString;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-async fn connect(endpoint: &DeploymentEndpoint, password: &SecretString) -> tokio_postgres::Client {
+pub async fn connect(
+    endpoint: &DeploymentEndpoint,
+    password: &SecretString,
+) -> tokio_postgres::Client {
     let (client, connection) = tokio_postgres::Config::new()
         .host(&endpoint.host)
         .port(endpoint.port)
@@ -20,7 +23,7 @@ async fn connect(endpoint: &DeploymentEndpoint, password: &SecretString) -> toki
     client
 }
 
-async fn show(client: &tokio_postgres::Client, setting: &str) -> String {
+pub async fn show(client: &tokio_postgres::Client, setting: &str) -> String {
     client
         .query_one(&format!("SHOW {setting}"), &[])
         .await

@@ -10,7 +10,7 @@ use tokio::net::TcpStream;
 
 /// A RESP reply, as much of it as the tests look at.
 #[derive(Debug, PartialEq)]
-enum Reply {
+pub enum Reply {
     Simple(String),
     Error(String),
     Int(i64),
@@ -18,24 +18,24 @@ enum Reply {
     Array(Vec<Reply>),
 }
 
-struct Redis(BufReader<TcpStream>);
+pub struct Redis(BufReader<TcpStream>);
 
 impl Redis {
-    async fn connect(endpoint: &DeploymentEndpoint) -> Self {
+    pub async fn connect(endpoint: &DeploymentEndpoint) -> Self {
         let stream = TcpStream::connect((endpoint.host.as_str(), endpoint.port))
             .await
             .unwrap();
         Self(BufReader::new(stream))
     }
 
-    async fn login(endpoint: &DeploymentEndpoint, user: &str, password: &SecretString) -> Self {
+    pub async fn login(endpoint: &DeploymentEndpoint, user: &str, password: &SecretString) -> Self {
         let mut redis = Self::connect(endpoint).await;
         let reply = redis.call(&["AUTH", user, password.expose()]).await;
         assert_eq!(reply, Reply::Simple("OK".into()));
         redis
     }
 
-    async fn call(&mut self, args: &[&str]) -> Reply {
+    pub async fn call(&mut self, args: &[&str]) -> Reply {
         let mut out = format!("*{}\r\n", args.len());
         for arg in args {
             out.push_str(&format!("${}\r\n{arg}\r\n", arg.len()));
@@ -75,7 +75,7 @@ impl Redis {
         }
     }
 
-    async fn config_get(&mut self, key: &str) -> String {
+    pub async fn config_get(&mut self, key: &str) -> String {
         match self.call(&["CONFIG", "GET", key]).await {
             Reply::Array(items) => match &items[..] {
                 [_, Reply::Bulk(Some(value))] => value.clone(),

@@ -6,12 +6,19 @@ use std::path::{Path, PathBuf};
 /// A running stack plus its temporary directory.
 pub struct TestStack {
     pub stack: Option<Stack>,
+    /// Set: the deployer runs the docker backend with these settings.
+    pub docker: Option<deployer::config::DockerSettings>,
     /// Kept so the directory lives as long as the stack.
     pub _dir: tempfile::TempDir,
 }
 
 impl TestStack {
     pub async fn start() -> Self {
+        Self::start_with(None).await
+    }
+
+    /// A stack whose deployer runs the docker backend with `docker` when it is set.
+    pub async fn start_with(docker: Option<deployer::config::DockerSettings>) -> Self {
         common::tls::install_default_provider();
         let dir = tempfile::Builder::new()
             .prefix("osb-e2e-")
@@ -19,12 +26,14 @@ impl TestStack {
             .unwrap();
         let stack = Stack::start(StackOptions {
             poll_interval_ms: 50,
+            docker: docker.clone(),
             ..StackOptions::new(dir.path().join("data"))
         })
         .await
         .expect("stack starts");
         Self {
             stack: Some(stack),
+            docker,
             _dir: dir,
         }
     }
@@ -62,7 +71,9 @@ pub fn postmaster_pid(pgdata: &Path) -> Option<u32> {
 impl Drop for TestStack {
     fn drop(&mut self) {
         // A failed test must not leave database servers behind.
-        if let Some(stack) = &self.stack {
+        if let Some(docker) = &self.docker {
+            deployer::docker_support::remove_all(&docker.name_prefix);
+        } else if let Some(stack) = &self.stack {
             deployer::stop_all_servers(&stack.layout.deployer());
         }
     }

@@ -3,7 +3,9 @@
 //! a platform drives it.
 
 mod cli;
+mod compose;
 mod config_examples;
+mod docker;
 mod helpers;
 mod keyvalue;
 mod mtls;

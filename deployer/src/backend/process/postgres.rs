@@ -59,7 +59,7 @@ pub(super) fn server_command(backend: &ProcessBackend, dir: &Path) -> tokio::pro
     cmd
 }
 
-pub(super) fn validate_settings(settings: &BTreeMap<String, String>) -> Result<(), String> {
+pub(crate) fn validate_settings(settings: &BTreeMap<String, String>) -> Result<(), String> {
     let valid_key = |k: &str| {
         !k.is_empty()
             && k.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
@@ -201,7 +201,7 @@ pub(super) async fn installed_version(backend: &ProcessBackend) -> Result<String
 }
 
 /// Connects as the admin and runs `SELECT 1`.
-pub(super) async fn probe(
+pub(crate) async fn probe(
     host: &str,
     port: u16,
     user: &str,

@@ -78,7 +78,7 @@ pub(super) fn server_command(backend: &ProcessBackend, dir: &Path) -> tokio::pro
     cmd
 }
 
-pub(super) fn validate_settings(settings: &BTreeMap<String, String>) -> Result<(), String> {
+pub(crate) fn validate_settings(settings: &BTreeMap<String, String>) -> Result<(), String> {
     let valid_key = |k: &str| {
         k.starts_with(|c: char| c.is_ascii_lowercase())
             && k.chars()
@@ -120,7 +120,7 @@ fn quote(value: &str) -> String {
 }
 
 /// The first ACL: the default user off, the admin with every right and a hashed password.
-fn render_acl(admin: &str, password: &SecretString) -> String {
+pub(crate) fn render_acl(admin: &str, password: &SecretString) -> String {
     let digest = ring::digest::digest(&ring::digest::SHA256, password.expose().as_bytes());
     let hash: String = digest.as_ref().iter().map(|b| format!("{b:02x}")).collect();
     format!("user default off\nuser {admin} on #{hash} ~* &* +@all\n")
@@ -159,7 +159,7 @@ pub(super) async fn installed_version(backend: &ProcessBackend) -> Result<String
 }
 
 /// Authenticates as the admin and checks the server answers `PING`.
-pub(super) async fn probe(
+pub(crate) async fn probe(
     host: &str,
     port: u16,
     user: &str,
@@ -169,7 +169,7 @@ pub(super) async fn probe(
 }
 
 /// Saves the users to `users.acl` (`ACL SAVE`).
-pub(super) async fn save_acl(
+pub(crate) async fn save_acl(
     host: &str,
     port: u16,
     user: &str,
