@@ -4,7 +4,7 @@
 
 use crate::helpers::{
     bind_body, new_id, provision_body, spawn_app_with, Answer, TestApp, PASSWORD, PLAN_MEDIUM,
-    SERVICE_ID, USERNAME,
+    PLAN_SMALL, SERVICE_ID, USERNAME,
 };
 use actix_web::dev::ServerHandle;
 use common::deployer::DeploymentState;
@@ -97,7 +97,12 @@ async fn request(
             send(http, address, reqwest::Method::PUT, &path, Some(&body)).await
         }
         Kind::Update => {
-            let body = json!({"service_id": SERVICE_ID, "plan_id": PLAN_MEDIUM});
+            // The plan stays, so binds and deprovisions naming it stay valid.
+            let body = json!({
+                "service_id": SERVICE_ID,
+                "plan_id": PLAN_SMALL,
+                "parameters": {"max_connections": 50},
+            });
             let path = format!("{base}?accepts_incomplete=true");
             send(http, address, reqwest::Method::PATCH, &path, Some(&body)).await
         }
@@ -114,8 +119,7 @@ async fn request(
         }
         Kind::Deprovision => {
             let path = format!(
-                "{base}?accepts_incomplete=true&service_id={SERVICE_ID}&plan_id={}",
-                crate::helpers::PLAN_SMALL
+                "{base}?accepts_incomplete=true&service_id={SERVICE_ID}&plan_id={PLAN_SMALL}"
             );
             send(http, address, reqwest::Method::DELETE, &path, None).await
         }
@@ -171,55 +175,75 @@ async fn two_brokers_on_one_postgres_run_each_of_200_conflicting_requests_at_mos
     let addresses = [app.address.clone(), replica.address.clone()];
 
     let instances: Vec<(String, String)> = (0..4).map(|_| (new_id(), new_id())).collect();
-    let mut plan: Vec<(Kind, usize)> = Vec::new();
-    for i in 0..instances.len() {
-        plan.extend(std::iter::repeat_n((Kind::Provision, i), 20));
-        plan.extend(std::iter::repeat_n((Kind::Update, i), 10));
-        plan.extend(std::iter::repeat_n((Kind::Bind, i), 10));
-        plan.extend(std::iter::repeat_n((Kind::Deprovision, i), 10));
-    }
-    // Provisions lead so the others meet an instance at every stage of its life.
-    plan[..].shuffle(&mut rand::rng());
-    plan.sort_by_key(|(kind, _)| *kind != Kind::Provision);
-    plan[20..].shuffle(&mut rand::rng());
-    assert_eq!(plan.len(), 200);
-
-    let requests = plan.iter().enumerate().map(|(n, &(kind, i))| {
-        let http = app.http.clone();
-        let address = addresses[n % 2].clone();
-        let (instance, binding) = instances[i].clone();
-        tokio::spawn(async move {
-            let answer = request(&http, &address, kind, &instance, &binding).await;
-            (kind, i, answer)
-        })
-    });
-    let answers = futures_util::future::join_all(requests).await;
+    let (db, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    let _connection = tokio::spawn(connection);
+    // Three waves, each settled before the next: the first led by provisions, so the others
+    // meet an instance at every stage of its creation; the second updates and binds the
+    // instances the first left (re-creating deleted ones); the third races deprovisions
+    // against everything else. Requests per instance and kind:
+    let waves: [&[(Kind, usize)]; 3] = [
+        &[
+            (Kind::Provision, 10),
+            (Kind::Update, 3),
+            (Kind::Bind, 3),
+            (Kind::Deprovision, 4),
+        ],
+        &[(Kind::Provision, 3), (Kind::Update, 6), (Kind::Bind, 6)],
+        &[
+            (Kind::Provision, 3),
+            (Kind::Update, 3),
+            (Kind::Bind, 3),
+            (Kind::Deprovision, 6),
+        ],
+    ];
     let mut statuses: BTreeMap<(Kind, u16), usize> = BTreeMap::new();
-    for answer in answers {
-        let (kind, _, answer) = answer.unwrap();
-        *statuses.entry((kind, answer.status)).or_default() += 1;
-        assert!(
-            kind.allowed().contains(&answer.status),
-            "{kind:?} answered {answer:?}"
-        );
-        if answer.status == 422 {
-            assert_eq!(answer.body["error"], "ConcurrencyError", "{answer:?}");
+    let mut sent = 0;
+    for (wave, counts) in waves.iter().enumerate() {
+        let mut plan: Vec<(Kind, usize)> = Vec::new();
+        for i in 0..instances.len() {
+            for &(kind, count) in counts.iter() {
+                plan.extend(std::iter::repeat_n((kind, i), count));
+            }
         }
-        if answer.status >= 400 && answer.status != 410 {
-            assert!(answer.body["description"].is_string(), "{answer:?}");
+        plan[..].shuffle(&mut rand::rng());
+        if wave == 0 {
+            plan.sort_by_key(|(kind, _)| *kind != Kind::Provision);
+            plan[10..].shuffle(&mut rand::rng());
         }
+        sent += plan.len();
+        let requests = plan.iter().enumerate().map(|(n, &(kind, i))| {
+            let http = app.http.clone();
+            let address = addresses[n % 2].clone();
+            let (instance, binding) = instances[i].clone();
+            tokio::spawn(async move {
+                let answer = request(&http, &address, kind, &instance, &binding).await;
+                (kind, answer)
+            })
+        });
+        for answer in futures_util::future::join_all(requests).await {
+            let (kind, answer) = answer.unwrap();
+            *statuses.entry((kind, answer.status)).or_default() += 1;
+            assert!(
+                kind.allowed().contains(&answer.status),
+                "{kind:?} answered {answer:?}"
+            );
+            if answer.status == 422 {
+                assert_eq!(answer.body["error"], "ConcurrencyError", "{answer:?}");
+            }
+            if answer.status >= 400 && answer.status != 410 {
+                assert!(answer.body["description"].is_string(), "{answer:?}");
+            }
+        }
+        settle(&db).await;
     }
+    assert_eq!(sent, 200);
     eprintln!("answers (kind, status) → count: {statuses:?}");
     assert!(
         statuses.keys().any(|(_, s)| *s == 422),
         "the race produced no ConcurrencyError: {statuses:?}"
     );
-
-    let (db, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
-        .await
-        .unwrap();
-    let _connection = tokio::spawn(connection);
-    settle(&db).await;
 
     // No operation ran twice: every deployer task is the one task an operation recorded, or
     // the call of an operation cancelled (by a deprovision) at its deploy step before it could
@@ -364,8 +388,8 @@ async fn the_database_down_answers_503_and_in_flight_operations_finish_when_it_i
         (reqwest::Method::PUT, format!("/v2/service_instances/{id}/service_bindings/{binding}"), Some(bind_body())),
         (reqwest::Method::GET, format!("/v2/service_instances/{id}/service_bindings/{binding}"), None),
         (reqwest::Method::GET, format!("/v2/service_instances/{id}/service_bindings/{binding}/last_operation"), None),
-        (reqwest::Method::DELETE, format!("/v2/service_instances/{id}/service_bindings/{binding}?service_id={SERVICE_ID}&plan_id={}", crate::helpers::PLAN_SMALL), None),
-        (reqwest::Method::DELETE, format!("/v2/service_instances/{id}?accepts_incomplete=true&service_id={SERVICE_ID}&plan_id={}", crate::helpers::PLAN_SMALL), None),
+        (reqwest::Method::DELETE, format!("/v2/service_instances/{id}/service_bindings/{binding}?service_id={SERVICE_ID}&plan_id={PLAN_SMALL}"), None),
+        (reqwest::Method::DELETE, format!("/v2/service_instances/{id}?accepts_incomplete=true&service_id={SERVICE_ID}&plan_id={PLAN_SMALL}"), None),
     ];
     for (method, path, body) in &requests {
         let answer = send(&app.http, &app.address, method.clone(), path, body.as_ref()).await;
