@@ -393,8 +393,14 @@ impl CatalogCache {
             None => listed.spis[..listed.configured].to_vec(),
         };
         for spi in &spis {
-            if !listed.spis.iter().any(|s| s.name == spi.name) {
-                tracing::info!(spi = %spi.name, url = %spi.client.base_url(), "SPI added to the settings");
+            match listed.spis.iter().find(|s| s.name == spi.name) {
+                None => {
+                    tracing::info!(spi = %spi.name, url = %spi.client.base_url(), "SPI added to the settings");
+                }
+                Some(old) if !Arc::ptr_eq(old, spi) => {
+                    tracing::info!(spi = %spi.name, url = %spi.client.base_url(), "SPI URL changed in the settings");
+                }
+                Some(_) => {}
             }
         }
         let configured = spis.len();
