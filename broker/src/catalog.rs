@@ -1,14 +1,20 @@
 //! The OSB catalog, assembled from the SPIs' catalog fragments. The serialised bytes are kept
 //! ready so `GET /v2/catalog` costs a pointer copy; a service-id index routes requests to the
-//! SPI that owns the offering.
+//! SPI that owns the offering. The SPI list itself is read again from the settings file at each
+//! refresh, so SPIs can be added and removed while the broker runs.
 
+use crate::config::{Settings, SpiSettings};
 use crate::store::Store;
 use actix_web::web::Bytes;
-use common::client::{CallContext, ClientError};
+use anyhow::Context as _;
+use common::client::{CallContext, ClientError, InternalClient};
 use common::osb::{Catalog, Plan, Service};
 use common::spi::{CatalogFragment, SpiClient, CONTRACT_VERSION, PREFIX};
+use common::tls::TlsFiles;
 use std::collections::{HashMap, HashSet};
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
 
 /// One configured SPI with its client.
 #[derive(Debug, Clone)]
@@ -19,11 +25,61 @@ pub struct NamedSpi {
     pub client: SpiClient,
 }
 
+/// Where the SPI list comes from: the settings file (re-read with the environment at each
+/// refresh) and what the clients of newly listed SPIs are built with.
+#[derive(Debug, Clone)]
+pub struct SpiSource {
+    /// The settings file; `None`: the list given at start never changes.
+    pub file: Option<PathBuf>,
+    /// The broker's client identity.
+    pub tls: TlsFiles,
+    /// Timeout of one call.
+    pub timeout: Duration,
+}
+
+impl SpiSource {
+    /// The client of `spi`.
+    pub fn client(&self, spi: &SpiSettings) -> anyhow::Result<NamedSpi> {
+        let client = InternalClient::new(&spi.url, &self.tls, self.timeout)
+            .with_context(|| format!("client of SPI {}", spi.name))?;
+        Ok(NamedSpi {
+            name: spi.name.clone(),
+            client: SpiClient::new(client),
+        })
+    }
+
+    /// The SPIs the settings name now, reusing the clients of `known` ones whose URL is the
+    /// same; `None` without a settings file.
+    fn reload(&self, known: &[Arc<NamedSpi>]) -> Option<anyhow::Result<Vec<Arc<NamedSpi>>>> {
+        let file = self.file.as_deref()?;
+        let load = || {
+            let settings = Settings::load(Some(file))
+                .with_context(|| format!("reading the SPI list from {}", file.display()))?;
+            let mut spis: Vec<Arc<NamedSpi>> = Vec::new();
+            for spi in &settings.spis {
+                if spis.iter().any(|s| s.name == spi.name) {
+                    tracing::error!(spi = %spi.name, "SPI listed twice in the settings; the later entry is ignored");
+                    continue;
+                }
+                let same = known.iter().find(|k| {
+                    k.name == spi.name && k.client.base_url() == spi.url.trim_end_matches('/')
+                });
+                spis.push(match same {
+                    Some(k) => Arc::clone(k),
+                    None => Arc::new(self.client(spi)?),
+                });
+            }
+            Ok(spis)
+        };
+        Some(load())
+    }
+}
+
 /// An offering and the SPI that owns it.
 #[derive(Debug, Clone)]
 pub struct RoutedService {
-    /// Index of the owning SPI in the settings.
-    pub spi: usize,
+    /// The owning SPI (held here, so a change of the SPI list cannot misroute a request).
+    pub spi: Arc<NamedSpi>,
     /// The offering as published.
     pub service: Service,
 }
@@ -56,10 +112,10 @@ pub struct CatalogSnapshot {
 }
 
 impl CatalogSnapshot {
-    fn build(fragments: &[Option<CatalogFragment>]) -> Self {
+    fn build(spis: &[Arc<NamedSpi>], fragments: &[Option<CatalogFragment>]) -> Self {
         let mut catalog = Catalog::default();
         let mut services = HashMap::new();
-        for (spi, fragment) in fragments.iter().enumerate() {
+        for (spi, fragment) in spis.iter().zip(fragments) {
             let Some(fragment) = fragment else { continue };
             for service in &fragment.services {
                 if services.contains_key(&service.id) {
@@ -73,7 +129,7 @@ impl CatalogSnapshot {
                 services.insert(
                     service.id.clone(),
                     RoutedService {
-                        spi,
+                        spi: Arc::clone(spi),
                         service: service.clone(),
                     },
                 );
@@ -213,6 +269,17 @@ pub fn refusal_message(spi: &str, dropped: &[PlanInUse]) -> String {
     )
 }
 
+/// Why removing `spi` from the settings is refused: the plans it would drop with their instances.
+pub fn removal_refusal_message(spi: &str, dropped: &[PlanInUse]) -> String {
+    let total: u64 = dropped.iter().map(|p| p.instances).sum();
+    let plans: Vec<String> = dropped.iter().map(ToString::to_string).collect();
+    format!(
+        "removal of SPI {spi} from the settings refused: its offerings have {total} live instance{} ({}); the SPI stays in the catalog until they are deprovisioned",
+        if total == 1 { "" } else { "s" },
+        plans.join(", ")
+    )
+}
+
 /// What went wrong with an SPI's catalog, as the operator reads it in the log.
 fn fetch_problem(spi: &str, error: &ClientError) -> (bool, String) {
     match error {
@@ -245,48 +312,64 @@ fn consequence(kept_last_good: bool) -> &'static str {
     }
 }
 
-/// The catalog cache: the last good fragment of each SPI and the snapshot built from them.
+/// The SPIs of the catalog, the last good fragment of each and what the last refresh said
+/// about each (parallel vectors). The first `configured` SPIs are the ones the settings name;
+/// the rest were removed from the settings but are kept while their plans have live instances.
+#[derive(Debug, Clone, Default)]
+struct Listed {
+    spis: Vec<Arc<NamedSpi>>,
+    fragments: Vec<Option<CatalogFragment>>,
+    problems: Vec<Option<String>>,
+    configured: usize,
+}
+
+/// The catalog cache: the SPIs, the last good fragment of each and the snapshot built from them.
 #[derive(Debug)]
 pub struct CatalogCache {
-    spis: Vec<NamedSpi>,
+    source: SpiSource,
     store: Store,
     /// Serialises refreshes, so a refresh compares against the fragments it replaces.
     refreshing: tokio::sync::Mutex<()>,
-    fragments: Mutex<Vec<Option<CatalogFragment>>>,
-    problems: Mutex<Vec<Option<String>>>,
+    listed: Mutex<Listed>,
     snapshot: RwLock<Arc<CatalogSnapshot>>,
 }
 
 impl CatalogCache {
-    /// An empty cache over `spis`; `store` tells which plans have live instances.
-    pub fn new(spis: Vec<NamedSpi>, store: Store) -> Self {
-        let fragments = vec![None; spis.len()];
-        let snapshot = Arc::new(CatalogSnapshot::build(&fragments));
-        Self {
-            problems: Mutex::new(vec![None; spis.len()]),
+    /// An empty cache over `spis` (the list at start); `source` gives the list of later
+    /// refreshes, `store` tells which plans have live instances.
+    pub fn new(source: SpiSource, spis: &[SpiSettings], store: Store) -> anyhow::Result<Self> {
+        let spis = spis
+            .iter()
+            .map(|spi| source.client(spi).map(Arc::new))
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        let listed = Listed {
+            fragments: vec![None; spis.len()],
+            problems: vec![None; spis.len()],
+            configured: spis.len(),
             spis,
+        };
+        let snapshot = Arc::new(CatalogSnapshot::build(&listed.spis, &listed.fragments));
+        Ok(Self {
+            source,
             store,
             refreshing: tokio::sync::Mutex::new(()),
-            fragments: Mutex::new(fragments),
+            listed: Mutex::new(listed),
             snapshot: RwLock::new(snapshot),
-        }
-    }
-
-    /// The SPIs, in settings order.
-    pub fn spis(&self) -> &[NamedSpi] {
-        &self.spis
+        })
     }
 
     /// Whether some SPI has never delivered a usable fragment.
     pub fn incomplete(&self) -> bool {
-        lock(&self.fragments).iter().any(Option::is_none)
+        lock(&self.listed).fragments.iter().any(Option::is_none)
     }
 
     /// What the last refresh logged against the SPI named `spi` (unreachable, wrong contract
-    /// version, refused fragment); `None` when its fragment was taken as served.
+    /// version, refused fragment, refused removal); `None` when its fragment was taken as
+    /// served.
     pub fn problem(&self, spi: &str) -> Option<String> {
-        let i = self.spis.iter().position(|s| s.name == spi)?;
-        lock(&self.problems)[i].clone()
+        let listed = lock(&self.listed);
+        let i = listed.spis.iter().position(|s| s.name == spi)?;
+        listed.problems[i].clone()
     }
 
     /// The current snapshot.
@@ -298,20 +381,65 @@ impl CatalogCache {
         }
     }
 
-    /// Fetches every SPI's fragment. An SPI that fails, speaks another contract version, or
-    /// serves a fragment that would drop a plan with live instances keeps its last good
-    /// fragment (or stays out of the catalog until it answers well).
+    /// The SPIs this refresh asks (the settings file's list, else the current one), followed by
+    /// the current SPIs the settings no longer name; and where the latter start.
+    fn next_spis(&self, listed: &Listed) -> (Vec<Arc<NamedSpi>>, usize) {
+        let mut spis = match self.source.reload(&listed.spis) {
+            Some(Ok(spis)) => spis,
+            Some(Err(e)) => {
+                tracing::error!(error = %format!("{e:#}"), "SPI list not reloaded; the current one is kept");
+                listed.spis[..listed.configured].to_vec()
+            }
+            None => listed.spis[..listed.configured].to_vec(),
+        };
+        for spi in &spis {
+            match listed.spis.iter().find(|s| s.name == spi.name) {
+                None => {
+                    tracing::info!(spi = %spi.name, url = %spi.client.base_url(), "SPI added to the settings");
+                }
+                Some(old) if !Arc::ptr_eq(old, spi) => {
+                    tracing::info!(spi = %spi.name, url = %spi.client.base_url(), "SPI URL changed in the settings");
+                }
+                Some(_) => {}
+            }
+        }
+        let configured = spis.len();
+        for spi in &listed.spis {
+            if !spis.iter().any(|s| s.name == spi.name) {
+                spis.push(Arc::clone(spi));
+            }
+        }
+        (spis, configured)
+    }
+
+    /// Reads the SPI list again (when the broker has a settings file) and fetches every listed
+    /// SPI's fragment. An SPI that fails, speaks another contract version, or serves a
+    /// fragment that would drop a plan with live instances keeps its last good fragment (or
+    /// stays out of the catalog until it answers well). An SPI removed from the settings leaves
+    /// the catalog, unless its plans have live instances: then it stays until they are gone.
     pub async fn refresh(&self) {
         let _one = self.refreshing.lock().await;
         let ctx = CallContext::with_request_id(common::new_request_id());
-        let results =
-            futures_util::future::join_all(self.spis.iter().map(|spi| spi.client.catalog(&ctx)))
-                .await;
-        let current = lock(&self.fragments).clone();
+        let listed = lock(&self.listed).clone();
+        let (spis, configured) = self.next_spis(&listed);
+        let results = futures_util::future::join_all(
+            spis[..configured]
+                .iter()
+                .map(|spi| spi.client.catalog(&ctx)),
+        )
+        .await;
+        let current: Vec<Option<CatalogFragment>> = spis
+            .iter()
+            .map(|spi| {
+                let i = listed.spis.iter().position(|s| s.name == spi.name)?;
+                listed.fragments[i].clone()
+            })
+            .collect();
         let mut next = current.clone();
-        let mut problems = vec![None; self.spis.len()];
+        next[configured..].fill(None);
+        let mut problems = vec![None; spis.len()];
         for (i, result) in results.into_iter().enumerate() {
-            let name = &self.spis[i].name;
+            let name = &spis[i].name;
             match result {
                 Ok(fragment) if fragment.contract_version != CONTRACT_VERSION => {
                     let problem = format!(
@@ -343,35 +471,59 @@ impl CatalogCache {
             }
         }
         if next != current {
-            self.keep_plans_in_use(&current, &mut next, &mut problems)
+            self.keep_plans_in_use(&spis, configured, &current, &mut next, &mut problems)
                 .await;
-        }
-        *lock(&self.problems) = problems;
-        if next == current {
-            return;
         }
         for (i, fragment) in next.iter().enumerate() {
             if let Some(fragment) = fragment.as_ref().filter(|f| current[i].as_ref() != Some(f)) {
                 tracing::info!(
-                    spi = %self.spis[i].name,
+                    spi = %spis[i].name,
                     spi_version = %fragment.spi.version,
                     services = fragment.services.len(),
                     "catalog fragment loaded"
                 );
             }
         }
-        let snapshot = Arc::new(CatalogSnapshot::build(&next));
-        *lock(&self.fragments) = next;
-        match self.snapshot.write() {
-            Ok(mut g) => *g = snapshot,
-            Err(poisoned) => *poisoned.into_inner() = snapshot,
+        // A removed SPI stays only while `keep_plans_in_use` put its fragment back.
+        let keep: Vec<bool> = (0..spis.len())
+            .map(|i| i < configured || next[i].is_some())
+            .collect();
+        for (i, spi) in spis.iter().enumerate().skip(configured) {
+            if !keep[i] {
+                tracing::info!(spi = %spi.name, "SPI removed from the settings; its offerings left the catalog");
+            }
+        }
+        let next = Listed {
+            spis: retain(spis, &keep),
+            fragments: retain(next, &keep),
+            problems: retain(problems, &keep),
+            configured,
+        };
+        let changed = next.fragments != listed.fragments
+            || next.spis.len() != listed.spis.len()
+            || next
+                .spis
+                .iter()
+                .zip(&listed.spis)
+                .any(|(a, b)| !Arc::ptr_eq(a, b));
+        let snapshot =
+            changed.then(|| Arc::new(CatalogSnapshot::build(&next.spis, &next.fragments)));
+        *lock(&self.listed) = next;
+        if let Some(snapshot) = snapshot {
+            match self.snapshot.write() {
+                Ok(mut g) => *g = snapshot,
+                Err(poisoned) => *poisoned.into_inner() = snapshot,
+            }
         }
     }
 
-    /// Puts back the current fragment of every SPI whose new one drops a plan that still has
-    /// live instances (or, when the state database cannot tell, drops any plan at all).
+    /// Puts back the current fragment of every SPI whose new one (none, for an SPI removed
+    /// from the settings: those from `configured` on) drops a plan that still has live
+    /// instances (or, when the state database cannot tell, drops any plan at all).
     async fn keep_plans_in_use(
         &self,
+        spis: &[Arc<NamedSpi>],
+        configured: usize,
         current: &[Option<CatalogFragment>],
         next: &mut [Option<CatalogFragment>],
         problems: &mut [Option<String>],
@@ -393,11 +545,13 @@ impl CatalogCache {
                 .collect(),
             Err(e) => {
                 for i in dropping {
-                    let problem = format!(
-                        "new catalog fragment of SPI {} refused: it removes plans and the state database cannot tell whether instances use them ({e}); the previous fragment is kept",
-                        self.spis[i].name
-                    );
-                    tracing::error!(spi = %self.spis[i].name, "{problem}");
+                    let name = &spis[i].name;
+                    let problem = if i < configured {
+                        format!("new catalog fragment of SPI {name} refused: it removes plans and the state database cannot tell whether instances use them ({e}); the previous fragment is kept")
+                    } else {
+                        format!("removal of SPI {name} from the settings refused: the state database cannot tell whether instances use its plans ({e}); the SPI stays in the catalog")
+                    };
+                    tracing::error!(spi = %name, "{problem}");
                     next[i] = current[i].clone();
                     problems[i] = Some(problem);
                 }
@@ -410,8 +564,12 @@ impl CatalogCache {
             if dropped.is_empty() {
                 continue;
             }
-            let name = &self.spis[i].name;
-            let problem = refusal_message(name, &dropped);
+            let name = &spis[i].name;
+            let problem = if i < configured {
+                refusal_message(name, &dropped)
+            } else {
+                removal_refusal_message(name, &dropped)
+            };
             tracing::error!(
                 spi = %name,
                 plans = %dropped.iter().map(|p| format!("{}/{}", p.service, p.plan)).collect::<Vec<_>>().join(","),
@@ -424,6 +582,15 @@ impl CatalogCache {
     }
 }
 
+/// The items of `items` whose `keep` is true.
+fn retain<T>(items: Vec<T>, keep: &[bool]) -> Vec<T> {
+    items
+        .into_iter()
+        .zip(keep)
+        .filter_map(|(x, k)| k.then_some(x))
+        .collect()
+}
+
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     // The fragments are replaced whole; a panicking holder cannot leave them half-written.
     m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
@@ -433,6 +600,22 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 mod tests {
     use super::*;
     use common::spi::SpiInfo;
+
+    fn spis(names: &[&str]) -> Vec<Arc<NamedSpi>> {
+        names
+            .iter()
+            .map(|name| {
+                let url = format!("https://{name}.invalid");
+                Arc::new(NamedSpi {
+                    name: (*name).into(),
+                    client: SpiClient::new(InternalClient::from_reqwest(
+                        &url,
+                        reqwest::Client::new(),
+                    )),
+                })
+            })
+            .collect()
+    }
 
     fn fragment(services: Vec<Service>) -> CatalogFragment {
         CatalogFragment {
@@ -466,12 +649,19 @@ mod tests {
 
     #[test]
     fn plans_are_found_and_foreign_or_unknown_ones_are_named() {
-        let snap = CatalogSnapshot::build(&[
-            Some(fragment(vec![service("pg", &["small"])])),
-            Some(fragment(vec![service("kv", &["tiny"])])),
-        ]);
+        let snap = CatalogSnapshot::build(
+            &spis(&["spi-pg", "spi-kv"]),
+            &[
+                Some(fragment(vec![service("pg", &["small"])])),
+                Some(fragment(vec![service("kv", &["tiny"])])),
+            ],
+        );
         let (routed, plan) = snap.plan("kv", "tiny").unwrap();
-        assert_eq!((routed.spi, plan.id.as_str()), (1, "tiny"));
+        assert_eq!(
+            (routed.spi.name.as_str(), plan.id.as_str()),
+            ("spi-kv", "tiny")
+        );
+        assert_eq!(routed.spi.client.base_url(), "https://spi-kv.invalid");
         assert_eq!(
             snap.plan("pg", "tiny").unwrap_err(),
             LookupError::PlanOfOtherService {
@@ -491,14 +681,17 @@ mod tests {
 
     #[test]
     fn the_serialised_catalog_lists_every_offering_once() {
-        let snap = CatalogSnapshot::build(&[
-            Some(fragment(vec![service("pg", &["small"])])),
-            None,
-            Some(fragment(vec![
-                service("pg", &["dup"]),
-                service("kv", &["t"]),
-            ])),
-        ]);
+        let snap = CatalogSnapshot::build(
+            &spis(&["a", "b", "c"]),
+            &[
+                Some(fragment(vec![service("pg", &["small"])])),
+                None,
+                Some(fragment(vec![
+                    service("pg", &["dup"]),
+                    service("kv", &["t"]),
+                ])),
+            ],
+        );
         let catalog: Catalog = serde_json::from_slice(&snap.json).unwrap();
         let ids: Vec<_> = catalog.services.iter().map(|s| s.id.as_str()).collect();
         assert_eq!(ids, ["pg", "kv"]);
@@ -558,6 +751,10 @@ mod tests {
         let names: Vec<_> = dropped.iter().map(|p| p.plan.as_str()).collect();
         assert_eq!(names, ["small", "medium"]);
         assert!(refusal_message("s", &dropped).contains("removes plans with 2 live instances"));
+        assert_eq!(
+            removal_refusal_message("spi-x", &dropped),
+            "removal of SPI spi-x from the settings refused: its offerings have 2 live instances (pg/small (plan id small, 1 live instance), pg/medium (plan id medium, 1 live instance)); the SPI stays in the catalog until they are deprovisioned"
+        );
     }
 
     #[test]
@@ -570,7 +767,7 @@ mod tests {
 
     #[test]
     fn an_empty_catalog_is_an_empty_services_array() {
-        let snap = CatalogSnapshot::build(&[None]);
+        let snap = CatalogSnapshot::build(&spis(&["a"]), &[None]);
         assert_eq!(&snap.json[..], b"{\"services\":[]}");
         assert!(snap.is_empty());
     }

@@ -4,7 +4,7 @@ use common::secret::SecretString;
 use common::telemetry::LogFormat;
 use common::tls::TlsFiles;
 use serde::{Deserialize, Serialize};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 /// Environment variable prefix (`BROKER_DATABASE__URL`, …).
@@ -71,6 +71,10 @@ pub struct Settings {
     pub catalog_refresh_secs: u64,
     /// Log output format.
     pub log_format: LogFormat,
+    /// The file these settings were loaded from, if any (not a setting: [`Settings::load`]
+    /// fills it in). The catalog refresh reads the `spis` list from it again.
+    #[serde(skip)]
+    pub config_file: Option<PathBuf>,
 }
 
 /// Basic auth credentials of the OSB API.
@@ -249,14 +253,18 @@ impl Default for Settings {
             reconcile: ReconcileSettings::default(),
             catalog_refresh_secs: DEFAULT_CATALOG_REFRESH_SECS,
             log_format: LogFormat::default(),
+            config_file: None,
         }
     }
 }
 
 impl Settings {
-    /// Loads defaults → the optional TOML file → `BROKER_…` environment variables.
+    /// Loads defaults → the optional TOML file → `BROKER_…` environment variables, and
+    /// remembers the file.
     pub fn load(file: Option<&Path>) -> Result<Self, common::settings::SettingsError> {
-        common::settings::load(&Self::default(), file, ENV_PREFIX)
+        let mut settings: Self = common::settings::load(&Self::default(), file, ENV_PREFIX)?;
+        settings.config_file = file.map(Path::to_path_buf);
+        Ok(settings)
     }
 }
 
@@ -275,6 +283,26 @@ mod tests {
         assert!(
             settings.encryption.keys.is_empty(),
             "no key in the example file"
+        );
+        assert_eq!(settings.config_file.as_deref(), Some(path.as_path()));
+    }
+
+    #[test]
+    fn the_spi_list_of_a_file_replaces_the_default_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("broker.toml");
+        std::fs::write(
+            &path,
+            "[[spis]]\nname = \"spi-postgres\"\nurl = \"https://localhost:1\"\n",
+        )
+        .unwrap();
+        let settings = Settings::load(Some(&path)).unwrap();
+        assert_eq!(
+            settings.spis,
+            [SpiSettings {
+                name: "spi-postgres".into(),
+                url: "https://localhost:1".into()
+            }]
         );
     }
 }

@@ -1,7 +1,7 @@
 //! Building and running the broker: state database, keyring, internal clients, catalog, the
 //! journal, and the HTTP server with its route table.
 
-use crate::catalog::{CatalogCache, NamedSpi};
+use crate::catalog::{CatalogCache, SpiSource};
 use crate::config::Settings;
 use crate::crypto::Cipher;
 use crate::reconcile;
@@ -14,7 +14,6 @@ use actix_web::{middleware, web, App, HttpServer};
 use anyhow::Context as _;
 use common::client::InternalClient;
 use common::deployer::DeployerClient;
-use common::spi::SpiClient;
 use std::net::TcpListener;
 use std::sync::Arc;
 use std::time::Duration;
@@ -131,21 +130,13 @@ impl Application {
         }
         let cipher = Arc::new(Cipher::new(&settings.encryption).context("encryption keys")?);
         let store = open_store(&settings).await?;
-        let timeout = settings.worker.call_timeout();
-        let spis = settings
-            .spis
-            .iter()
-            .map(|spi| {
-                let client = InternalClient::new(&spi.url, &settings.tls, timeout)
-                    .with_context(|| format!("client of SPI {}", spi.name))?;
-                Ok(NamedSpi {
-                    name: spi.name.clone(),
-                    client: SpiClient::new(client),
-                })
-            })
-            .collect::<anyhow::Result<Vec<_>>>()?;
+        let source = SpiSource {
+            file: settings.config_file.clone(),
+            tls: settings.tls.clone(),
+            timeout: settings.worker.call_timeout(),
+        };
         let deployer = deployer_client(&settings)?;
-        let catalog = Arc::new(CatalogCache::new(spis, store.clone()));
+        let catalog = Arc::new(CatalogCache::new(source, &settings.spis, store.clone())?);
         catalog.refresh().await;
         let journal = Arc::new(Journal::new(
             store.clone(),

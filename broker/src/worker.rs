@@ -688,7 +688,7 @@ impl Journal {
         let mut delay = FIRST_RETRY_DELAY;
         loop {
             if let Some(routed) = self.catalog.snapshot().service(&ctx.instance.service_id) {
-                return Ok(self.catalog.spis()[routed.spi].clone());
+                return Ok(NamedSpi::clone(&routed.spi));
             }
             if now_ms() >= ctx.deadline_ms {
                 return Err(StepError::Failed(format!(

@@ -214,7 +214,7 @@ impl Broker {
                 BindDecision::Conflict(d) => return Err(BrokerError::Conflict(d)),
                 BindDecision::Concurrency(d) => return Err(BrokerError::Concurrency(d)),
             }
-            let spi = &self.catalog.spis()[routed.spi];
+            let spi = &routed.spi;
             spi.client
                 .validate_binding(
                     &ValidateBindingRequest {

@@ -153,7 +153,7 @@ impl Broker {
                 ProvisionDecision::Conflict(d) => return Err(BrokerError::Conflict(d)),
                 ProvisionDecision::Concurrency(d) => return Err(BrokerError::Concurrency(d)),
             }
-            let spi = &self.catalog.spis()[routed.spi];
+            let spi = &routed.spi;
             let validated = spi
                 .client
                 .validate_instance(
@@ -294,7 +294,7 @@ impl Broker {
             }
             UpdateDecision::Change => {}
         }
-        let spi = &self.catalog.spis()[routed.spi];
+        let spi = &routed.spi;
         spi.client
             .validate_instance(
                 &ValidateInstanceRequest {

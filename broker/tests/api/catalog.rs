@@ -1,9 +1,13 @@
 //! The catalog from independent SPIs, refreshed while the broker runs: an SPI that is down at
 //! start, one that speaks another contract version, and an upgrade that would drop a plan with
-//! live instances. Real SPIs over mTLS; where an SPI of another build is needed, a small server
+//! live instances, and SPIs added to and removed from the settings file while the broker runs.
+//! Real SPIs over mTLS; where an SPI of another build is needed, a small server
 //! over the same mTLS serves the fragment it would serve.
 
-use crate::helpers::{new_id, provision_body, spawn_app_with, TestApp, PLAN_SMALL, SERVICE_ID};
+use crate::helpers::{
+    new_id, provision_body, spawn_app_with, spawn_services, TestApp, PLAN_SMALL, SERVICE_ID,
+};
+use crate::process::config_toml;
 use actix_web::dev::ServerHandle;
 use actix_web::{web, App, HttpResponse, HttpServer};
 use broker::config::{Settings, SpiSettings};
@@ -277,4 +281,66 @@ async fn an_spi_upgrade_that_would_remove_a_plan_with_live_instances_is_refused_
     .await;
     assert_eq!(problem(&app, "spi-postgres"), None);
     upgrade.stop(false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_spi_added_to_the_settings_file_is_served_and_its_removal_waits_for_its_instances() {
+    let mut app = spawn_services(false).await;
+    let mut started = app.broker_settings();
+    started.catalog_refresh_secs = 1;
+    let file = app.env.state.path().join("broker-catalog.toml");
+    std::fs::write(&file, config_toml(&started)).unwrap();
+    let settings = Settings::load(Some(&file)).unwrap();
+    assert_eq!(settings.spis.len(), 1, "only spi-postgres in the file");
+    app.start_broker(settings).await;
+    assert_eq!(offering_ids(&app).await, [SERVICE_ID]);
+
+    // spi-keyvalue comes up and is appended to the file: the next refresh serves it.
+    let kv_port = free_port();
+    let kv = start_keyvalue(&app, kv_port).await;
+    let mut with_kv = started.clone();
+    with_kv.spis.push(SpiSettings {
+        name: "spi-keyvalue".into(),
+        url: format!("https://localhost:{kv_port}"),
+    });
+    std::fs::write(&file, config_toml(&with_kv)).unwrap();
+    wait_until("the key-value offering is in the catalog", || async {
+        offering_ids(&app).await.len() == 2
+    })
+    .await;
+    assert_eq!(offering_ids(&app).await, [SERVICE_ID, KV_SERVICE]);
+    assert_eq!(problem(&app, "spi-keyvalue"), None);
+    let instance = app.provision_keyvalue().await;
+
+    // Removed from the file while its instance lives: refused, the offering stays (and routes).
+    std::fs::write(&file, config_toml(&started)).unwrap();
+    wait_until("the refresh refused the removal", || async {
+        problem(&app, "spi-keyvalue").is_some_and(|p| p.contains("refused"))
+    })
+    .await;
+    let refusal = problem(&app, "spi-keyvalue").unwrap();
+    assert!(
+        refusal.starts_with(
+            "removal of SPI spi-keyvalue from the settings refused: its offerings have 1 live instance (keyvalue/small (plan id "
+        ),
+        "{refusal}"
+    );
+    assert_eq!(offering_ids(&app).await, [SERVICE_ID, KV_SERVICE]);
+    assert_eq!(problem(&app, "spi-postgres"), None);
+
+    // Once the instance is deprovisioned (through the kept SPI), the next refresh drops it.
+    let d = app.delete_keyvalue(&instance, None).await;
+    assert_eq!(d.status, 202, "{d:?}");
+    let (done, seen) = app.wait_for_instance(&instance, &d.operation()).await;
+    assert_eq!(done["state"], "succeeded", "{seen:?}");
+    wait_until("the key-value offering left the catalog", || async {
+        offering_ids(&app).await == [SERVICE_ID]
+    })
+    .await;
+    assert_eq!(problem(&app, "spi-keyvalue"), None, "no longer listed");
+    let gone = app
+        .provision(&new_id(), &keyvalue_provision_body(), true)
+        .await;
+    assert_eq!(gone.status, 400, "{gone:?}");
+    kv.stop(false).await;
 }
