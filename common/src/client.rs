@@ -81,6 +81,12 @@ impl CallContext {
     }
 }
 
+/// How long an idle pooled connection is kept. The services' servers (actix-web) close an idle
+/// keep-alive connection after 5 s; a client that reuses one just as the server closes it gets
+/// a transport error ("connection closed before message completed"). Dropping idle
+/// connections well before the server does closes that race.
+const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(2);
+
 /// An HTTP client for one internal service at `base_url`, speaking mTLS.
 #[derive(Debug, Clone)]
 pub struct InternalClient {
@@ -98,6 +104,7 @@ impl InternalClient {
             .use_preconfigured_tls(config)
             .timeout(timeout)
             .connect_timeout(Duration::from_secs(5))
+            .pool_idle_timeout(POOL_IDLE_TIMEOUT)
             .build()
             .map_err(|e| ClientError::Setup(e.to_string()))?;
         Ok(Self::from_reqwest(base_url, http))

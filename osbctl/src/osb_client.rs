@@ -109,6 +109,9 @@ impl OsbClient {
     pub fn new(base_url: &str, username: &str, password: &str) -> Result<Self, OsbError> {
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(90))
+            // Brokers (actix-web among them) close idle keep-alive connections after a few
+            // seconds; reusing one as it closes fails the request. Idle ones are dropped first.
+            .pool_idle_timeout(Duration::from_secs(2))
             .build()?;
         Ok(Self {
             http,
