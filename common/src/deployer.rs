@@ -4,7 +4,7 @@
 //! |---|---|
 //! | `PUT /deployer/v1/deployments/{name}` body [`DeploymentSpec`] | 202 [`Task`] (idempotent by name: same spec again → a task that finds nothing to change) |
 //! | `DELETE /deployer/v1/deployments/{name}` | 202 [`Task`]; 404 envelope if unknown |
-//! | `GET /deployer/v1/deployments/{name}` | 200 [`Deployment`]; 404 envelope if unknown |
+//! | `GET /deployer/v1/deployments/{name}` | 200 [`Deployment`] (with its server's [`DeploymentHealth`] since the deployer supervises its servers); 404 envelope if unknown |
 //! | `GET /deployer/v1/deployments` | 200 `Vec<Deployment>` |
 //! | `GET /deployer/v1/tasks/{id}` | 200 [`Task`]; 404 envelope if unknown |
 //!
@@ -72,6 +72,56 @@ pub enum DeploymentState {
     Deleting,
 }
 
+/// How a deployment's server is doing, as its backend's supervision sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Health {
+    /// The server runs (and answered when it was last started).
+    Healthy,
+    /// The server died and the backend is starting it again (or waits to, backing off).
+    Restarting,
+    /// The server is not running and will not be restarted on its own: it crashed too often
+    /// in a row, or could not be brought up. An apply (update) or a deployer restart tries
+    /// again.
+    Down,
+}
+
+impl Health {
+    /// The wire name (`healthy`, `restarting`, `down`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Healthy => "healthy",
+            Self::Restarting => "restarting",
+            Self::Down => "down",
+        }
+    }
+}
+
+/// The health of a deployment's server with a message for people (no secrets).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeploymentHealth {
+    /// Healthy, restarting or down.
+    pub status: Health,
+    /// What happened ("restarted after it exited (1 restart)", "exited 5 times in a row …").
+    #[serde(default)]
+    pub message: String,
+}
+
+impl DeploymentHealth {
+    /// A health with a message.
+    pub fn new(status: Health, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            message: message.into(),
+        }
+    }
+
+    /// Whether the server is up.
+    pub fn is_healthy(&self) -> bool {
+        self.status == Health::Healthy
+    }
+}
+
 /// A network address of a running deployment.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DeploymentEndpoint {
@@ -95,6 +145,10 @@ pub struct Deployment {
     /// Labels from the spec.
     #[serde(default)]
     pub labels: BTreeMap<String, String>,
+    /// The server's health (absent from deployers before supervision, and while a deployment
+    /// is being created or deleted).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health: Option<DeploymentHealth>,
 }
 
 /// What a task does.
@@ -249,5 +303,22 @@ mod tests {
                    "admin":{"username":"admin","password":"pw"},"labels":{}})
         );
         assert!(!format!("{spec:?}").contains("pw\""));
+    }
+
+    #[test]
+    fn a_deployment_without_health_still_reads_and_health_is_written_in_snake_case() {
+        let old = json!({"name":"kv-1","engine":"redis","state":"running",
+                         "endpoints":[{"host":"127.0.0.1","port":1}]});
+        let read: Deployment = serde_json::from_value(old).unwrap();
+        assert_eq!(read.health, None);
+        let with = Deployment {
+            health: Some(DeploymentHealth::new(Health::Restarting, "exited")),
+            ..read
+        };
+        let value = serde_json::to_value(&with).unwrap();
+        assert_eq!(
+            value["health"],
+            json!({"status":"restarting","message":"exited"})
+        );
     }
 }

@@ -1,11 +1,13 @@
 //! The orchestrator contract: a [`Backend`] turns a deployment spec into running servers and
 //! removes them again. The deployer's task runner calls it one operation at a time per
-//! deployment; a backend only has to make each operation idempotent.
+//! deployment; a backend only has to make each operation idempotent. A backend also keeps
+//! the servers it started running (restarting one that dies, within a crash-loop limit) and
+//! reports their [`DeploymentHealth`].
 
 pub mod docker;
 pub mod process;
 
-use common::deployer::{DeploymentEndpoint, DeploymentSpec, DeploymentState};
+use common::deployer::{DeploymentEndpoint, DeploymentHealth, DeploymentSpec, DeploymentState, Health};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -108,4 +110,18 @@ pub trait Backend: Send + Sync {
         name: &'a str,
         progress: &'a Progress,
     ) -> BoxFuture<'a, Result<Vec<DeploymentEndpoint>, BackendError>>;
+
+    /// The health of a deployment's server: by default what [`Backend::status`] says
+    /// (running → healthy, otherwise down); supervising backends say more.
+    fn health<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<DeploymentHealth, BackendError>> {
+        Box::pin(async move {
+            Ok(match self.status(name).await? {
+                DeploymentState::Running => DeploymentHealth::new(Health::Healthy, "running"),
+                _ => DeploymentHealth::new(Health::Down, "the server is not running"),
+            })
+        })
+    }
+
+    /// Stops supervising (the deployer is stopping); the servers keep running.
+    fn shutdown(&self) {}
 }

@@ -43,6 +43,9 @@ pub struct Settings {
     /// Settings of the `docker` backend.
     #[serde(default)]
     pub docker: DockerSettings,
+    /// How servers that die are restarted (both backends).
+    #[serde(default)]
+    pub supervision: SupervisionSettings,
     /// Log output format.
     #[serde(default)]
     pub log_format: LogFormat,
@@ -109,6 +112,49 @@ impl Default for DockerSettings {
     }
 }
 
+/// Default pause between two looks at the supervised servers.
+pub const DEFAULT_SUPERVISION_CHECK_MS: u64 = 500;
+/// Default pause before the second restart of a crash run; it doubles for each further one.
+pub const DEFAULT_RESTART_BACKOFF_MS: u64 = 1_000;
+/// Default longest pause between two restarts.
+pub const DEFAULT_RESTART_BACKOFF_MAX_MS: u64 = 60_000;
+/// Default number of restarts in a row after which a server is left down.
+pub const DEFAULT_CRASH_LOOP_LIMIT: u32 = 5;
+/// Default time a restarted server must stay up for its crash run to end.
+pub const DEFAULT_STABLE_SECS: u64 = 60;
+
+/// Supervision of the deployments' servers: a server that dies is started again at once, then
+/// after a pause that doubles with each further death in a row ([`Self::restart_backoff_ms`]
+/// up to [`Self::restart_backoff_max_ms`]); after [`Self::crash_loop_limit`] restarts in a row
+/// (a restart that stays up [`Self::stable_secs`] ends the run) the deployment is reported
+/// `down` and left alone until it is applied again or the deployer restarts.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct SupervisionSettings {
+    /// Milliseconds between two looks at the servers (process backend).
+    pub check_interval_ms: u64,
+    /// Milliseconds before the second restart of a run; doubled for each further one.
+    pub restart_backoff_ms: u64,
+    /// Longest pause between two restarts, in milliseconds.
+    pub restart_backoff_max_ms: u64,
+    /// Restarts in a row after which the server is left down (0: never restarted).
+    pub crash_loop_limit: u32,
+    /// Seconds a restarted server must stay up for the next death to start a new run.
+    pub stable_secs: u64,
+}
+
+impl Default for SupervisionSettings {
+    fn default() -> Self {
+        Self {
+            check_interval_ms: DEFAULT_SUPERVISION_CHECK_MS,
+            restart_backoff_ms: DEFAULT_RESTART_BACKOFF_MS,
+            restart_backoff_max_ms: DEFAULT_RESTART_BACKOFF_MAX_MS,
+            crash_loop_limit: DEFAULT_CRASH_LOOP_LIMIT,
+            stable_secs: DEFAULT_STABLE_SECS,
+        }
+    }
+}
+
 /// Settings of the `process` backend.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ProcessSettings {
@@ -122,6 +168,10 @@ pub struct ProcessSettings {
     pub run_as_user: Option<String>,
     /// Host the servers listen on and that endpoints advertise.
     pub advertise_host: String,
+    /// Inclusive range of ports a deployment's server port is chosen from (once; it stays),
+    /// e.g. `[40000, 40999]` for a firewall rule. Unset: a free port of the OS's choosing.
+    #[serde(default)]
+    pub port_range: Option<(u16, u16)>,
     /// Seconds a server gets to accept connections after it is started.
     pub start_timeout_secs: u64,
 }
@@ -133,6 +183,7 @@ impl Default for ProcessSettings {
             redis_server_bin: PathBuf::from(DEFAULT_REDIS_SERVER_BIN),
             run_as_user: None,
             advertise_host: DEFAULT_ADVERTISE_HOST.to_string(),
+            port_range: None,
             start_timeout_secs: DEFAULT_START_TIMEOUT_SECS,
         }
     }
@@ -158,6 +209,7 @@ impl Settings {
             backend: BackendKind::default(),
             process: ProcessSettings::default(),
             docker: DockerSettings::default(),
+            supervision: SupervisionSettings::default(),
             log_format: LogFormat::default(),
         }
     }
@@ -173,7 +225,7 @@ mod tests {
         let path = dir.path().join("deployer.toml");
         std::fs::write(
             &path,
-            "data_dir = \"/srv/deployer\"\n[process]\nrun_as_user = \"nobody\"\n",
+            "data_dir = \"/srv/deployer\"\n[process]\nrun_as_user = \"nobody\"\nport_range = [40000, 40999]\n[supervision]\ncrash_loop_limit = 3\n",
         )
         .unwrap();
         let loaded = common::settings::load(
@@ -184,6 +236,12 @@ mod tests {
         .unwrap();
         assert_eq!(loaded.data_dir, PathBuf::from("/srv/deployer"));
         assert_eq!(loaded.process.run_as_user.as_deref(), Some("nobody"));
+        assert_eq!(loaded.process.port_range, Some((40000, 40999)));
+        assert_eq!(loaded.supervision.crash_loop_limit, 3);
+        assert_eq!(
+            loaded.supervision.restart_backoff_ms,
+            DEFAULT_RESTART_BACKOFF_MS
+        );
         assert_eq!(
             loaded.process.start_timeout_secs,
             DEFAULT_START_TIMEOUT_SECS

@@ -128,7 +128,8 @@ impl Deployer {
         self.store.task(id)
     }
 
-    /// One deployment; a deployment recorded as running whose server is down shows `stopped`.
+    /// One deployment; a deployment recorded as running whose server is down shows `stopped`,
+    /// and its `health` says whether supervision is restarting it or has given up.
     pub async fn deployment(&self, name: &str) -> Option<Deployment> {
         let record = self.store.deployment(name)?;
         Some(self.observe(&record).await)
@@ -143,18 +144,37 @@ impl Deployer {
         out
     }
 
+    /// The record as the server is now: a deployment that should run shows whether its server
+    /// does (`running` / `stopped`) and, with every deployment that has a server, its health.
     async fn observe(&self, record: &DeploymentRecord) -> Deployment {
+        let name = &record.spec.name;
         let state = match record.state {
-            DeploymentState::Running => match self.backend.status(&record.spec.name).await {
-                Ok(state) => state,
-                Err(e) => {
-                    tracing::warn!(deployment.name = %record.spec.name, error = %e, "cannot look at the server");
-                    DeploymentState::Running
+            // Stopped: a recovery failed, and supervision may have brought it back since.
+            DeploymentState::Running | DeploymentState::Stopped => {
+                match self.backend.status(name).await {
+                    Ok(state) => state,
+                    Err(e) => {
+                        tracing::warn!(deployment.name = %name, error = %e, "cannot look at the server");
+                        record.state
+                    }
                 }
-            },
+            }
             other => other,
         };
-        record.to_deployment(state)
+        let health = match record.state {
+            DeploymentState::Pending | DeploymentState::Deleting => None,
+            _ => match self.backend.health(name).await {
+                Ok(health) => Some(health),
+                Err(e) => {
+                    tracing::warn!(deployment.name = %name, error = %e, "cannot tell the server's health");
+                    None
+                }
+            },
+        };
+        Deployment {
+            health,
+            ..record.to_deployment(state)
+        }
     }
 
     /// After a restart: queues every unfinished task again (in the order they were
@@ -207,6 +227,7 @@ impl Deployer {
     /// Stops every worker (their tasks stay unfinished and are resumed by the next start);
     /// the servers keep running.
     pub fn shutdown(&self) {
+        self.backend.shutdown();
         for (_, queue) in self.queues().drain() {
             queue.worker.abort();
         }

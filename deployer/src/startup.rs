@@ -49,10 +49,12 @@ impl Application {
             .with_context(|| format!("resolving data dir {}", settings.data_dir.display()))?;
         let store = Store::open(&data_dir.join(STATE_DIR)).context("loading deployer state")?;
         let backend: Arc<dyn Backend> = match settings.backend {
-            BackendKind::Process => Arc::new(
-                ProcessBackend::new(&data_dir, settings.process.clone())
-                    .context("setting up the process backend")?,
-            ),
+            BackendKind::Process => ProcessBackend::new(
+                &data_dir,
+                settings.process.clone(),
+                settings.supervision.clone(),
+            )
+            .context("setting up the process backend")?,
             BackendKind::Docker => Arc::new(
                 DockerBackend::connect(&data_dir, settings.docker.clone())
                     .await

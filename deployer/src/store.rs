@@ -108,6 +108,7 @@ impl DeploymentRecord {
             state,
             endpoints: self.endpoints.clone(),
             labels: self.spec.labels.clone(),
+            health: None,
         }
     }
 }

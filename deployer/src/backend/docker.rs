@@ -19,6 +19,8 @@
 //! `--key value` and its admin from `users.acl` (a SHA-256 hash, copied into the volume once).
 //! A settings change replaces the container (same volume, same port).
 
+mod health;
+
 use super::process::{engine_name, major, read_json, read_secret, validate_spec, write_secret};
 use super::process::{postgres, redis};
 use super::{Backend, BackendError, BoxFuture, Progress};
@@ -34,7 +36,9 @@ use bollard::query_parameters::{
     RemoveContainerOptions, StopContainerOptions, UploadToContainerOptions,
 };
 use bollard::Docker;
-use common::deployer::{DeploymentEndpoint, DeploymentSpec, DeploymentState, Engine};
+use common::deployer::{
+    DeploymentEndpoint, DeploymentHealth, DeploymentSpec, DeploymentState, Engine,
+};
 use common::secret::SecretString;
 use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
@@ -865,6 +869,10 @@ impl Backend for DockerBackend {
         progress: &'a Progress,
     ) -> BoxFuture<'a, Result<Vec<DeploymentEndpoint>, BackendError>> {
         Box::pin(self.recover_deployment(name, progress))
+    }
+
+    fn health<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<DeploymentHealth, BackendError>> {
+        Box::pin(async move { Ok(health::health_of(self.inspect(name).await?.as_ref())) })
     }
 }
 

@@ -12,16 +12,21 @@
 //! Servers run in their own process group (a Ctrl-C to the deployer does not reach them, and
 //! they outlive a deployer restart). Every child is awaited by a reaper task, so a stopped
 //! server leaves no zombie. The admin account is the one of the first apply: later changes of
-//! the admin user name or password are ignored (and logged).
+//! the admin user name or password are ignored (and logged). A server that dies is started
+//! again ([`supervise`]); its port comes from `port_range` when one is set ([`ports`]).
 
+mod ports;
 pub(crate) mod postgres;
 pub(crate) mod redis;
+mod supervise;
 
 use super::{Backend, BackendError, BoxFuture, Progress};
-use crate::config::ProcessSettings;
+use crate::config::{ProcessSettings, SupervisionSettings};
 use crate::store::write_atomic;
 use crate::sys::{self, OsUser};
-use common::deployer::{DeploymentEndpoint, DeploymentSpec, DeploymentState, Engine};
+use common::deployer::{
+    DeploymentEndpoint, DeploymentHealth, DeploymentSpec, DeploymentState, Engine,
+};
 use common::secret::SecretString;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -92,15 +97,26 @@ enum NotReady {
 /// Runs deployments as local server processes.
 pub struct ProcessBackend {
     settings: ProcessSettings,
+    supervision: SupervisionSettings,
     root: PathBuf,
     user: Option<OsUser>,
     children: Arc<Mutex<HashMap<String, Child>>>,
+    supervisor: supervise::Supervisor,
+    /// Held from choosing a new deployment's port until it is recorded, so that two
+    /// deployments created at once do not get the same one.
+    allocating: Mutex<()>,
 }
 
 impl ProcessBackend {
     /// A backend keeping deployments under `<data_dir>/deployments/`; checks that the server
-    /// user exists and can reach that directory.
-    pub fn new(data_dir: &Path, settings: ProcessSettings) -> Result<Self, BackendError> {
+    /// user exists and can reach that directory. Inside a tokio runtime it also starts
+    /// supervising the servers that its applies and recoveries bring up.
+    pub fn new(
+        data_dir: &Path,
+        settings: ProcessSettings,
+        supervision: SupervisionSettings,
+    ) -> Result<Arc<Self>, BackendError> {
+        ports::validate_range(settings.port_range)?;
         let user = resolve_user(settings.run_as_user.as_deref())?;
         let data_dir = fs::canonicalize(data_dir)
             .map_err(BackendError::io(format!("data dir {}", data_dir.display())))?;
@@ -116,12 +132,17 @@ impl ProcessBackend {
             add_mode(&root, 0o001)?;
             check_reachable(&root, user)?;
         }
-        Ok(Self {
+        let backend = Arc::new(Self {
             settings,
+            supervision,
             root,
             user,
             children: Arc::default(),
-        })
+            supervisor: supervise::Supervisor::default(),
+            allocating: Mutex::new(()),
+        });
+        backend.spawn_supervisor();
+        Ok(backend)
     }
 
     fn dir(&self, name: &str) -> PathBuf {
@@ -296,13 +317,15 @@ impl ProcessBackend {
         }
     }
 
-    /// Starts the server and waits until it is ready, trying again if it exits while starting.
+    /// Starts the server and waits until it is ready, trying again (up to `attempts` starts in
+    /// all) if it exits while starting.
     async fn start_server(
         &self,
         name: &str,
         dir: &Path,
         instance: &Instance,
         password: &SecretString,
+        attempts: u32,
     ) -> Result<(), BackendError> {
         let deadline = Instant::now() + self.start_timeout();
         let mut attempt = 0;
@@ -315,7 +338,7 @@ impl ProcessBackend {
             {
                 Ok(()) => return Ok(()),
                 Err(NotReady::Exited)
-                    if attempt < START_ATTEMPTS
+                    if attempt < attempts
                         && Instant::now() + Duration::from_secs(1) < deadline =>
                 {
                     tracing::warn!(deployment.name = %name, attempt, "server exited while starting; trying again");
@@ -406,21 +429,11 @@ impl ProcessBackend {
                     .collect()
             })
             .unwrap_or_default();
-        for _ in 0..32 {
-            let listener = std::net::TcpListener::bind((self.settings.advertise_host.as_str(), 0))
-                .map_err(BackendError::io(format!(
-                    "finding a free port on {}",
-                    self.settings.advertise_host
-                )))?;
-            let port = listener
-                .local_addr()
-                .map_err(BackendError::io("reading the allocated port"))?
-                .port();
-            if !taken.contains(&port) {
-                return Ok(port);
-            }
-        }
-        Err(BackendError::Server("no free port found".into()))
+        ports::allocate(
+            &self.settings.advertise_host,
+            self.settings.port_range,
+            &taken,
+        )
     }
 
     /// The deployment's instance record, created (with its directory, port and admin secret)
@@ -453,6 +466,7 @@ impl ProcessBackend {
         }
         self.create_user_dir(dir)?;
         write_secret(dir, &spec.admin.password)?;
+        let _allocating = self.allocating.lock().unwrap_or_else(|e| e.into_inner());
         let instance = Instance {
             engine: spec.engine,
             port: self.allocate_port()?,
@@ -550,12 +564,12 @@ impl ProcessBackend {
             (Some(_), Some(previous)) => {
                 progress.set("restarting server with new settings");
                 self.stop_server(name, &dir, &instance).await?;
-                if let Err(e) = self.start_server(name, &dir, &instance, &password).await {
+                if let Err(e) = self.start_server(name, &dir, &instance, &password, START_ATTEMPTS).await {
                     if let Some(previous) = previous {
                         progress.set("restoring the previous settings");
                         self.restore_config(&dir, &instance, &previous);
                         if let Err(again) =
-                            self.start_server(name, &dir, &instance, &password).await
+                            self.start_server(name, &dir, &instance, &password, START_ATTEMPTS).await
                         {
                             tracing::error!(deployment.name = %name, error = %again, "server does not start with its previous settings either");
                         }
@@ -582,7 +596,7 @@ impl ProcessBackend {
             }
             (None, _) => {
                 progress.set("starting server");
-                self.start_server(name, &dir, &instance, &password).await?;
+                self.start_server(name, &dir, &instance, &password, START_ATTEMPTS).await?;
             }
         }
         Ok(self.endpoints(&instance))
@@ -625,7 +639,7 @@ impl ProcessBackend {
         if self.running_pid(name, &dir, &instance).is_none() {
             progress.set("starting server");
             let password = read_secret(&dir)?;
-            self.start_server(name, &dir, &instance, &password).await?;
+            self.start_server(name, &dir, &instance, &password, START_ATTEMPTS).await?;
         }
         Ok(self.endpoints(&instance))
     }
@@ -641,7 +655,20 @@ impl Backend for ProcessBackend {
         spec: &'a DeploymentSpec,
         progress: &'a Progress,
     ) -> BoxFuture<'a, Result<Vec<DeploymentEndpoint>, BackendError>> {
-        Box::pin(self.apply_spec(spec, progress))
+        Box::pin(async move {
+            let name = spec.name.as_str();
+            let _operation = self.supervisor.operation(name).await;
+            let result = self.apply_spec(spec, progress).await;
+            match (&result, self.server_pid(name)) {
+                // Up with the new settings, or still up with the old ones.
+                (_, Some(pid)) => self.supervisor.started(name, Some(pid)),
+                (Ok(_), None) => self.supervisor.started(name, None),
+                (Err(e), None) => self
+                    .supervisor
+                    .down(name, format!("the server is down: the last apply failed: {e}")),
+            }
+            result
+        })
     }
 
     fn delete<'a>(
@@ -649,7 +676,11 @@ impl Backend for ProcessBackend {
         name: &'a str,
         progress: &'a Progress,
     ) -> BoxFuture<'a, Result<(), BackendError>> {
-        Box::pin(self.delete_deployment(name, progress))
+        Box::pin(async move {
+            let _operation = self.supervisor.operation(name).await;
+            self.supervisor.forget(name);
+            self.delete_deployment(name, progress).await
+        })
     }
 
     fn status<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<DeploymentState, BackendError>> {
@@ -669,7 +700,29 @@ impl Backend for ProcessBackend {
         name: &'a str,
         progress: &'a Progress,
     ) -> BoxFuture<'a, Result<Vec<DeploymentEndpoint>, BackendError>> {
-        Box::pin(self.recover_deployment(name, progress))
+        Box::pin(async move {
+            let _operation = self.supervisor.operation(name).await;
+            let result = self.recover_deployment(name, progress).await;
+            match &result {
+                Ok(_) => self.supervisor.started(name, self.server_pid(name)),
+                Err(e @ BackendError::Invalid(_)) => self
+                    .supervisor
+                    .down(name, format!("the server is down: {e}")),
+                // Perhaps passing (a port still held): supervision tries again, backing off.
+                Err(e) => self
+                    .supervisor
+                    .failed(&self.supervision, name, &e.to_string()),
+            }
+            result
+        })
+    }
+
+    fn health<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<DeploymentHealth, BackendError>> {
+        Box::pin(async move { Ok(self.server_health(name)) })
+    }
+
+    fn shutdown(&self) {
+        self.supervisor.stop();
     }
 }
 

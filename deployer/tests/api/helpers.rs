@@ -18,6 +18,8 @@ pub struct TestEnv {
     pub data: TempDir,
     /// Set: the deployer runs the docker backend with these settings.
     pub docker: Option<deployer::config::DockerSettings>,
+    /// Adjusts the deployer's settings at each start.
+    pub tweak: fn(&mut Settings),
 }
 
 impl TestEnv {
@@ -37,6 +39,7 @@ impl TestEnv {
             certs,
             data: tempfile::tempdir().unwrap(),
             docker: None,
+            tweak: |_| {},
         }
     }
 
@@ -61,16 +64,27 @@ impl TestEnv {
         TlsFiles::in_dir(self.certs.path(), "broker")
     }
 
-    /// Starts a deployer on this data dir.
-    pub async fn start(&self) -> RunningApp {
-        let mut settings = Settings::new(
+    /// The settings of a deployer on this data dir.
+    pub fn settings(&self) -> Settings {
+        Settings::new(
             self.data.path().to_path_buf(),
             TlsFiles::in_dir(self.certs.path(), "deployer"),
-        );
+        )
+    }
+
+    /// Starts a deployer on this data dir.
+    pub async fn start(&self) -> RunningApp {
+        let mut settings = self.settings();
         if let Some(docker) = &self.docker {
             settings.backend = deployer::config::BackendKind::Docker;
             settings.docker = docker.clone();
         }
+        (self.tweak)(&mut settings);
+        self.start_with(settings).await
+    }
+
+    /// Starts a deployer with `settings`.
+    pub async fn start_with(&self, settings: Settings) -> RunningApp {
         let app = Application::build(settings).await.unwrap();
         let port = app.port();
         let handle = app.server_handle();

@@ -7,3 +7,4 @@ mod helpers;
 mod mtls;
 mod postgres;
 mod redis;
+mod supervision;
