@@ -3,6 +3,7 @@
 //! journal. Route handlers call exactly one of these.
 
 mod bindings;
+mod health;
 mod instances;
 
 pub use bindings::{BindOutcome, UnbindOutcome};

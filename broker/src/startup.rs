@@ -99,6 +99,11 @@ fn routes(cfg: &mut web::ServiceConfig) {
         web::resource(edge::HEALTH_PATH)
             .route(web::get().to(health::get))
             .default_service(not_allowed()),
+    )
+    .service(
+        web::resource(edge::METRICS_PATH)
+            .route(web::get().to(health::metrics))
+            .default_service(not_allowed()),
     );
 }
 

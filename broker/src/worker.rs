@@ -155,6 +155,11 @@ impl Journal {
         }
     }
 
+    /// The deployer client the operations use.
+    pub fn deployer(&self) -> &DeployerClient {
+        &self.deployer
+    }
+
     /// This process's lease owner id.
     pub fn owner(&self) -> &str {
         &self.owner

@@ -19,6 +19,8 @@ use tracing::Instrument as _;
 
 /// The path served without authentication.
 pub const HEALTH_PATH: &str = "/healthz";
+/// The operator's metrics (Basic auth, no `X-Broker-API-Version`: scrapers do not send it).
+pub const METRICS_PATH: &str = "/metrics";
 /// The largest request body accepted.
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 const API_VERSION_HEADER: &str = "X-Broker-API-Version";
@@ -59,6 +61,9 @@ fn precheck(req: &ServiceRequest) -> Result<(), BrokerError> {
         .and_then(|v| v.to_str().ok());
     if !credentials_match(authorization, &config.username, config.password.expose()) {
         return Err(BrokerError::Unauthorized);
+    }
+    if req.path() == METRICS_PATH {
+        return Ok(());
     }
     let version = req
         .headers()

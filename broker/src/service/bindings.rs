@@ -214,6 +214,8 @@ impl Broker {
                 BindDecision::Conflict(d) => return Err(BrokerError::Conflict(d)),
                 BindDecision::Concurrency(d) => return Err(BrokerError::Concurrency(d)),
             }
+            // Fail fast: a bind to a dead server would only be retried until its deadline.
+            self.check_server_up(&ctx.call(), &instance.row).await?;
             let spi = &routed.spi;
             spi.client
                 .validate_binding(

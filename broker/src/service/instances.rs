@@ -12,7 +12,8 @@ use crate::domain::Attributes;
 use crate::error::{BrokerError, RefusalStatus};
 use crate::store::models::InstanceRow;
 use crate::store::{now_ms, Outcome};
-use common::client::ClientError;
+use super::health::unhealthy_description;
+use common::client::{CallContext, ClientError};
 use common::osb::{
     FetchInstanceResponse, InstanceMetadata, JsonObject, LastOperationResponse, MaintenanceInfo,
     OperationState, Plan, ProvisionRequest, Service, UpdateRequest,
@@ -402,10 +403,25 @@ impl Broker {
                     return Err(not_found(instance_id));
                 };
                 let snapshot = self.catalog.snapshot();
-                let metadata = snapshot
+                let mut metadata = snapshot
                     .plan(&existing.row.service_id, &existing.row.plan_id)
                     .ok()
                     .map(|(routed, plan)| instance_metadata(&routed.service, plan));
+                // The server's health, as a broker-generated attribute (OSB allows those).
+                if let (Some(health), Some(metadata)) = (
+                    self.server_health(&CallContext::default(), &existing.row)
+                        .await,
+                    metadata.as_mut(),
+                ) {
+                    let attributes = metadata.attributes.get_or_insert_with(JsonObject::new);
+                    attributes.insert("server_health".into(), health.status.as_str().into());
+                    if !health.is_healthy() {
+                        attributes.insert(
+                            "server_health_description".into(),
+                            unhealthy_description(&health).into(),
+                        );
+                    }
+                }
                 Ok(FetchInstanceResponse {
                     service_id: Some(existing.row.service_id),
                     plan_id: Some(existing.row.plan_id),
@@ -437,7 +453,26 @@ impl Broker {
             .latest_operation(instance_id, None, operation)
             .await?
             .ok_or_else(|| not_found(instance_id))?;
-        last_operation(&op.kind, &op.state, &op.description)
+        let mut response = last_operation(&op.kind, &op.state, &op.description)?;
+        // A provision or update that succeeded says so, and also whether the server it
+        // brought up is still up.
+        let done = matches!(op.kind.as_str(), "provision" | "update") && op.state == "succeeded";
+        if done {
+            if let Some((row, _)) = self.store.instance(instance_id).await? {
+                if let Some(health) = self
+                    .server_health(&CallContext::default(), &row)
+                    .await
+                    .filter(|h| !h.is_healthy())
+                {
+                    let note = unhealthy_description(&health);
+                    response.description = Some(match response.description {
+                        Some(d) if !d.is_empty() => format!("{d}; now {note}"),
+                        _ => note,
+                    });
+                }
+            }
+        }
+        Ok(response)
     }
 }
 

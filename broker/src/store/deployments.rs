@@ -16,6 +16,17 @@ pub struct OwnedDeployment {
 }
 
 impl Store {
+    /// The state of every instance that is not deleted (for metrics).
+    pub async fn instance_states(&self) -> Result<Vec<String>, StoreError> {
+        self.run(|conn| {
+            Ok(service_instances::table
+                .filter(service_instances::state.ne("deleted"))
+                .select(service_instances::state)
+                .load(conn)?)
+        })
+        .await
+    }
+
     /// Every instance that is not deleted and names a deployment.
     pub async fn owned_deployments(&self) -> Result<Vec<OwnedDeployment>, StoreError> {
         self.run(|conn| {

@@ -722,21 +722,49 @@ impl TestApp {
         .await
     }
 
-    /// SIGKILLs the Redis server of a key-value deployment (the deployer brings it back when
-    /// it starts again).
-    pub fn kill_redis_of(&self, deployment: &str) {
-        let pid_file = self
-            .env
+    /// The directory of a deployment of the deployer.
+    pub fn deployment_dir(&self, deployment: &str) -> std::path::PathBuf {
+        self.env
             .deployer_data
             .path()
             .join("deployments")
             .join(deployment)
-            .join("redis.pid");
-        let pid: u32 = std::fs::read_to_string(&pid_file)
+    }
+
+    /// The pid of a deployment's server (Redis' pid file, or PostgreSQL's postmaster.pid).
+    fn server_pid_of(&self, deployment: &str) -> u32 {
+        let dir = self.deployment_dir(deployment);
+        let redis = dir.join("redis.pid");
+        let pid_file = if redis.exists() {
+            redis
+        } else {
+            dir.join("pgdata/postmaster.pid")
+        };
+        std::fs::read_to_string(&pid_file)
+            .unwrap()
+            .lines()
+            .next()
             .unwrap()
             .trim()
             .parse()
+            .unwrap()
+    }
+
+    /// SIGKILLs the Redis server of a key-value deployment (the deployer's supervision starts
+    /// it again).
+    pub fn kill_redis_of(&self, deployment: &str) {
+        deployer::sys::send_signal(self.server_pid_of(deployment), deployer::sys::SIGKILL)
             .unwrap();
-        deployer::sys::send_signal(pid, deployer::sys::SIGKILL).unwrap();
+    }
+
+    /// SIGSTOPs a deployment's server: it hangs (the SPI's calls time out and answer 503)
+    /// while its process stays alive, so supervision sees nothing to restart.
+    pub fn pause_server_of(&self, deployment: &str) {
+        deployer::sys::send_signal(self.server_pid_of(deployment), libc::SIGSTOP).unwrap();
+    }
+
+    /// SIGCONTs a server paused by [`Self::pause_server_of`].
+    pub fn resume_server_of(&self, deployment: &str) {
+        deployer::sys::send_signal(self.server_pid_of(deployment), libc::SIGCONT).unwrap();
     }
 }

@@ -14,4 +14,5 @@ mod replicas;
 mod restart;
 mod secrets;
 mod shutdown;
+mod supervision;
 mod validation;

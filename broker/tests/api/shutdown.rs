@@ -65,8 +65,9 @@ async fn a_request_in_flight_at_sigterm_gets_its_answer_and_its_operation_is_han
     settings.worker.sync_timeout_ms = 3_000;
     app.start_broker_process(&settings).await;
     let id = app.provision_keyvalue().await;
-    // Without its Redis the SPI cannot create the binding user: the bind keeps retrying.
-    app.kill_redis_of(&app.deployment_of(&id));
+    // With its Redis hanging the SPI cannot create the binding user: the bind keeps retrying.
+    let deployment = app.deployment_of(&id);
+    app.pause_server_of(&deployment);
 
     let binding = new_id();
     let request = app
@@ -94,9 +95,8 @@ async fn a_request_in_flight_at_sigterm_gets_its_answer_and_its_operation_is_han
         ("in progress", None)
     );
 
-    // The deployer brings Redis back when it starts; the next broker finishes the bind.
-    app.stop_deployer().await;
-    app.restart_deployer().await;
+    // Redis answers again; the next broker finishes the bind.
+    app.resume_server_of(&deployment);
     app.start_broker_process(&settings).await;
     let (last, seen) = app.wait_for_binding(&id, &binding, &operation).await;
     assert_eq!(last["state"], "succeeded", "{last} after {seen:?}");

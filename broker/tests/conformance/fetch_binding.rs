@@ -106,14 +106,15 @@ async fn rule_088_089_090_an_async_bind_is_polled_then_fetched_with_credentials(
 
 /// Rules 87 (404 while the bind runs), 31 and 94 (repeats while in progress answer 202 with the
 /// same operation) and 41 (`Retry-After` on binding last_operation), made deterministic by
-/// stopping the instance's server: the SPI cannot create or drop the role, so both operations
-/// stay in progress.
+/// pausing the instance's server (SIGSTOP: it hangs, so the SPI cannot create or drop the role,
+/// while the deployer still sees it up), so both operations stay in progress.
 #[tokio::test]
 async fn rule_087_094_binding_operations_in_progress_are_404_on_get_and_repeats_answer_202_with_the_same_operation(
 ) {
     let app = spawn_app_with(|s| s.worker.sync_timeout_ms = 0).await;
     let id = provisioned(&app, json!({})).await;
-    deployer::stop_all_servers(app.env.deployer_data.path());
+    let deployment = app.deployment_of(&id);
+    app.pause_server_of(&deployment);
     let binding = new_id();
     let path = format!("/v2/service_instances/{id}/service_bindings/{binding}");
     let put = format!("{path}?accepts_incomplete=true");
@@ -156,5 +157,6 @@ async fn rule_087_094_binding_operations_in_progress_are_404_on_get_and_repeats_
         ))
         .await;
     assert_eq!(bind_op.body["state"], "failed", "{bind_op:?}");
+    app.resume_server_of(&deployment);
     app.stop_all().await;
 }

@@ -40,6 +40,10 @@ use tokio::sync::watch;
 
 /// Directory under the data dir holding one directory per deployment.
 pub const DEPLOYMENTS_DIR: &str = "deployments";
+/// Left in the deployments directory by [`stop_all_servers`]: supervision restarts nothing
+/// while it is there (a deployer still running must not bring back what was stopped on
+/// purpose); the next deployer start removes it.
+const SERVERS_STOPPED_MARKER: &str = ".servers-stopped";
 const INSTANCE_FILE: &str = "instance.json";
 const SECRET_FILE: &str = "admin.secret";
 const LOG_FILE: &str = "server.log";
@@ -125,6 +129,12 @@ impl ProcessBackend {
             .recursive(true)
             .create(&root)
             .map_err(BackendError::io(format!("creating {}", root.display())))?;
+        match fs::remove_file(root.join(SERVERS_STOPPED_MARKER)) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => {
+                return Err(BackendError::io("removing the servers-stopped marker")(e))
+            }
+            _ => {}
+        }
         if let Some(user) = &user {
             // The server user needs to pass through the data dir (not read it) to reach its
             // own deployment directory; the deployer's state next to it stays 0700.
@@ -730,9 +740,11 @@ impl Backend for ProcessBackend {
 /// for test guards and tools that must not leave servers behind (servers otherwise outlive the
 /// deployer, on purpose). Returns how many servers were running.
 pub fn stop_all_servers(data_dir: &Path) -> usize {
-    let Ok(entries) = fs::read_dir(data_dir.join(DEPLOYMENTS_DIR)) else {
+    let root = data_dir.join(DEPLOYMENTS_DIR);
+    let Ok(entries) = fs::read_dir(&root) else {
         return 0;
     };
+    let _ = fs::write(root.join(SERVERS_STOPPED_MARKER), b"");
     let mut running = Vec::new();
     for dir in entries.filter_map(|e| e.ok()).map(|e| e.path()) {
         let Ok(Some(instance)) = read_instance(&dir) else {

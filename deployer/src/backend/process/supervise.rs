@@ -8,7 +8,7 @@
 //! deployment's operation lock, so a restart never races an apply that is stopping the server
 //! on purpose or a delete that is removing its directory.
 
-use super::{read_instance, read_secret, ProcessBackend};
+use super::{read_instance, read_secret, ProcessBackend, SERVERS_STOPPED_MARKER};
 use crate::backend::BackendError;
 use crate::config::SupervisionSettings;
 use crate::sys;
@@ -50,6 +50,8 @@ pub(super) struct Supervisor {
     watches: Mutex<HashMap<String, Watch>>,
     locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     task: Mutex<Option<AbortHandle>>,
+    /// Restarts under way, aborted with the loop (a stopped deployer starts nothing more).
+    restarts: Mutex<Vec<AbortHandle>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -143,6 +145,9 @@ impl Supervisor {
         if let Some(task) = lock(&self.task).take() {
             task.abort();
         }
+        for restart in lock(&self.restarts).drain(..) {
+            restart.abort();
+        }
     }
 }
 
@@ -211,6 +216,10 @@ impl ProcessBackend {
 
     /// One look at every watched server.
     fn check_servers(self: &Arc<Self>) {
+        if self.root.join(SERVERS_STOPPED_MARKER).exists() {
+            return;
+        }
+        lock(&self.supervisor.restarts).retain(|r| !r.is_finished());
         let names: Vec<String> = lock(&self.supervisor.watches).keys().cloned().collect();
         for name in names {
             // Busy (an apply, delete or restart runs): that operation decides.
@@ -245,10 +254,11 @@ impl ProcessBackend {
                             },
                         );
                         let backend = Arc::clone(self);
-                        tokio::spawn(async move {
+                        let restart = tokio::spawn(async move {
                             let _operation = guard;
                             backend.restart(&name, watch).await;
                         });
+                        lock(&self.supervisor.restarts).push(restart.abort_handle());
                     }
                 }
             }
