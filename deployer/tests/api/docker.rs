@@ -7,7 +7,7 @@
 use crate::helpers::*;
 use crate::postgres::{connect, show, wait_until_running};
 use crate::redis::{Redis, Reply};
-use common::deployer::{DeploymentState, Engine, TaskState};
+use common::deployer::{DeploymentState, Engine, Health, TaskState};
 use deployer::config::DockerSettings;
 use deployer::docker_support::{docker, exists};
 
@@ -277,4 +277,58 @@ async fn docker_deployments_keep_port_and_data_across_deployer_and_container_res
     let done = wait_for_task(&app.client, &accepted.id).await;
     assert_eq!(done.state, TaskState::Succeeded, "{done:?}");
     assert!(!exists("container", &container));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn docker_a_killed_redis_server_is_restarted_by_the_engine_and_reported_healthy_with_its_data(
+) {
+    let Some((_env, app, docker_settings)) = start().await else {
+        return;
+    };
+    let name = unique_name("kv");
+    let container = format!("{}{name}", docker_settings.name_prefix);
+    let password = password();
+    apply_ok(
+        &app.client,
+        &spec(Engine::Redis, &name, &password, &[("appendfsync", "always")]),
+    )
+    .await;
+    let before = app.client.get_deployment(&name, &ctx()).await.unwrap();
+    let health = before.health.clone().unwrap();
+    assert_eq!(health.status, Health::Healthy, "{before:?}");
+    let mut redis = Redis::login(&before.endpoints[0], "admin", &password).await;
+    assert_eq!(
+        redis.call(&["SET", "kept", "7"]).await,
+        Reply::Simple("OK".into())
+    );
+    drop(redis);
+
+    // The server process, killed from the host (the container's own init cannot be).
+    let pid: u32 = inspect(&container, "{{.State.Pid}}").trim().parse().unwrap();
+    kill(pid);
+
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    let after = loop {
+        let d = app.client.get_deployment(&name, &ctx()).await.unwrap();
+        let h = d.health.clone().unwrap();
+        if h.status == Health::Healthy && h.message.contains("restarted its container") {
+            break d;
+        }
+        assert!(std::time::Instant::now() < deadline, "{d:?}");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
+    assert_eq!(after.endpoints, before.endpoints);
+    let mut redis = loop {
+        // The container runs before Redis has loaded its data and accepts connections.
+        let d = app.client.get_deployment(&name, &ctx()).await.unwrap();
+        if d.state == DeploymentState::Running {
+            break Redis::login(&d.endpoints[0], "admin", &password).await;
+        }
+        assert!(std::time::Instant::now() < deadline, "{d:?}");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
+    assert_eq!(
+        redis.call(&["GET", "kept"]).await,
+        Reply::Bulk(Some("7".into()))
+    );
 }
