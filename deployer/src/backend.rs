@@ -7,7 +7,9 @@
 pub mod docker;
 pub mod process;
 
-use common::deployer::{DeploymentEndpoint, DeploymentHealth, DeploymentSpec, DeploymentState, Health};
+use common::deployer::{
+    DeploymentEndpoint, DeploymentHealth, DeploymentSpec, DeploymentState, Health,
+};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -113,7 +115,10 @@ pub trait Backend: Send + Sync {
 
     /// The health of a deployment's server: by default what [`Backend::status`] says
     /// (running → healthy, otherwise down); supervising backends say more.
-    fn health<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<DeploymentHealth, BackendError>> {
+    fn health<'a>(
+        &'a self,
+        name: &'a str,
+    ) -> BoxFuture<'a, Result<DeploymentHealth, BackendError>> {
         Box::pin(async move {
             Ok(match self.status(name).await? {
                 DeploymentState::Running => DeploymentHealth::new(Health::Healthy, "running"),

@@ -129,7 +129,11 @@ impl Broker {
             "# HELP osb_broker_instances Service instances (not deleted) by state.\n# TYPE osb_broker_instances gauge"
         );
         for (state, n) in &by_state {
-            let _ = writeln!(out, "osb_broker_instances{{state=\"{}\"}} {n}", label(state));
+            let _ = writeln!(
+                out,
+                "osb_broker_instances{{state=\"{}\"}} {n}",
+                label(state)
+            );
         }
         let _ = writeln!(
             out,

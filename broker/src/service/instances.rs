@@ -1,5 +1,6 @@
 //! Use cases of service instances: provision, update, deprovision, fetch, last_operation.
 
+use super::health::unhealthy_description;
 use super::{
     check_maintenance, encode_object, non_empty_if_present, required, Broker, RequestContext,
 };
@@ -12,7 +13,6 @@ use crate::domain::Attributes;
 use crate::error::{BrokerError, RefusalStatus};
 use crate::store::models::InstanceRow;
 use crate::store::{now_ms, Outcome};
-use super::health::unhealthy_description;
 use common::client::{CallContext, ClientError};
 use common::osb::{
     FetchInstanceResponse, InstanceMetadata, JsonObject, LastOperationResponse, MaintenanceInfo,

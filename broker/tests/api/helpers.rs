@@ -753,8 +753,7 @@ impl TestApp {
     /// SIGKILLs the Redis server of a key-value deployment (the deployer's supervision starts
     /// it again).
     pub fn kill_redis_of(&self, deployment: &str) {
-        deployer::sys::send_signal(self.server_pid_of(deployment), deployer::sys::SIGKILL)
-            .unwrap();
+        deployer::sys::send_signal(self.server_pid_of(deployment), deployer::sys::SIGKILL).unwrap();
     }
 
     /// SIGSTOPs a deployment's server: it hangs (the SPI's calls time out and answer 503)

@@ -27,7 +27,10 @@ async fn wait_for_health(app: &TestApp, deployment: &str, wanted: &[Health]) -> 
                 return status;
             }
         }
-        assert!(Instant::now() < deadline, "health never became {wanted:?}: {d:?}");
+        assert!(
+            Instant::now() < deadline,
+            "health never became {wanted:?}: {d:?}"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
@@ -53,7 +56,10 @@ async fn an_instance_whose_server_died_is_reported_and_a_bind_to_it_fails_at_onc
     let deployment = app.deployment_of(&id);
     let (status, text) = metrics(&app, true).await;
     assert_eq!(status, 200, "{text}");
-    assert!(text.contains("osb_broker_instances{state=\"ready\"} 1"), "{text}");
+    assert!(
+        text.contains("osb_broker_instances{state=\"ready\"} 1"),
+        "{text}"
+    );
     assert!(
         text.contains("osb_broker_ready_instances_by_health{health=\"healthy\"} 1"),
         "{text}"
@@ -103,7 +109,10 @@ async fn an_instance_whose_server_died_is_reported_and_a_bind_to_it_fails_at_onc
         ["restarting", "down"].contains(&attributes["server_health"].as_str().unwrap()),
         "{fetched:?}"
     );
-    assert!(attributes["server_health_description"].is_string(), "{fetched:?}");
+    assert!(
+        attributes["server_health_description"].is_string(),
+        "{fetched:?}"
+    );
 
     let (status, text) = metrics(&app, true).await;
     assert_eq!(status, 200, "{text}");

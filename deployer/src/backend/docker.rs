@@ -871,7 +871,10 @@ impl Backend for DockerBackend {
         Box::pin(self.recover_deployment(name, progress))
     }
 
-    fn health<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<DeploymentHealth, BackendError>> {
+    fn health<'a>(
+        &'a self,
+        name: &'a str,
+    ) -> BoxFuture<'a, Result<DeploymentHealth, BackendError>> {
         Box::pin(async move { Ok(health::health_of(self.inspect(name).await?.as_ref())) })
     }
 }

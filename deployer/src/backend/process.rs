@@ -348,8 +348,7 @@ impl ProcessBackend {
             {
                 Ok(()) => return Ok(()),
                 Err(NotReady::Exited)
-                    if attempt < attempts
-                        && Instant::now() + Duration::from_secs(1) < deadline =>
+                    if attempt < attempts && Instant::now() + Duration::from_secs(1) < deadline =>
                 {
                     tracing::warn!(deployment.name = %name, attempt, "server exited while starting; trying again");
                     tokio::time::sleep(Duration::from_secs(1)).await;
@@ -574,12 +573,16 @@ impl ProcessBackend {
             (Some(_), Some(previous)) => {
                 progress.set("restarting server with new settings");
                 self.stop_server(name, &dir, &instance).await?;
-                if let Err(e) = self.start_server(name, &dir, &instance, &password, START_ATTEMPTS).await {
+                if let Err(e) = self
+                    .start_server(name, &dir, &instance, &password, START_ATTEMPTS)
+                    .await
+                {
                     if let Some(previous) = previous {
                         progress.set("restoring the previous settings");
                         self.restore_config(&dir, &instance, &previous);
-                        if let Err(again) =
-                            self.start_server(name, &dir, &instance, &password, START_ATTEMPTS).await
+                        if let Err(again) = self
+                            .start_server(name, &dir, &instance, &password, START_ATTEMPTS)
+                            .await
                         {
                             tracing::error!(deployment.name = %name, error = %again, "server does not start with its previous settings either");
                         }
@@ -606,7 +609,8 @@ impl ProcessBackend {
             }
             (None, _) => {
                 progress.set("starting server");
-                self.start_server(name, &dir, &instance, &password, START_ATTEMPTS).await?;
+                self.start_server(name, &dir, &instance, &password, START_ATTEMPTS)
+                    .await?;
             }
         }
         Ok(self.endpoints(&instance))
@@ -649,7 +653,8 @@ impl ProcessBackend {
         if self.running_pid(name, &dir, &instance).is_none() {
             progress.set("starting server");
             let password = read_secret(&dir)?;
-            self.start_server(name, &dir, &instance, &password, START_ATTEMPTS).await?;
+            self.start_server(name, &dir, &instance, &password, START_ATTEMPTS)
+                .await?;
         }
         Ok(self.endpoints(&instance))
     }
@@ -673,9 +678,10 @@ impl Backend for ProcessBackend {
                 // Up with the new settings, or still up with the old ones.
                 (_, Some(pid)) => self.supervisor.started(name, Some(pid)),
                 (Ok(_), None) => self.supervisor.started(name, None),
-                (Err(e), None) => self
-                    .supervisor
-                    .down(name, format!("the server is down: the last apply failed: {e}")),
+                (Err(e), None) => self.supervisor.down(
+                    name,
+                    format!("the server is down: the last apply failed: {e}"),
+                ),
             }
             result
         })
@@ -727,7 +733,10 @@ impl Backend for ProcessBackend {
         })
     }
 
-    fn health<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<DeploymentHealth, BackendError>> {
+    fn health<'a>(
+        &'a self,
+        name: &'a str,
+    ) -> BoxFuture<'a, Result<DeploymentHealth, BackendError>> {
         Box::pin(async move { Ok(self.server_health(name)) })
     }
 

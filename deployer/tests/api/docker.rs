@@ -290,7 +290,12 @@ async fn docker_a_killed_redis_server_is_restarted_by_the_engine_and_reported_he
     let password = password();
     apply_ok(
         &app.client,
-        &spec(Engine::Redis, &name, &password, &[("appendfsync", "always")]),
+        &spec(
+            Engine::Redis,
+            &name,
+            &password,
+            &[("appendfsync", "always")],
+        ),
     )
     .await;
     let before = app.client.get_deployment(&name, &ctx()).await.unwrap();
@@ -304,7 +309,10 @@ async fn docker_a_killed_redis_server_is_restarted_by_the_engine_and_reported_he
     drop(redis);
 
     // The server process, killed from the host (the container's own init cannot be).
-    let pid: u32 = inspect(&container, "{{.State.Pid}}").trim().parse().unwrap();
+    let pid: u32 = inspect(&container, "{{.State.Pid}}")
+        .trim()
+        .parse()
+        .unwrap();
     kill(pid);
 
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);

@@ -42,7 +42,10 @@ async fn wait_for(app: &RunningApp, name: &str, check: impl Fn(&Deployment) -> b
         if check(&deployment) {
             return deployment;
         }
-        assert!(Instant::now() < deadline, "condition never held: {deployment:?}");
+        assert!(
+            Instant::now() < deadline,
+            "condition never held: {deployment:?}"
+        );
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
 }
@@ -81,7 +84,12 @@ async fn a_killed_redis_server_is_restarted_with_its_data_and_reported_restartin
     let app = env.start().await;
     let name = unique_name("kv");
     let password = password();
-    let spec = spec(Engine::Redis, &name, &password, &[("appendfsync", "always")]);
+    let spec = spec(
+        Engine::Redis,
+        &name,
+        &password,
+        &[("appendfsync", "always")],
+    );
     apply_ok(&app.client, &spec).await;
     let before = app.client.get_deployment(&name, &ctx()).await.unwrap();
     assert_eq!(health(&before), Some(Health::Healthy), "{before:?}");
@@ -92,7 +100,8 @@ async fn a_killed_redis_server_is_restarted_with_its_data_and_reported_restartin
     );
     drop(redis);
 
-    let after = kill_and_see_it_restarted(&app, &name, &redis_pid_file(env.data_dir(), &name)).await;
+    let after =
+        kill_and_see_it_restarted(&app, &name, &redis_pid_file(env.data_dir(), &name)).await;
 
     assert_eq!(after.endpoints, before.endpoints);
     let mut redis = Redis::login(&after.endpoints[0], "admin", &password).await;
@@ -161,8 +170,8 @@ async fn a_server_that_dies_at_every_start_is_left_down_at_the_crash_loop_limit_
     assert!(message.contains("not restarted again"), "{message}");
     assert!(message.contains("crash_loop_limit 2"), "{message}");
     // Its log shows each start it was given: the first life and the two restarts.
-    let log = std::fs::read_to_string(deployment_dir(env.data_dir(), &name).join("server.log"))
-        .unwrap();
+    let log =
+        std::fs::read_to_string(deployment_dir(env.data_dir(), &name).join("server.log")).unwrap();
     assert_eq!(
         log.matches("Bad directive or wrong number of arguments")
             .count(),
@@ -220,5 +229,8 @@ async fn server_ports_come_from_the_configured_port_range_until_it_is_full() {
     let done = wait_for_task(&app.client, &task.id).await;
     assert_eq!(done.state, TaskState::Failed, "{done:?}");
     let error = done.error.unwrap_or_default();
-    assert!(error.contains("no free port left in process.port_range"), "{error}");
+    assert!(
+        error.contains("no free port left in process.port_range"),
+        "{error}"
+    );
 }

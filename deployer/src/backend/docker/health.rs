@@ -19,8 +19,7 @@ pub(super) fn health_of(container: Option<&ContainerInspectResponse>) -> Deploym
         (Some(code), _) => format!("exit code {code}"),
         (None, _) => "no exit code".to_string(),
     };
-    if state.restarting == Some(true)
-        || state.status == Some(ContainerStateStatusEnum::RESTARTING)
+    if state.restarting == Some(true) || state.status == Some(ContainerStateStatusEnum::RESTARTING)
     {
         return DeploymentHealth::new(
             Health::Restarting,

@@ -63,10 +63,11 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 fn backoff(settings: &SupervisionSettings, n: u32) -> Duration {
     let factor = 1u64 << n.saturating_sub(1).min(20);
     Duration::from_millis(
-        settings
-            .restart_backoff_ms
-            .saturating_mul(factor)
-            .min(settings.restart_backoff_max_ms.max(settings.restart_backoff_ms)),
+        settings.restart_backoff_ms.saturating_mul(factor).min(
+            settings
+                .restart_backoff_max_ms
+                .max(settings.restart_backoff_ms),
+        ),
     )
 }
 
@@ -402,7 +403,11 @@ mod tests {
         // Restart 2 (the last one allowed) failed.
         let third = after_failed_start(&s, second, "exited");
         assert_eq!(third.phase, Phase::Down);
-        assert!(third.message.contains("not restarted again"), "{}", third.message);
+        assert!(
+            third.message.contains("not restarted again"),
+            "{}",
+            third.message
+        );
         assert!(third.message.contains("exited"), "{}", third.message);
     }
 }
