@@ -3,7 +3,6 @@
 //! instance data under one data directory. Used by `osbctl up`, the end-to-end tests and the
 //! benchmark.
 
-use crate::cli::UpArgs;
 use anyhow::Context;
 use base64::Engine as _;
 use common::secret::SecretString;
@@ -104,9 +103,14 @@ pub struct Stack {
 
 /// Makes the certificates, the encryption key and the password on first run; reuses them after.
 fn prepare(opts: &StackOptions) -> anyhow::Result<(Layout, String, String)> {
-    fs::create_dir_all(&opts.data_dir)
-        .with_context(|| format!("cannot create data dir {}", opts.data_dir.display()))?;
-    let root = fs::canonicalize(&opts.data_dir)?;
+    let root = private_dir(&opts.data_dir)?;
+    if opts.docker.is_none() && deployer::default_run_as_user().is_some() {
+        // Started as root, the deployer runs the data servers as another OS user, who must
+        // pass through (not list) the data dir to reach their own directories: 0701.
+        use std::os::unix::fs::PermissionsExt;
+        fs::set_permissions(&root, fs::Permissions::from_mode(0o701))
+            .with_context(|| format!("cannot chmod 0701 {}", root.display()))?;
+    }
     let layout = Layout { root };
     if !layout.certs().join("ca.pem").exists() {
         common::certs::write_bundle(
@@ -115,7 +119,7 @@ fn prepare(opts: &StackOptions) -> anyhow::Result<(Layout, String, String)> {
             &common::certs::loopback_hosts(),
         )?;
     }
-    fs::create_dir_all(layout.secrets())?;
+    private_dir(&layout.secrets())?;
     let key = read_or_create(&layout.secrets().join("encryption-key"), || {
         let bytes: [u8; 32] = rand::random();
         base64::engine::general_purpose::STANDARD.encode(bytes)
@@ -127,6 +131,16 @@ fn prepare(opts: &StackOptions) -> anyhow::Result<(Layout, String, String)> {
         })?,
     };
     Ok((layout, key, password))
+}
+
+/// Creates `dir` (and its parents) if missing and makes it private (0700): the state, secrets
+/// and certificates beneath are the stack's alone. Returns the absolute path.
+pub fn private_dir(dir: &Path) -> anyhow::Result<PathBuf> {
+    use std::os::unix::fs::PermissionsExt;
+    fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    fs::set_permissions(dir, fs::Permissions::from_mode(0o700))
+        .with_context(|| format!("cannot make {} private (chmod 0700)", dir.display()))?;
+    Ok(fs::canonicalize(dir)?)
 }
 
 fn read_or_create(path: &Path, make: impl FnOnce() -> String) -> anyhow::Result<String> {
@@ -270,7 +284,7 @@ impl Stack {
         while let Some(s) = self.services.pop() {
             s.handle.stop(true).await;
             match tokio::time::timeout(Duration::from_secs(10), s.task).await {
-                Ok(Ok(Ok(()))) => {}
+                Ok(Ok(Ok(()))) => tracing::info!(service = s.name, "stopped"),
                 Ok(Ok(Err(e))) => {
                     tracing::warn!(service = s.name, error = %e, "stopped with an error")
                 }
@@ -279,48 +293,4 @@ impl Stack {
             }
         }
     }
-}
-
-/// `osbctl up`: start the stack, print how to use it, run until Ctrl-C.
-pub async fn up(args: UpArgs) -> anyhow::Result<()> {
-    let opts = StackOptions {
-        listen: args.listen,
-        data_dir: args.data_dir,
-        username: args.username,
-        password: args.password,
-        ..StackOptions::new(".")
-    };
-    let stack = Stack::start(opts).await?;
-    let env_file = stack.layout.root.join("osbctl.env");
-    write_env_file(&env_file, &stack)?;
-    println!(
-        "\nThe service broker is up.\n\n  broker URL: {}\n  username:   {}\n  password:   {}\n  data dir:   {}\n\n\
-         Drive it with osbctl (credentials are in {}):\n  set -a; . {}; set +a\n  osbctl catalog\n  osbctl provision my-db --service postgresql --plan small\n  osbctl bind my-db my-binding\n\n\
-         Press Ctrl-C to stop. Database servers keep running and are adopted on the next start.",
-        stack.broker_url,
-        stack.username,
-        stack.password,
-        stack.layout.root.display(),
-        env_file.display(),
-        env_file.display(),
-    );
-    tokio::signal::ctrl_c().await?;
-    eprintln!("stopping…");
-    stack.stop().await;
-    Ok(())
-}
-
-fn write_env_file(path: &Path, stack: &Stack) -> anyhow::Result<()> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let mut f = fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(path)?;
-    writeln!(f, "OSB_BROKER_URL={}", stack.broker_url)?;
-    writeln!(f, "OSB_USERNAME={}", stack.username)?;
-    writeln!(f, "OSB_PASSWORD={}", stack.password)?;
-    Ok(())
 }
