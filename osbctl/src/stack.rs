@@ -84,6 +84,23 @@ struct Running {
     task: JoinHandle<anyhow::Result<()>>,
 }
 
+impl Running {
+    /// Runs a service's server; logs `server ended` with its name when the server stops
+    /// (whatever stopped it: the order of these lines is the order the services stopped).
+    fn spawn(
+        name: &'static str,
+        handle: actix_web::dev::ServerHandle,
+        run: impl std::future::Future<Output = anyhow::Result<()>> + Send + 'static,
+    ) -> Self {
+        let task = tokio::spawn(async move {
+            let ended = run.await;
+            tracing::info!(service = name, "server ended");
+            ended
+        });
+        Self { name, handle, task }
+    }
+}
+
 /// A running stack.
 pub struct Stack {
     /// Broker base URL (`http://127.0.0.1:<port>`).
@@ -176,11 +193,11 @@ impl Stack {
             .await
             .context("starting the deployer")?;
         let deployer_url = format!("https://127.0.0.1:{}", app.port());
-        services.push(Running {
-            name: "deployer",
-            handle: app.server_handle(),
-            task: tokio::spawn(app.run_until_stopped()),
-        });
+        services.push(Running::spawn(
+            "deployer",
+            app.server_handle(),
+            app.run_until_stopped(),
+        ));
 
         let pg = spi_postgres::config::Settings {
             tls: layout.tls("spi-postgres"),
@@ -190,11 +207,11 @@ impl Stack {
             .await
             .context("starting spi-postgres")?;
         let pg_url = format!("https://127.0.0.1:{}", app.port());
-        services.push(Running {
-            name: "spi-postgres",
-            handle: app.server_handle(),
-            task: tokio::spawn(app.run_until_stopped()),
-        });
+        services.push(Running::spawn(
+            "spi-postgres",
+            app.server_handle(),
+            app.run_until_stopped(),
+        ));
 
         let kv = spi_keyvalue::config::Settings {
             tls: layout.tls("spi-keyvalue"),
@@ -204,11 +221,11 @@ impl Stack {
             .await
             .context("starting spi-keyvalue")?;
         let kv_url = format!("https://127.0.0.1:{}", app.port());
-        services.push(Running {
-            name: "spi-keyvalue",
-            handle: app.server_handle(),
-            task: tokio::spawn(app.run_until_stopped()),
-        });
+        services.push(Running::spawn(
+            "spi-keyvalue",
+            app.server_handle(),
+            app.run_until_stopped(),
+        ));
 
         let mut bs = broker::config::Settings {
             listen: opts.listen.clone(),
@@ -242,11 +259,11 @@ impl Stack {
             .await
             .context("starting the broker")?;
         let broker_url = format!("http://127.0.0.1:{}", app.port());
-        services.push(Running {
-            name: "broker",
-            handle: app.server_handle(),
-            task: tokio::spawn(app.run_until_stopped()),
-        });
+        services.push(Running::spawn(
+            "broker",
+            app.server_handle(),
+            app.run_until_stopped(),
+        ));
 
         Ok(Self {
             broker_url,
@@ -284,7 +301,7 @@ impl Stack {
         while let Some(s) = self.services.pop() {
             s.handle.stop(true).await;
             match tokio::time::timeout(Duration::from_secs(10), s.task).await {
-                Ok(Ok(Ok(()))) => tracing::info!(service = s.name, "stopped"),
+                Ok(Ok(Ok(()))) => {}
                 Ok(Ok(Err(e))) => {
                     tracing::warn!(service = s.name, error = %e, "stopped with an error")
                 }

@@ -182,7 +182,7 @@ fn sigterm_stops_every_service_of_osbctl_up_broker_first_and_it_exits_0_with_eve
     }
     let stopped: Vec<String> = json_lines(&log)
         .iter()
-        .filter(|l| l["message"] == "stopped")
+        .filter(|l| l["message"] == "server ended")
         .filter_map(|l| l["service"].as_str().map(str::to_string))
         .collect();
     assert_eq!(
@@ -315,4 +315,40 @@ fn a_password_file_keeps_the_password_off_the_command_line_and_osbctl_down_stops
         .unwrap();
     assert!(!refused.status.success());
     assert!(other.path().join("precious").exists());
+}
+
+/// The port of a `scheme://host:port` URL.
+fn url_port(url: &str) -> u16 {
+    url.rsplit(':').next().unwrap().parse().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sigterm_to_the_process_stops_no_service_of_the_stack_on_its_own() {
+    use tokio::signal::unix::{signal, SignalKind};
+    // The owner's handler, as `osbctl up` has: the process survives the signal.
+    let mut term = signal(SignalKind::terminate()).unwrap();
+    let t = crate::helpers::TestStack::start().await;
+    let s = t.stack();
+    let mut ports: Vec<u16> = s
+        .broker_settings
+        .spis
+        .iter()
+        .map(|x| url_port(&x.url))
+        .collect();
+    ports.push(url_port(&s.deployer_url));
+    ports.push(url_port(&s.broker_url));
+
+    deployer::sys::send_signal(std::process::id(), deployer::sys::SIGTERM).unwrap();
+    term.recv().await;
+    // An actix server handling signals itself would be shutting down by now.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    for port in &ports {
+        assert!(port_open(*port), "port {port} closed by a SIGTERM");
+    }
+    t.deployments().await;
+    s.osb_client()
+        .unwrap()
+        .catalog()
+        .await
+        .expect("the broker serves");
 }
