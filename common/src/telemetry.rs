@@ -46,20 +46,18 @@ pub fn use_colour(stderr_is_terminal: bool, no_color: Option<&std::ffi::OsStr>) 
 pub fn init(format: LogFormat, default_filter: &str) {
     let filter =
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_filter));
-    let colour = use_colour(
-        std::io::stderr().is_terminal(),
-        std::env::var_os("NO_COLOR").as_deref(),
-    );
+    let colour = format == LogFormat::Compact
+        && use_colour(
+            std::io::stderr().is_terminal(),
+            std::env::var_os("NO_COLOR").as_deref(),
+        );
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
+    let builder = builder.with_ansi(colour);
     let _ = match format {
-        LogFormat::Compact => builder.compact().with_ansi(colour).try_init(),
-        LogFormat::Json => builder
-            .json()
-            .flatten_event(true)
-            .with_ansi(false)
-            .try_init(),
+        LogFormat::Compact => builder.compact().try_init(),
+        LogFormat::Json => builder.json().flatten_event(true).try_init(),
     };
 }
 
