@@ -172,8 +172,8 @@ pub struct BrokerArgs {
     /// Basic-auth user.
     #[arg(long, env = "OSB_USERNAME", default_value = "admin")]
     pub username: String,
-    /// File holding the Basic-auth password (else `OSB_PASSWORD`; `osbctl up` writes both
-    /// into <data-dir>/osbctl.env).
+    /// File holding the Basic-auth password (else the variable `OSB_PASSWORD`, which
+    /// `osbctl up` writes into <data-dir>/osbctl.env with the URL and user).
     #[arg(long, env = "OSB_PASSWORD_FILE")]
     pub password_file: Option<PathBuf>,
 }
@@ -187,8 +187,8 @@ impl BrokerArgs {
         match std::env::var("OSB_PASSWORD") {
             Ok(p) if !p.is_empty() => Ok(p),
             _ => bail!(
-                "no broker password: set OSB_PASSWORD or --password-file \
-                 (osbctl up writes both into <data-dir>/osbctl.env: set -a; . .osb/osbctl.env; set +a)"
+                "no broker password: set OSB_PASSWORD or use --password-file (for osbctl up's \
+                 stack: set -a; . .osb/osbctl.env; set +a)"
             ),
         }
     }
