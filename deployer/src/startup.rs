@@ -74,11 +74,11 @@ impl Application {
                 .configure(routes::configure)
         })
         .workers(WORKERS)
+        .listen_rustls_0_23(listener, tls)
+        .context("listening with TLS")?
         // The embedding program stops the server (main.rs on Ctrl-C / SIGTERM, `osbctl up`
         // with the rest of its stack): actix's own handler would stop the deployer alone.
         .disable_signals()
-        .listen_rustls_0_23(listener, tls)
-        .context("listening with TLS")?
         .run();
         tracing::info!(port, data_dir = %data_dir.display(), "deployer listening (mTLS)");
         Ok(Self {
