@@ -33,21 +33,33 @@ struct Up {
     broker_url: String,
     data_dir: PathBuf,
     log: PathBuf,
-    /// Owns the directory.
-    _dir: tempfile::TempDir,
+    /// Owns the directory (`None`: a restart on another `Up`'s directory).
+    _dir: Option<tempfile::TempDir>,
 }
 
 impl Up {
     /// Starts `osbctl up --listen 127.0.0.1:0 --data-dir <tmp>/data <args>` and waits for its
     /// banner.
     fn start(args: &[&str], env: &[(&str, &str)]) -> Self {
-        common::tls::install_default_provider();
         let dir = tempfile::Builder::new()
             .prefix("osb-up-")
             .tempdir_in("/tmp")
             .unwrap();
         let data_dir = dir.path().join("data");
-        let log = dir.path().join("up.log");
+        let mut up = Self::start_at(&data_dir, args, env);
+        up._dir = Some(dir);
+        up
+    }
+
+    /// The same on an existing data dir (its log beside it, `up-<n>.log`).
+    fn start_at(data_dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Self {
+        common::tls::install_default_provider();
+        let data_dir = data_dir.to_path_buf();
+        let parent = data_dir.parent().unwrap();
+        let log = (0..)
+            .map(|n| parent.join(format!("up-{n}.log")))
+            .find(|p| !p.exists())
+            .unwrap();
         let mut cmd = osbctl();
         cmd.args(["up", "--listen", "127.0.0.1:0", "--data-dir"])
             .arg(&data_dir)
@@ -88,7 +100,7 @@ impl Up {
             broker_url,
             data_dir,
             log,
-            _dir: dir,
+            _dir: None,
         }
     }
 
@@ -297,6 +309,24 @@ fn a_password_file_keeps_the_password_off_the_command_line_and_osbctl_down_stops
     );
     assert!(!port_open(redis_port), "the Redis server is stopped");
     assert!(up.data_dir.exists(), "without --purge the data stays");
+
+    // The next `osbctl up` brings the instance's server back, on its port, with its data.
+    let mut again = Up::start_at(&up.data_dir, &["--password-file", file_arg], &[]);
+    let start = Instant::now();
+    while !port_open(redis_port) {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "the Redis server is back after a restart of the stack"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let down = osbctl()
+        .args(["down", "--data-dir", &data_dir])
+        .output()
+        .unwrap();
+    assert!(down.status.success());
+    assert!(again.wait().success());
+    assert!(!port_open(redis_port));
 
     let purge = osbctl()
         .args(["down", "--purge", "--data-dir", &data_dir])
