@@ -382,3 +382,26 @@ async fn a_sigterm_to_the_process_stops_no_service_of_the_stack_on_its_own() {
         .await
         .expect("the broker serves");
 }
+
+#[test]
+fn logs_in_a_file_have_no_colour_codes_and_json_logs_are_one_object_per_line() {
+    // Compact (the default): plain text when stderr is not a terminal.
+    let mut up = Up::start(&[], &[]);
+    up.sigterm();
+    assert!(up.wait().success());
+    let log = up.log();
+    assert!(log.contains("broker listening"), "{log}");
+    assert!(!log.contains('\u{1b}'), "escape codes in:\n{log}");
+
+    // JSON, chosen by the environment form of --log-format: every line one object.
+    let mut up = Up::start(&[], &[("OSB_LOG_FORMAT", "json")]);
+    up.sigterm();
+    assert!(up.wait().success());
+    let lines = json_lines(&up.log());
+    assert!(
+        lines
+            .iter()
+            .any(|l| l["message"] == "broker listening" && l["level"] == "INFO"),
+        "{lines:?}"
+    );
+}
