@@ -120,14 +120,13 @@ pub struct Stack {
 
 /// Makes the certificates, the encryption key and the password on first run; reuses them after.
 fn prepare(opts: &StackOptions) -> anyhow::Result<(Layout, String, String)> {
-    let root = private_dir(&opts.data_dir)?;
-    if opts.docker.is_none() && deployer::default_run_as_user().is_some() {
-        // Started as root, the deployer runs the data servers as another OS user, who must
-        // pass through (not list) the data dir to reach their own directories: 0701.
-        use std::os::unix::fs::PermissionsExt;
-        fs::set_permissions(&root, fs::Permissions::from_mode(0o701))
-            .with_context(|| format!("cannot chmod 0701 {}", root.display()))?;
-    }
+    // Started as root, the deployer runs the data servers as another OS user, who must pass
+    // through (not list) the data dir to reach their own directories: 0701.
+    let servers_as_other_user = opts.docker.is_none() && deployer::default_run_as_user().is_some();
+    let root = private_dir(
+        &opts.data_dir,
+        if servers_as_other_user { 0o701 } else { 0o700 },
+    )?;
     let layout = Layout { root };
     if !layout.certs().join("ca.pem").exists() {
         common::certs::write_bundle(
@@ -136,7 +135,7 @@ fn prepare(opts: &StackOptions) -> anyhow::Result<(Layout, String, String)> {
             &common::certs::loopback_hosts(),
         )?;
     }
-    private_dir(&layout.secrets())?;
+    private_dir(&layout.secrets(), 0o700)?;
     let key = read_or_create(&layout.secrets().join("encryption-key"), || {
         let bytes: [u8; 32] = rand::random();
         base64::engine::general_purpose::STANDARD.encode(bytes)
@@ -150,13 +149,14 @@ fn prepare(opts: &StackOptions) -> anyhow::Result<(Layout, String, String)> {
     Ok((layout, key, password))
 }
 
-/// Creates `dir` (and its parents) if missing and makes it private (0700): the state, secrets
-/// and certificates beneath are the stack's alone. Returns the absolute path.
-pub fn private_dir(dir: &Path) -> anyhow::Result<PathBuf> {
+/// Creates `dir` (and its parents) if missing and sets its mode to `mode` (0700, or 0701 where
+/// another OS user must pass through): the state, secrets and certificates beneath are the
+/// stack's alone. Returns the absolute path.
+pub fn private_dir(dir: &Path, mode: u32) -> anyhow::Result<PathBuf> {
     use std::os::unix::fs::PermissionsExt;
     fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    fs::set_permissions(dir, fs::Permissions::from_mode(0o700))
-        .with_context(|| format!("cannot make {} private (chmod 0700)", dir.display()))?;
+    fs::set_permissions(dir, fs::Permissions::from_mode(mode))
+        .with_context(|| format!("cannot make {} private (chmod {mode:o})", dir.display()))?;
     Ok(fs::canonicalize(dir)?)
 }
 

@@ -59,7 +59,10 @@ pub async fn up(args: UpArgs) -> anyhow::Result<()> {
     let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
     let mut int = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
     let given = given_password(&args)?;
-    let root = crate::stack::private_dir(&args.data_dir)?;
+    // Claimed before anything in the data dir changes: a refused second `up` touches nothing.
+    fs::create_dir_all(&args.data_dir)
+        .with_context(|| format!("cannot create {}", args.data_dir.display()))?;
+    let root = fs::canonicalize(&args.data_dir)?;
     let _pid_file = PidFile::claim(&root)?;
     let opts = StackOptions {
         listen: args.listen,

@@ -182,6 +182,26 @@ fn sigterm_stops_every_service_of_osbctl_up_broker_first_and_it_exits_0_with_eve
     );
     assert!(ports.iter().all(|p| port_open(*p)), "all listen: {ports:?}");
 
+    // A second `osbctl up` on the same data dir is refused, naming the first.
+    let mode_before = mode(&up.data_dir);
+    let second = osbctl()
+        .args(["up", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(&up.data_dir)
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&second.stderr);
+    assert_eq!(second.status.code(), Some(1), "{said}");
+    assert!(
+        said.contains(&format!("already runs on {}", up.data_dir.display()))
+            && said.contains(&up.child.id().to_string()),
+        "{said}"
+    );
+    assert_eq!(
+        mode(&up.data_dir),
+        mode_before,
+        "the refused start left the data dir's mode alone"
+    );
+
     up.sigterm();
     let status = up.wait();
     let log = up.log();
