@@ -9,6 +9,7 @@ mod deployments;
 mod instances;
 mod leases;
 mod operations;
+mod private_file;
 mod secrets;
 
 use diesel::connection::SimpleConnection;
@@ -58,6 +59,14 @@ pub enum StoreError {
     /// The blocking task died.
     #[error("database task: {0}")]
     Task(String),
+    /// The SQLite file could not be created or made private (0600).
+    #[error("database file {path}: {source}")]
+    File {
+        /// The SQLite file.
+        path: String,
+        /// Why.
+        source: std::io::Error,
+    },
     /// A transaction was rolled back on purpose; the text says why (mapped to
     /// [`Outcome::Busy`] before it leaves the store).
     #[error("rolled back: {0}")]
@@ -191,6 +200,12 @@ impl Store {
     pub async fn connect(url: &str) -> Result<Self, StoreError> {
         let target = Target::of(url);
         tokio::task::spawn_blocking(move || {
+            if let Target::Sqlite(path) = &target {
+                private_file::make_private(path).map_err(|source| StoreError::File {
+                    path: path.clone(),
+                    source,
+                })?;
+            }
             let pool = Pool::builder()
                 .max_size(POOL_SIZE)
                 .connection_timeout(CONNECTION_TIMEOUT)

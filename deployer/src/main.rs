@@ -18,5 +18,11 @@ async fn main() -> anyhow::Result<()> {
             .context("loading the deployer settings")?;
     common::telemetry::init(settings.log_format, "info");
     let app = Application::build(settings).await?;
+    let handle = app.server_handle();
+    // Stop gracefully on Ctrl-C / SIGTERM.
+    tokio::spawn(async move {
+        common::shutdown_signal().await;
+        handle.stop(true).await;
+    });
     app.run_until_stopped().await
 }

@@ -78,6 +78,9 @@ impl Application {
         .workers(WORKERS)
         .listen_rustls_0_23(listener, tls)
         .context("listening with TLS")?
+        // The embedding program stops the server (main.rs on Ctrl-C / SIGTERM, `osbctl up`
+        // with the rest of its stack): actix's own handler would stop the deployer alone.
+        .disable_signals()
         .run();
         tracing::info!(port, data_dir = %data_dir.display(), "deployer listening (mTLS)");
         Ok(Self {
@@ -97,7 +100,7 @@ impl Application {
         self.server.handle()
     }
 
-    /// Serves until the server handle (or a signal) stops it; then stops the task workers.
+    /// Serves until the server handle stops it; then stops the task workers.
     /// The servers of the deployments keep running.
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
         let _workers = self.workers;

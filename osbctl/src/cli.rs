@@ -20,8 +20,11 @@ pub struct Cli {
 /// Subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Run the whole stack on this machine (broker, SPIs, deployer) until Ctrl-C.
+    /// Run the whole stack on this machine (broker, SPIs, deployer) until Ctrl-C or SIGTERM.
     Up(UpArgs),
+    /// Stop a local stack: `osbctl up` if it runs, then its data servers (`--purge`: and delete
+    /// the data directory).
+    Down(DownArgs),
     /// Write an internal CA and a certificate per service for a multi-host setup.
     Certs(CertsArgs),
     /// Show the broker's catalog.
@@ -159,7 +162,8 @@ pub async fn health(args: HealthArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Where the broker is and how to authenticate.
+/// Where the broker is and how to authenticate. The password comes from the environment
+/// (`OSB_PASSWORD`) or a file, never from the command line (where `ps` shows it).
 #[derive(Debug, Clone, Args)]
 pub struct BrokerArgs {
     /// Broker base URL.
@@ -168,9 +172,38 @@ pub struct BrokerArgs {
     /// Basic-auth user.
     #[arg(long, env = "OSB_USERNAME", default_value = "admin")]
     pub username: String,
-    /// Basic-auth password (`osbctl up` prints it and writes it to <data-dir>/osbctl.env).
-    #[arg(long, env = "OSB_PASSWORD", hide_env_values = true)]
-    pub password: String,
+    /// File holding the Basic-auth password (else the variable `OSB_PASSWORD`, which
+    /// `osbctl up` writes into <data-dir>/osbctl.env with the URL and user).
+    #[arg(long, env = "OSB_PASSWORD_FILE")]
+    pub password_file: Option<PathBuf>,
+}
+
+impl BrokerArgs {
+    /// The broker password: the file's first line, else `OSB_PASSWORD`.
+    pub fn password(&self) -> anyhow::Result<String> {
+        if let Some(file) = &self.password_file {
+            return read_password_file(file);
+        }
+        match std::env::var("OSB_PASSWORD") {
+            Ok(p) if !p.is_empty() => Ok(p),
+            _ => bail!(
+                "no broker password: set OSB_PASSWORD or use --password-file (for osbctl up's \
+                 stack: set -a; . .osb/osbctl.env; set +a)"
+            ),
+        }
+    }
+}
+
+/// The first line of a password file (surrounding whitespace trimmed); an error naming the
+/// file when it cannot be read or is empty.
+pub fn read_password_file(file: &std::path::Path) -> anyhow::Result<String> {
+    let text = std::fs::read_to_string(file)
+        .with_context(|| format!("cannot read the password file {}", file.display()))?;
+    let password = text.lines().next().unwrap_or("").trim().to_string();
+    if password.is_empty() {
+        bail!("the password file {} is empty", file.display());
+    }
+    Ok(password)
 }
 
 /// `osbctl up` options.
@@ -185,9 +218,25 @@ pub struct UpArgs {
     /// Basic-auth user of the broker.
     #[arg(long, env = "OSB_USERNAME", default_value = "admin")]
     pub username: String,
-    /// Basic-auth password of the broker (generated and kept in the data dir when absent).
-    #[arg(long, env = "OSB_PASSWORD", hide_env_values = true)]
-    pub password: Option<String>,
+    /// File holding the broker's Basic-auth password (else `OSB_PASSWORD`, else one generated
+    /// and kept in <data-dir>/secrets/broker-password).
+    #[arg(long, env = "OSB_PASSWORD_FILE")]
+    pub password_file: Option<PathBuf>,
+    /// Log format on stderr: `compact` (colours only on a terminal) or `json`.
+    #[arg(long, env = "OSB_LOG_FORMAT", default_value = "compact")]
+    pub log_format: common::telemetry::LogFormat,
+}
+
+/// `osbctl down` options.
+#[derive(Debug, Clone, Args)]
+pub struct DownArgs {
+    /// The data directory of the stack (as given to `osbctl up`).
+    #[arg(long, env = "OSB_DATA_DIR", default_value = ".osb")]
+    pub data_dir: PathBuf,
+    /// Also delete the data directory: every instance's data, the state, certificates and
+    /// secrets.
+    #[arg(long)]
+    pub purge: bool,
 }
 
 /// `osbctl certs` options.
@@ -206,7 +255,7 @@ pub struct CertsArgs {
 }
 
 fn client(b: &BrokerArgs) -> anyhow::Result<OsbClient> {
-    Ok(OsbClient::new(&b.broker_url, &b.username, &b.password)?)
+    Ok(OsbClient::new(&b.broker_url, &b.username, &b.password()?)?)
 }
 
 fn parse_params(params: &Option<String>) -> anyhow::Result<Option<JsonObject>> {
@@ -219,18 +268,28 @@ fn parse_params(params: &Option<String>) -> anyhow::Result<Option<JsonObject>> {
     }
 }
 
-/// Finds an offering and plan by name or id; returns their ids.
+/// Finds an offering and plan by name or id; returns their ids. When either is unknown, the
+/// error lists the names that exist.
 pub fn resolve(catalog: &Catalog, service: &str, plan: &str) -> anyhow::Result<(String, String)> {
-    let s = catalog
+    let Some(s) = catalog
         .services
         .iter()
         .find(|s| s.name == service || s.id == service)
-        .with_context(|| format!("no offering named {service:?} in the catalog"))?;
-    let p = s
-        .plans
-        .iter()
-        .find(|p| p.name == plan || p.id == plan)
-        .with_context(|| format!("offering {} has no plan {plan:?}", s.name))?;
+    else {
+        let names: Vec<&str> = catalog.services.iter().map(|s| s.name.as_str()).collect();
+        bail!(
+            "the catalog has no service {service:?}; services: {}",
+            names.join(", ")
+        );
+    };
+    let Some(p) = s.plans.iter().find(|p| p.name == plan || p.id == plan) else {
+        let names: Vec<&str> = s.plans.iter().map(|p| p.name.as_str()).collect();
+        bail!(
+            "service {} has no plan {plan:?}; its plans: {}",
+            s.name,
+            names.join(", ")
+        );
+    };
     Ok((s.id.clone(), p.id.clone()))
 }
 
@@ -422,7 +481,11 @@ pub async fn run_client_command(cmd: Command) -> anyhow::Result<()> {
                 None => println!("gone ({status})"),
             }
         }
-        Command::Up(_) | Command::Certs(_) | Command::Bench(_) | Command::Health(_) => {
+        Command::Up(_)
+        | Command::Down(_)
+        | Command::Certs(_)
+        | Command::Bench(_)
+        | Command::Health(_) => {
             bail!("not a client command")
         }
     }

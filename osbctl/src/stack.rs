@@ -3,7 +3,6 @@
 //! instance data under one data directory. Used by `osbctl up`, the end-to-end tests and the
 //! benchmark.
 
-use crate::cli::UpArgs;
 use anyhow::Context;
 use base64::Engine as _;
 use common::secret::SecretString;
@@ -85,6 +84,23 @@ struct Running {
     task: JoinHandle<anyhow::Result<()>>,
 }
 
+impl Running {
+    /// Runs a service's server; logs `server ended` with its name when the server stops
+    /// (whatever stopped it: the order of these lines is the order the services stopped).
+    fn spawn(
+        name: &'static str,
+        handle: actix_web::dev::ServerHandle,
+        run: impl std::future::Future<Output = anyhow::Result<()>> + Send + 'static,
+    ) -> Self {
+        let task = tokio::spawn(async move {
+            let ended = run.await;
+            tracing::info!(service = name, "server ended");
+            ended
+        });
+        Self { name, handle, task }
+    }
+}
+
 /// A running stack.
 pub struct Stack {
     /// Broker base URL (`http://127.0.0.1:<port>`).
@@ -104,9 +120,13 @@ pub struct Stack {
 
 /// Makes the certificates, the encryption key and the password on first run; reuses them after.
 fn prepare(opts: &StackOptions) -> anyhow::Result<(Layout, String, String)> {
-    fs::create_dir_all(&opts.data_dir)
-        .with_context(|| format!("cannot create data dir {}", opts.data_dir.display()))?;
-    let root = fs::canonicalize(&opts.data_dir)?;
+    // Started as root, the deployer runs the data servers as another OS user, who must pass
+    // through (not list) the data dir to reach their own directories: 0701.
+    let servers_as_other_user = opts.docker.is_none() && deployer::default_run_as_user().is_some();
+    let root = private_dir(
+        &opts.data_dir,
+        if servers_as_other_user { 0o701 } else { 0o700 },
+    )?;
     let layout = Layout { root };
     if !layout.certs().join("ca.pem").exists() {
         common::certs::write_bundle(
@@ -115,7 +135,7 @@ fn prepare(opts: &StackOptions) -> anyhow::Result<(Layout, String, String)> {
             &common::certs::loopback_hosts(),
         )?;
     }
-    fs::create_dir_all(layout.secrets())?;
+    private_dir(&layout.secrets(), 0o700)?;
     let key = read_or_create(&layout.secrets().join("encryption-key"), || {
         let bytes: [u8; 32] = rand::random();
         base64::engine::general_purpose::STANDARD.encode(bytes)
@@ -127,6 +147,17 @@ fn prepare(opts: &StackOptions) -> anyhow::Result<(Layout, String, String)> {
         })?,
     };
     Ok((layout, key, password))
+}
+
+/// Creates `dir` (and its parents) if missing and sets its mode to `mode` (0700, or 0701 where
+/// another OS user must pass through): the state, secrets and certificates beneath are the
+/// stack's alone. Returns the absolute path.
+pub fn private_dir(dir: &Path, mode: u32) -> anyhow::Result<PathBuf> {
+    use std::os::unix::fs::PermissionsExt;
+    fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    fs::set_permissions(dir, fs::Permissions::from_mode(mode))
+        .with_context(|| format!("cannot make {} private (chmod {mode:o})", dir.display()))?;
+    Ok(fs::canonicalize(dir)?)
 }
 
 fn read_or_create(path: &Path, make: impl FnOnce() -> String) -> anyhow::Result<String> {
@@ -162,11 +193,11 @@ impl Stack {
             .await
             .context("starting the deployer")?;
         let deployer_url = format!("https://127.0.0.1:{}", app.port());
-        services.push(Running {
-            name: "deployer",
-            handle: app.server_handle(),
-            task: tokio::spawn(app.run_until_stopped()),
-        });
+        services.push(Running::spawn(
+            "deployer",
+            app.server_handle(),
+            app.run_until_stopped(),
+        ));
 
         let pg = spi_postgres::config::Settings {
             tls: layout.tls("spi-postgres"),
@@ -176,11 +207,11 @@ impl Stack {
             .await
             .context("starting spi-postgres")?;
         let pg_url = format!("https://127.0.0.1:{}", app.port());
-        services.push(Running {
-            name: "spi-postgres",
-            handle: app.server_handle(),
-            task: tokio::spawn(app.run_until_stopped()),
-        });
+        services.push(Running::spawn(
+            "spi-postgres",
+            app.server_handle(),
+            app.run_until_stopped(),
+        ));
 
         let kv = spi_keyvalue::config::Settings {
             tls: layout.tls("spi-keyvalue"),
@@ -190,11 +221,11 @@ impl Stack {
             .await
             .context("starting spi-keyvalue")?;
         let kv_url = format!("https://127.0.0.1:{}", app.port());
-        services.push(Running {
-            name: "spi-keyvalue",
-            handle: app.server_handle(),
-            task: tokio::spawn(app.run_until_stopped()),
-        });
+        services.push(Running::spawn(
+            "spi-keyvalue",
+            app.server_handle(),
+            app.run_until_stopped(),
+        ));
 
         let mut bs = broker::config::Settings {
             listen: opts.listen.clone(),
@@ -228,11 +259,11 @@ impl Stack {
             .await
             .context("starting the broker")?;
         let broker_url = format!("http://127.0.0.1:{}", app.port());
-        services.push(Running {
-            name: "broker",
-            handle: app.server_handle(),
-            task: tokio::spawn(app.run_until_stopped()),
-        });
+        services.push(Running::spawn(
+            "broker",
+            app.server_handle(),
+            app.run_until_stopped(),
+        ));
 
         Ok(Self {
             broker_url,
@@ -279,48 +310,4 @@ impl Stack {
             }
         }
     }
-}
-
-/// `osbctl up`: start the stack, print how to use it, run until Ctrl-C.
-pub async fn up(args: UpArgs) -> anyhow::Result<()> {
-    let opts = StackOptions {
-        listen: args.listen,
-        data_dir: args.data_dir,
-        username: args.username,
-        password: args.password,
-        ..StackOptions::new(".")
-    };
-    let stack = Stack::start(opts).await?;
-    let env_file = stack.layout.root.join("osbctl.env");
-    write_env_file(&env_file, &stack)?;
-    println!(
-        "\nThe service broker is up.\n\n  broker URL: {}\n  username:   {}\n  password:   {}\n  data dir:   {}\n\n\
-         Drive it with osbctl (credentials are in {}):\n  set -a; . {}; set +a\n  osbctl catalog\n  osbctl provision my-db --service postgresql --plan small\n  osbctl bind my-db my-binding\n\n\
-         Press Ctrl-C to stop. Database servers keep running and are adopted on the next start.",
-        stack.broker_url,
-        stack.username,
-        stack.password,
-        stack.layout.root.display(),
-        env_file.display(),
-        env_file.display(),
-    );
-    tokio::signal::ctrl_c().await?;
-    eprintln!("stopping…");
-    stack.stop().await;
-    Ok(())
-}
-
-fn write_env_file(path: &Path, stack: &Stack) -> anyhow::Result<()> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let mut f = fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(path)?;
-    writeln!(f, "OSB_BROKER_URL={}", stack.broker_url)?;
-    writeln!(f, "OSB_USERNAME={}", stack.username)?;
-    writeln!(f, "OSB_PASSWORD={}", stack.password)?;
-    Ok(())
 }

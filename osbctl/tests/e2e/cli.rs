@@ -75,7 +75,30 @@ async fn an_operator_drives_the_broker_with_osbctl_from_provision_to_deprovision
             ],
         );
         assert!(!bad.status.success());
-        assert!(String::from_utf8_lossy(&bad.stderr).contains("no plan"));
+        let said = String::from_utf8_lossy(&bad.stderr);
+        assert!(
+            said.contains("no plan \"nope\"") && said.contains("small, medium"),
+            "the error lists the plans that exist: {said}"
+        );
+        let bad = osbctl(
+            &t,
+            &[
+                "provision",
+                "cli-db-2",
+                "--service",
+                "mysql",
+                "--plan",
+                "small",
+            ],
+        );
+        assert!(!bad.status.success());
+        let said = String::from_utf8_lossy(&bad.stderr);
+        assert!(
+            said.contains("no service \"mysql\"")
+                && said.contains("postgresql")
+                && said.contains("keyvalue"),
+            "the error lists the services that exist: {said}"
+        );
 
         ok(&osbctl(&t, &["unbind", "cli-db", "cli-app"]));
         ok(&osbctl(&t, &["deprovision", "cli-db"]));
@@ -105,4 +128,61 @@ fn osbctl_certs_writes_a_ca_and_a_certificate_per_service() {
         files.server_config().expect("loads as a server identity");
         files.client_config().expect("loads as a client identity");
     }
+}
+
+#[test]
+fn a_user_error_is_one_line_without_a_backtrace_even_with_rust_backtrace_set() {
+    let cases: [(&[&str], &str); 3] = [
+        // No broker listens on port 1.
+        (
+            &["catalog", "--broker-url", "http://127.0.0.1:1"],
+            "127.0.0.1:1",
+        ),
+        // A password file that does not exist.
+        (
+            &["catalog", "--password-file", "/nonexistent/password"],
+            "/nonexistent/password",
+        ),
+        // Bad JSON parameters are refused before any request.
+        (
+            &[
+                "provision",
+                "x",
+                "--service",
+                "s",
+                "--plan",
+                "p",
+                "--params",
+                "[1]",
+            ],
+            "",
+        ),
+    ];
+    for (args, names) in cases {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_osbctl"))
+            .args(args)
+            .env("RUST_BACKTRACE", "1")
+            .env("OSB_PASSWORD", "x")
+            .env("OSB_BROKER_URL", "http://127.0.0.1:1")
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {stderr}");
+        assert_eq!(stderr.lines().count(), 1, "{args:?}: one line: {stderr}");
+        assert!(stderr.starts_with("Error: "), "{args:?}: {stderr}");
+        assert!(stderr.contains(names), "{args:?}: names {names}: {stderr}");
+        assert!(!stderr.to_lowercase().contains("backtrace"), "{stderr}");
+    }
+
+    // Without a password at all, the error says where to get one.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_osbctl"))
+        .arg("catalog")
+        .env("RUST_BACKTRACE", "1")
+        .env_remove("OSB_PASSWORD")
+        .env_remove("OSB_PASSWORD_FILE")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("OSB_PASSWORD"), "{stderr}");
 }

@@ -9,4 +9,6 @@ mod docker;
 mod helpers;
 mod keyvalue;
 mod mtls;
+mod readme;
+mod up_process;
 mod walkthrough;

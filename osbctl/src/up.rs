@@ -1,0 +1,171 @@
+//! `osbctl up`: starts the stack, says where everything is (never the password itself), and
+//! runs until Ctrl-C or SIGTERM, which stop the whole stack in order, broker first.
+//!
+//! The process owns the only signal handler: the services it runs in-process have actix's own
+//! signal handling disabled, so a SIGTERM (from `kill`, systemd, `timeout`, a container
+//! runtime or `osbctl down`) never stops one server while the others keep serving.
+
+use crate::cli::UpArgs;
+use crate::stack::{Stack, StackOptions};
+use anyhow::{bail, Context};
+use std::fs;
+use std::path::{Path, PathBuf};
+use tokio::signal::unix::{signal, SignalKind};
+
+/// The file under the data dir holding the pid of the `osbctl up` serving it.
+pub const PID_FILE: &str = "osbctl-up.pid";
+/// The file under the data dir with the variables `osbctl` client commands read.
+pub const ENV_FILE: &str = "osbctl.env";
+
+/// Where the broker password came from, for the banner.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PasswordSource {
+    /// Generated on the first start and kept in this file.
+    Generated(PathBuf),
+    /// Read from this file (`--password-file`).
+    File(PathBuf),
+    /// Read from the environment variable `OSB_PASSWORD`.
+    Environment,
+}
+
+impl PasswordSource {
+    /// The banner's text for it.
+    pub fn describe(&self) -> String {
+        match self {
+            Self::Generated(p) => format!("generated, in {}", p.display()),
+            Self::File(p) => format!("in {}", p.display()),
+            Self::Environment => "from the environment variable OSB_PASSWORD".into(),
+        }
+    }
+}
+
+/// The password `up` was given (file first, then `OSB_PASSWORD`) and where it came from;
+/// `None` means the stack generates one (or reuses the one it generated before).
+fn given_password(args: &UpArgs) -> anyhow::Result<Option<(String, PasswordSource)>> {
+    if let Some(file) = &args.password_file {
+        let password = crate::cli::read_password_file(file)?;
+        let file = fs::canonicalize(file).unwrap_or_else(|_| file.clone());
+        return Ok(Some((password, PasswordSource::File(file))));
+    }
+    match std::env::var("OSB_PASSWORD") {
+        Ok(p) if !p.is_empty() => Ok(Some((p, PasswordSource::Environment))),
+        _ => Ok(None),
+    }
+}
+
+/// `osbctl up`: start the stack, print how to use it, run until Ctrl-C or SIGTERM.
+pub async fn up(args: UpArgs) -> anyhow::Result<()> {
+    // Handlers first: a signal that arrives while the stack starts stops it once it is up.
+    let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
+    let mut int = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
+    let given = given_password(&args)?;
+    // Claimed before anything in the data dir changes: a refused second `up` touches nothing.
+    fs::create_dir_all(&args.data_dir)
+        .with_context(|| format!("cannot create {}", args.data_dir.display()))?;
+    let root = fs::canonicalize(&args.data_dir)?;
+    let _pid_file = PidFile::claim(&root)?;
+    let opts = StackOptions {
+        listen: args.listen,
+        username: args.username,
+        password: given.as_ref().map(|(p, _)| p.clone()),
+        ..StackOptions::new(&root)
+    };
+    let stack = Stack::start(opts).await?;
+    let source = match given {
+        Some((_, source)) => source,
+        None => PasswordSource::Generated(stack.layout.secrets().join("broker-password")),
+    };
+    let env_file = root.join(ENV_FILE);
+    write_env_file(&env_file, &stack)?;
+    println!("{}", banner(&stack, &source, &env_file));
+    let signal = tokio::select! {
+        _ = term.recv() => "SIGTERM",
+        _ = int.recv() => "SIGINT",
+    };
+    tracing::info!(
+        signal,
+        "stopping the broker, the SPIs and the deployer, in that order"
+    );
+    stack.stop().await;
+    tracing::info!("stack stopped; its data servers keep running (`osbctl down` stops them)");
+    Ok(())
+}
+
+fn banner(stack: &Stack, source: &PasswordSource, env_file: &Path) -> String {
+    format!(
+        "\nThe service broker is up.\n\n  broker URL: {}\n  username:   {}\n  password:   {}\n  data dir:   {}\n\n\
+         Drive it with osbctl (URL, user and password are in {}):\n  set -a; . {}; set +a\n  osbctl catalog\n  \
+         osbctl provision my-db --service postgresql --plan small\n  osbctl bind my-db my-binding\n\n\
+         Ctrl-C (or SIGTERM) stops the stack; the data servers keep running and are adopted on the\n\
+         next start. `osbctl down` stops everything, `osbctl down --purge` also deletes the data dir.",
+        stack.broker_url,
+        stack.username,
+        source.describe(),
+        stack.layout.root.display(),
+        env_file.display(),
+        env_file.display(),
+    )
+}
+
+/// Writes the variables the client commands read (mode 0600: it holds the password).
+pub fn write_env_file(path: &Path, stack: &Stack) -> anyhow::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let mut f = fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    f.set_permissions(fs::Permissions::from_mode(0o600))?;
+    writeln!(f, "OSB_BROKER_URL={}", stack.broker_url)?;
+    writeln!(f, "OSB_USERNAME={}", stack.username)?;
+    writeln!(f, "OSB_PASSWORD={}", stack.password)?;
+    Ok(())
+}
+
+/// The pid of the `osbctl up` serving the data dir `root`, if one runs.
+pub fn running_pid(root: &Path) -> Option<u32> {
+    let pid: u32 = fs::read_to_string(root.join(PID_FILE))
+        .ok()?
+        .trim()
+        .parse()
+        .ok()?;
+    let is_osbctl = deployer::sys::cmdline(pid).is_some_and(|c| c.contains("osbctl"));
+    (pid != std::process::id() && deployer::sys::is_alive(pid) && is_osbctl).then_some(pid)
+}
+
+/// This process's claim on a data dir; removed when dropped.
+struct PidFile(PathBuf);
+
+impl PidFile {
+    /// Refuses when another `osbctl up` serves the data dir; else records this process.
+    fn claim(root: &Path) -> anyhow::Result<Self> {
+        if let Some(pid) = running_pid(root) {
+            bail!(
+                "osbctl up already runs on {} (pid {pid}); stop it with `osbctl down --data-dir {}`",
+                root.display(),
+                root.display()
+            );
+        }
+        use std::io::Write;
+        use std::os::unix::fs::OpenOptionsExt;
+        let path = root.join(PID_FILE);
+        fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&path)
+            .and_then(|mut f| writeln!(f, "{}", std::process::id()))
+            .with_context(|| format!("cannot write {}", path.display()))?;
+        Ok(Self(path))
+    }
+}
+
+impl Drop for PidFile {
+    fn drop(&mut self) {
+        let _ = fs::remove_file(&self.0);
+    }
+}
