@@ -358,7 +358,14 @@ class Harness
 
   def links_for(group, job, spec)
     (spec['consumes'] || []).each_with_object({}) do |con, acc|
-      from = job.dig('consumes', con['name'], 'from')
+      wiring = job['consumes'] || {}
+      # `consumes: {name: nil}` turns the link off (an optional one; a required one fails).
+      if wiring.key?(con['name']) && wiring[con['name']].nil?
+        next if con['optional']
+
+        raise "#{group['name']}/#{job['name']}: required link #{con['name']} is turned off"
+      end
+      from = wiring.dig(con['name'], 'from')
       candidates = providers.select { |p| p[:type] == con['type'] && (from.nil? || p[:alias] == from) }
       if candidates.size > 1
         raise "#{group['name']}/#{job['name']}: link #{con['name']} is ambiguous: #{candidates.map { |c| c[:alias] }}"

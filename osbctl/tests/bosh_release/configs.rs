@@ -287,3 +287,23 @@ async fn the_broker_reaches_each_service_over_mutual_tls_at_its_link_address_wit
         assert!(rendered.file(job, 0, "config/certs/ca.pem").is_file());
     }
 }
+
+#[test]
+fn a_broker_deployed_without_the_keyvalue_spi_lists_only_the_postgres_spi() {
+    let dir = tempfile::tempdir().unwrap();
+    let ops = dir.path().join("no-keyvalue.yml");
+    std::fs::write(
+        &ops,
+        "- type: remove\n  path: /instance_groups/name=spi-keyvalue\n\
+         - type: replace\n  path: /instance_groups/name=broker/jobs/name=broker/consumes/spi-keyvalue\n  value: null\n",
+    )
+    .unwrap();
+    let rendered = crate::harness::try_render_with(
+        &[ops],
+        &crate::harness::release_dir().join("test/vars.yml"),
+    )
+    .unwrap_or_else(|r| panic!("{}", r.message));
+    let b = broker::config::Settings::load(Some(&config(&rendered, "broker", 0))).unwrap();
+    let names: Vec<_> = b.spis.iter().map(|s| s.name.as_str()).collect();
+    assert_eq!(names, ["spi-postgres"]);
+}

@@ -32,8 +32,19 @@ pub struct Refused {
     pub message: String,
 }
 
-/// Renders `manifests/osb.yml` with `ops` applied and `test/vars.yml`.
+/// Renders `manifests/osb.yml` with the named ops files of `manifests/operations` applied and
+/// `test/vars.yml`.
 pub fn try_render(ops: &[&str]) -> Result<Rendered, Refused> {
+    let release = release_dir();
+    let ops: Vec<PathBuf> = ops
+        .iter()
+        .map(|op| release.join("manifests/operations").join(op))
+        .collect();
+    try_render_with(&ops, &release.join("test/vars.yml"))
+}
+
+/// Renders `manifests/osb.yml` with the ops files `ops` applied and the variables in `vars`.
+pub fn try_render_with(ops: &[PathBuf], vars: &Path) -> Result<Rendered, Refused> {
     let release = release_dir();
     let dir = tempfile::tempdir().unwrap();
     let mut cmd = Command::new("ruby");
@@ -43,12 +54,11 @@ pub fn try_render(ops: &[&str]) -> Result<Rendered, Refused> {
         .arg("--manifest")
         .arg(release.join("manifests/osb.yml"))
         .arg("--vars")
-        .arg(release.join("test/vars.yml"))
+        .arg(vars)
         .arg("--out")
         .arg(dir.path());
     for op in ops {
-        cmd.arg("--ops")
-            .arg(release.join("manifests/operations").join(op));
+        cmd.arg("--ops").arg(op);
     }
     let out = cmd
         .output()

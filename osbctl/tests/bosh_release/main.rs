@@ -5,5 +5,6 @@
 //! settings loader and served with the rendered certificates.
 
 mod configs;
+mod errands;
 mod harness;
 mod structure;
