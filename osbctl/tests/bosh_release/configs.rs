@@ -19,6 +19,7 @@ fn rendered_tls(rendered: &Rendered, job: &str, tls: &TlsFiles) -> TlsFiles {
         ca_file: rendered.on_vm(job, 0, &tls.ca_file),
         cert_file: rendered.on_vm(job, 0, &tls.cert_file),
         key_file: rendered.on_vm(job, 0, &tls.key_file),
+        ..tls.clone()
     }
 }
 
