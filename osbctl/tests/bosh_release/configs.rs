@@ -15,12 +15,11 @@ fn config(rendered: &Rendered, job: &str, index: u64) -> std::path::PathBuf {
 
 /// The rendered TLS files a config names on the VM.
 fn rendered_tls(rendered: &Rendered, job: &str, tls: &TlsFiles) -> TlsFiles {
-    TlsFiles {
-        ca_file: rendered.on_vm(job, 0, &tls.ca_file),
-        cert_file: rendered.on_vm(job, 0, &tls.cert_file),
-        key_file: rendered.on_vm(job, 0, &tls.key_file),
-        ..tls.clone()
-    }
+    let mut files = tls.clone();
+    files.ca_file = rendered.on_vm(job, 0, &tls.ca_file);
+    files.cert_file = rendered.on_vm(job, 0, &tls.cert_file);
+    files.key_file = rendered.on_vm(job, 0, &tls.key_file);
+    files
 }
 
 #[test]
