@@ -399,9 +399,23 @@ class Harness
     )
   end
 
+  # The Director refuses a manifest wiring links its jobs do not declare.
+  def check_wiring(group, job, spec)
+    custom = (job['custom_provider_definitions'] || []).map { |d| d['name'] }
+    { 'provides' => spec['provides'], 'consumes' => spec['consumes'] }.each do |kind, declared|
+      names = (declared || []).map { |l| l['name'] } + (kind == 'provides' ? custom : [])
+      (job[kind] || {}).each_key do |link|
+        next if names.include?(link)
+
+        raise "#{group['name']}/#{job['name']}: #{kind} #{link}, which the job does not declare"
+      end
+    end
+  end
+
   def render_job(out, group, g, index, job)
     name = job.fetch('name')
     spec = @jobs.fetch(name) { raise "instance group #{group['name']}: the release has no job #{name}" }
+    check_wiring(group, job, spec)
     props = Properties.new(spec['properties'], job['properties'], name)
     ctx = Context.new(props, instance_spec(group, g, index, job), links_for(group, job, spec))
     dir = File.join(out, group['name'], index.to_s, name)
