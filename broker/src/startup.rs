@@ -5,6 +5,7 @@ use crate::catalog::{CatalogCache, SpiSource};
 use crate::config::Settings;
 use crate::crypto::Cipher;
 use crate::reconcile;
+use crate::routes::connections::ConnectionLimiter;
 use crate::routes::{self, bindings, catalog, edge, health, instances};
 use crate::service::Broker;
 use crate::store::Store;
@@ -128,6 +129,9 @@ impl Application {
         if settings.auth.username.is_empty() || settings.auth.password.expose().is_empty() {
             anyhow::bail!("auth.username and auth.password must be set");
         }
+        if let Some(identity) = &settings.worker.identity {
+            common::ids::validate_id("worker.identity", identity)?;
+        }
         let cipher = Arc::new(Cipher::new(&settings.encryption).context("encryption keys")?);
         let store = open_store(&settings).await?;
         let source = SpiSource {
@@ -147,6 +151,7 @@ impl Application {
             settings.bindings.clone(),
             tokio::runtime::Handle::current(),
         ));
+        journal.take_back_own_leases().await?;
         let broker = web::Data::new(Broker {
             store: store.clone(),
             catalog: Arc::clone(&catalog),
@@ -158,7 +163,9 @@ impl Application {
         let edge_config = web::Data::new(edge::EdgeConfig {
             username: settings.auth.username.clone(),
             password: settings.auth.password.clone(),
+            body_timeout: settings.http.body_timeout(),
         });
+        let limiter = ConnectionLimiter::new(settings.http.max_connections_per_client);
         let listener = TcpListener::bind(&settings.listen)
             .with_context(|| format!("binding {}", settings.listen))?;
         let port = listener.local_addr()?.port();
@@ -170,6 +177,7 @@ impl Application {
                 .configure(routes)
                 .default_service(web::to(routes::not_found))
         })
+        .on_connect(limiter.on_connect())
         .shutdown_timeout(SHUTDOWN_TIMEOUT_SECS.max(settings.worker.sync_timeout().as_secs() + 1))
         .disable_signals()
         .listen(listener)?

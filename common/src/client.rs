@@ -52,13 +52,60 @@ impl ClientError {
         }
     }
 
-    /// Whether trying again later may succeed (transport failures and 5xx).
+    /// Whether trying again later may succeed (transport failures and 5xx), except a TLS
+    /// handshake that failed on a certificate: see [`ClientError::certificate_refusal`].
     pub fn is_retryable(&self) -> bool {
         match self {
-            Self::Transport { .. } => true,
+            Self::Transport { .. } => self.certificate_refusal().is_none(),
             Self::Status { status, .. } => *status >= 500,
             Self::Decode { .. } | Self::Setup(_) => false,
         }
+    }
+}
+
+impl ClientError {
+    /// Why the TLS handshake failed, when it failed on a certificate: the callee's was refused
+    /// here (unknown issuer, expired, wrong name) or ours by the callee (bad, unknown or
+    /// expired certificate, access denied). Retrying cannot help until someone changes the
+    /// certificates, so such a failure is permanent.
+    pub fn certificate_refusal(&self) -> Option<String> {
+        let Self::Transport { source, .. } = self else {
+            return None;
+        };
+        let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(source);
+        while let Some(error) = cause {
+            let tls = error.downcast_ref::<rustls::Error>().or_else(|| {
+                error
+                    .downcast_ref::<std::io::Error>()
+                    .and_then(std::io::Error::get_ref)
+                    .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+            });
+            if let Some(tls) = tls.filter(|tls| is_certificate_refusal(tls)) {
+                return Some(tls.to_string());
+            }
+            cause = error.source();
+        }
+        None
+    }
+}
+
+/// Whether a TLS error is a refusal of a certificate (by either side).
+fn is_certificate_refusal(error: &rustls::Error) -> bool {
+    use rustls::AlertDescription as Alert;
+    match error {
+        rustls::Error::InvalidCertificate(_) | rustls::Error::NoCertificatesPresented => true,
+        rustls::Error::AlertReceived(alert) => matches!(
+            alert,
+            Alert::BadCertificate
+                | Alert::UnsupportedCertificate
+                | Alert::CertificateRevoked
+                | Alert::CertificateExpired
+                | Alert::CertificateUnknown
+                | Alert::UnknownCA
+                | Alert::AccessDenied
+                | Alert::CertificateRequired
+        ),
+        _ => false,
     }
 }
 

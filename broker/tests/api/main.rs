@@ -1,12 +1,15 @@
 //! The broker's API tests: the real broker, deployer and spi-postgres on loopback with mTLS,
 //! driven over HTTP as a platform would.
 
+mod bind_race;
 mod bindings;
+mod bodies;
 mod catalog;
 mod crash;
 mod edge;
 mod faults;
 mod helpers;
+mod ids;
 mod lifecycle;
 mod process;
 mod reconcile;
@@ -14,4 +17,5 @@ mod replicas;
 mod restart;
 mod secrets;
 mod shutdown;
+mod takeover;
 mod validation;
