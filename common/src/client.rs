@@ -74,16 +74,17 @@ impl ClientError {
         };
         let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(source);
         while let Some(error) = cause {
-            let tls = error.downcast_ref::<rustls::Error>().or_else(|| {
-                error
-                    .downcast_ref::<std::io::Error>()
-                    .and_then(std::io::Error::get_ref)
-                    .and_then(|inner| inner.downcast_ref::<rustls::Error>())
-            });
-            if let Some(tls) = tls.filter(|tls| is_certificate_refusal(tls)) {
-                return Some(tls.to_string());
+            if let Some(tls) = error.downcast_ref::<rustls::Error>() {
+                return is_certificate_refusal(tls).then(|| tls.to_string());
             }
-            cause = error.source();
+            // An I/O error's `source` skips the error it wraps (where the TLS error sits,
+            // sometimes inside another I/O error): follow the wrapped error instead.
+            cause = match error.downcast_ref::<std::io::Error>() {
+                Some(io) => io
+                    .get_ref()
+                    .map(|inner| inner as &(dyn std::error::Error + 'static)),
+                None => error.source(),
+            };
         }
         None
     }

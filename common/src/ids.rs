@@ -97,7 +97,15 @@ mod tests {
         let long = validate_id("binding_id", &"x".repeat(MAX_ID_LEN + 1)).unwrap_err();
         assert!(long.to_string().contains("binding_id"), "{long}");
         assert!(long.to_string().contains("256"), "{long}");
-        for bad in ["a\nb", "a\rb", "a\0b", "a\tb", "a\u{7f}", "a\u{85}", "a\u{2028}"] {
+        for bad in [
+            "a\nb",
+            "a\rb",
+            "a\0b",
+            "a\tb",
+            "a\u{7f}",
+            "a\u{85}",
+            "a\u{2028}",
+        ] {
             let e = validate_id("instance_id", bad).unwrap_err();
             assert!(matches!(e, IdError::ControlCharacter { .. }), "{bad:?}");
             assert!(e.to_string().contains("control character"), "{e}");

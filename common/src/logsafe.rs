@@ -59,7 +59,10 @@ mod tests {
     #[test]
     fn control_characters_are_escaped_and_clean_text_is_borrowed() {
         assert!(matches!(escape("plain id-1"), Cow::Borrowed(_)));
-        assert_eq!(escape("a\nb\r\0\u{1b}[31m\u{2028}"), "a\\nb\\r\\0\\u{1b}[31m\\u{2028}");
+        assert_eq!(
+            escape("a\nb\r\0\u{1b}[31m\u{2028}"),
+            "a\\nb\\r\\0\\u{1b}[31m\\u{2028}"
+        );
     }
 
     #[derive(Clone, Default)]

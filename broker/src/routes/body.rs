@@ -16,8 +16,7 @@ use std::time::Duration;
 pub fn check_content_type(req: &HttpRequest) -> Result<(), BrokerError> {
     let Some(value) = req.headers().get(header::CONTENT_TYPE) else {
         return Err(BrokerError::BadRequest(
-            "Content-Type must be application/json; the request has no Content-Type header"
-                .into(),
+            "Content-Type must be application/json; the request has no Content-Type header".into(),
         ));
     };
     let text = value.to_str().unwrap_or("(not text)");

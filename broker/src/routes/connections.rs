@@ -114,7 +114,10 @@ mod tests {
             third.check(),
             Err(BrokerError::TooManyConnections(2))
         ));
-        assert!(limiter.admit(b).check().is_ok(), "another client is not limited");
+        assert!(
+            limiter.admit(b).check().is_ok(),
+            "another client is not limited"
+        );
         drop(third);
         assert_eq!(limiter.open_for(a), 2);
         drop(first);

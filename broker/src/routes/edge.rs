@@ -274,8 +274,8 @@ mod tests {
 
     #[test]
     fn a_body_with_a_duplicate_key_is_a_400_naming_the_key() {
-        let e = parse_json::<ProvisionRequest>(br#"{"service_id":"a","service_id":"b"}"#)
-            .unwrap_err();
+        let e =
+            parse_json::<ProvisionRequest>(br#"{"service_id":"a","service_id":"b"}"#).unwrap_err();
         assert!(
             e.to_string().contains("duplicate key \"service_id\""),
             "{e}"

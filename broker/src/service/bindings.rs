@@ -347,10 +347,16 @@ impl Broker {
                 })
             }
             Some(op) => {
-                let state = self.store.binding(binding_id).await?.map(|(row, _)| row.state);
-                if state.as_deref().map(BindingState::parse).is_some_and(|s| {
-                    matches!(s, BindingState::Deleting | BindingState::Deleted)
-                }) {
+                let state = self
+                    .store
+                    .binding(binding_id)
+                    .await?
+                    .map(|(row, _)| row.state);
+                if state
+                    .as_deref()
+                    .map(BindingState::parse)
+                    .is_some_and(|s| matches!(s, BindingState::Deleting | BindingState::Deleted))
+                {
                     // A concurrent unbind cancelled this bind and deletes what it created.
                     return Err(unbound_meanwhile());
                 }

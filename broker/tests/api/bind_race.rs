@@ -30,11 +30,12 @@ async fn a_bind_cancelled_by_a_concurrent_unbind_answers_422_concurrency_error_n
     let bind_ms = (started.elapsed().as_millis() as u64).clamp(5, 200);
     assert_eq!(app.unbind(&id, &probe).await.status, 200);
 
+    let body = bind_body();
     let mut overtaken = 0;
     for n in 0..TRIES {
         let binding = new_id();
         let delay = Duration::from_millis(bind_ms * n as u64 / TRIES as u64);
-        let (bound, unbound) = tokio::join!(app.bind(&id, &binding, &bind_body()), async {
+        let (bound, unbound) = tokio::join!(app.bind(&id, &binding, &body), async {
             tokio::time::sleep(delay).await;
             app.unbind(&id, &binding).await
         });

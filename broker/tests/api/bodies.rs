@@ -13,8 +13,8 @@ use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
 
 #[tokio::test]
-async fn a_body_without_content_type_application_json_is_refused_with_a_400_and_nothing_is_stored(
-) {
+async fn a_body_without_content_type_application_json_is_refused_with_a_400_and_nothing_is_stored()
+{
     let app = spawn_app().await;
     let id = new_id();
     let body = provision_body(json!({})).to_string();
@@ -30,7 +30,11 @@ async fn a_body_without_content_type_application_json_is_refused_with_a_400_and_
         }
         req
     };
-    for content_type in [None, Some("text/plain"), Some("application/x-www-form-urlencoded")] {
+    for content_type in [
+        None,
+        Some("text/plain"),
+        Some("application/x-www-form-urlencoded"),
+    ] {
         let answer = Answer::from(put(content_type).send().await.unwrap()).await;
         assert_eq!(answer.status, 400, "{content_type:?}: {answer:?}");
         assert_eq!(answer.body["error"], "BadRequest");
@@ -41,7 +45,10 @@ async fn a_body_without_content_type_application_json_is_refused_with_a_400_and_
         );
     }
     let update = app
-        .request(reqwest::Method::PATCH, &format!("/v2/service_instances/{id}"))
+        .request(
+            reqwest::Method::PATCH,
+            &format!("/v2/service_instances/{id}"),
+        )
         .body(json!({"service_id": "s"}).to_string())
         .send()
         .await
@@ -100,12 +107,15 @@ async fn a_body_with_a_duplicate_key_is_refused_with_a_400_naming_the_key() {
     // Inside the parameters too.
     let nested = r#"{"service_id":"s","parameters":{"a":1,"a":2}}"#;
     let answer = Answer::from(
-        app.request(reqwest::Method::PATCH, &format!("/v2/service_instances/{id}"))
-            .header("Content-Type", "application/json")
-            .body(nested)
-            .send()
-            .await
-            .unwrap(),
+        app.request(
+            reqwest::Method::PATCH,
+            &format!("/v2/service_instances/{id}"),
+        )
+        .header("Content-Type", "application/json")
+        .body(nested)
+        .send()
+        .await
+        .unwrap(),
     )
     .await;
     assert_eq!(answer.status, 400, "{answer:?}");
@@ -158,13 +168,10 @@ async fn a_client_that_sends_headers_and_half_a_body_is_answered_408_and_cut_off
     let mut stream = half_a_body(&app.address, &id).await;
     let mut answer = Vec::new();
     // read_to_end returns only once the broker closed the connection.
-    tokio::time::timeout(
-        Duration::from_secs(60),
-        stream.read_to_end(&mut answer),
-    )
-    .await
-    .expect("the broker closes the connection")
-    .unwrap();
+    tokio::time::timeout(Duration::from_secs(60), stream.read_to_end(&mut answer))
+        .await
+        .expect("the broker closes the connection")
+        .unwrap();
     let answer = String::from_utf8_lossy(&answer);
     assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
     assert!(answer.contains("\"error\":\"RequestTimeout\""), "{answer}");
@@ -186,7 +193,11 @@ async fn connections_beyond_the_per_client_limit_are_answered_429_and_closed_unt
     for _ in 0..LIMIT {
         slow.push(half_a_body(&app.address, &new_id()).await);
     }
-    let fresh = reqwest::Client::new();
+    // A client of its own that keeps no connection open between requests.
+    let fresh = reqwest::Client::builder()
+        .pool_max_idle_per_host(0)
+        .build()
+        .unwrap();
     let catalog = || {
         fresh
             .get(format!("{}/v2/catalog", app.address))
@@ -194,7 +205,17 @@ async fn connections_beyond_the_per_client_limit_are_answered_429_and_closed_unt
             .header("X-Broker-API-Version", "2.17")
             .send()
     };
-    let refused = Answer::from(catalog().await.unwrap()).await;
+    // The server takes the slow connections in asynchronously: until it has, a request may
+    // still get one of the slots.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let refused = loop {
+        let answer = Answer::from(catalog().await.unwrap()).await;
+        if answer.status != 200 {
+            break answer;
+        }
+        assert!(Instant::now() < deadline, "the limit never applied");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
     assert_eq!(refused.status, 429, "{refused:?}");
     assert_eq!(refused.body["error"], "TooManyRequests");
     assert!(

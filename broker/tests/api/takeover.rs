@@ -66,7 +66,8 @@ async fn a_deployer_refusing_the_tls_handshake_on_a_certificate_fails_the_operat
     assert_eq!(last["state"], "failed", "{last} after {seen:?}");
     let description = last["description"].as_str().unwrap();
     assert!(
-        description.starts_with("deployer cannot be called: the TLS handshake failed on a certificate"),
+        description
+            .starts_with("deployer cannot be called: the TLS handshake failed on a certificate"),
         "{description}"
     );
     app.stop_all().await;
