@@ -297,11 +297,8 @@ impl Broker {
         instance_id: &str,
         predecessor: &str,
     ) -> Result<LoadedBinding, BrokerError> {
-        if predecessor.is_empty() {
-            return Err(BrokerError::BadRequest(
-                "predecessor_binding_id must not be empty".into(),
-            ));
-        }
+        common::ids::validate_id("predecessor_binding_id", predecessor)
+            .map_err(|e| BrokerError::BadRequest(e.to_string()))?;
         self.load_binding(predecessor)
             .await?
             .filter(|b| {

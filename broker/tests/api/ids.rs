@@ -37,6 +37,16 @@ async fn ids_with_control_characters_or_over_the_length_limit_are_refused_with_a
             "{answer:?}"
         );
     }
+    let rotation = json!({"predecessor_binding_id": "old\nbinding"});
+    let answer = app.bind("good-instance", "new-binding", &rotation).await;
+    assert_eq!(answer.status, 400, "{answer:?}");
+    assert!(
+        answer.body["description"]
+            .as_str()
+            .unwrap()
+            .starts_with("predecessor_binding_id contains a control character"),
+        "{answer:?}"
+    );
     for len in [MAX_ID_LEN + 1, 10_000] {
         let id = "a".repeat(len);
         let answer = app.provision(&id, &provision_body(json!({})), true).await;
