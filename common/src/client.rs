@@ -226,3 +226,29 @@ impl InternalClient {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::is_certificate_refusal;
+    use rustls::{AlertDescription, CertificateError, Error};
+
+    #[test]
+    fn only_certificate_failures_of_the_handshake_are_refusals() {
+        assert!(is_certificate_refusal(&Error::InvalidCertificate(
+            CertificateError::UnknownIssuer
+        )));
+        assert!(is_certificate_refusal(&Error::InvalidCertificate(
+            CertificateError::Expired
+        )));
+        assert!(is_certificate_refusal(&Error::AlertReceived(
+            AlertDescription::BadCertificate
+        )));
+        assert!(is_certificate_refusal(&Error::AlertReceived(
+            AlertDescription::AccessDenied
+        )));
+        assert!(!is_certificate_refusal(&Error::AlertReceived(
+            AlertDescription::CloseNotify
+        )));
+        assert!(!is_certificate_refusal(&Error::DecryptError));
+    }
+}
