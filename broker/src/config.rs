@@ -39,6 +39,10 @@ pub const DEFAULT_CALL_TIMEOUT_MS: u64 = 30_000;
 pub const DEFAULT_MAX_OPERATION_SECS: u64 = 3_600;
 /// Seconds between the running broker's reconciliation checks against the deployer.
 pub const DEFAULT_RECONCILE_INTERVAL_SECS: u64 = 300;
+/// Milliseconds a client has to send a whole request body.
+pub const DEFAULT_BODY_TIMEOUT_MS: u64 = 10_000;
+/// Connections one client address may hold open on the OSB listener at once.
+pub const DEFAULT_MAX_CONNECTIONS_PER_CLIENT: usize = 64;
 
 /// Everything the broker needs to run.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -67,6 +71,9 @@ pub struct Settings {
     /// The periodic comparison of instances with the deployer's deployments.
     #[serde(default)]
     pub reconcile: ReconcileSettings,
+    /// Limits of the OSB listener against slow and greedy clients.
+    #[serde(default)]
+    pub http: HttpSettings,
     /// Seconds between catalog refreshes.
     pub catalog_refresh_secs: u64,
     /// Log output format.
@@ -147,6 +154,12 @@ pub struct WorkerSettings {
     /// shorter, else this.
     #[serde(default = "default_max_operation_secs")]
     pub max_operation_secs: u64,
+    /// This broker's stable name among the brokers sharing the state database (unique per
+    /// running broker, such as a pod name). When set, a restarted broker takes the leases of
+    /// the operations it was running back at once instead of waiting for them to expire;
+    /// unset, every start uses a fresh random identity.
+    #[serde(default)]
+    pub identity: Option<String>,
 }
 
 fn default_call_timeout_ms() -> u64 {
@@ -155,6 +168,43 @@ fn default_call_timeout_ms() -> u64 {
 
 fn default_max_operation_secs() -> u64 {
     DEFAULT_MAX_OPERATION_SECS
+}
+
+/// Limits of the OSB listener against slow and greedy clients.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HttpSettings {
+    /// Milliseconds a client has, once the handler starts reading, to send the whole request
+    /// body; a slower one is answered 408 and its connection closed.
+    #[serde(default = "default_body_timeout_ms")]
+    pub body_timeout_ms: u64,
+    /// Connections one client IP address may hold open at once; a connection beyond it is
+    /// answered 429 and closed. 0: no limit. Behind a proxy every platform shares one address.
+    #[serde(default = "default_max_connections_per_client")]
+    pub max_connections_per_client: usize,
+}
+
+fn default_body_timeout_ms() -> u64 {
+    DEFAULT_BODY_TIMEOUT_MS
+}
+
+fn default_max_connections_per_client() -> usize {
+    DEFAULT_MAX_CONNECTIONS_PER_CLIENT
+}
+
+impl Default for HttpSettings {
+    fn default() -> Self {
+        Self {
+            body_timeout_ms: DEFAULT_BODY_TIMEOUT_MS,
+            max_connections_per_client: DEFAULT_MAX_CONNECTIONS_PER_CLIENT,
+        }
+    }
+}
+
+impl HttpSettings {
+    /// The body timeout.
+    pub fn body_timeout(&self) -> Duration {
+        Duration::from_millis(self.body_timeout_ms.max(100))
+    }
 }
 
 /// Lifetime of binding credentials: when set, bindings carry `expires_at` / `renew_before`
@@ -195,6 +245,7 @@ impl Default for WorkerSettings {
             sync_timeout_ms: DEFAULT_SYNC_TIMEOUT_MS,
             call_timeout_ms: DEFAULT_CALL_TIMEOUT_MS,
             max_operation_secs: DEFAULT_MAX_OPERATION_SECS,
+            identity: None,
         }
     }
 }
@@ -251,6 +302,7 @@ impl Default for Settings {
             worker: WorkerSettings::default(),
             bindings: BindingSettings::default(),
             reconcile: ReconcileSettings::default(),
+            http: HttpSettings::default(),
             catalog_refresh_secs: DEFAULT_CATALOG_REFRESH_SECS,
             log_format: LogFormat::default(),
             config_file: None,

@@ -45,6 +45,12 @@ pub enum BrokerError {
     /// Request body above the limit: 413.
     #[error("request body larger than {0} bytes")]
     PayloadTooLarge(usize),
+    /// The request body did not arrive within the body timeout: 408, connection closed.
+    #[error("the request body did not arrive within {} ms", .0.as_millis())]
+    BodyTimeout(std::time::Duration),
+    /// The client holds more connections than allowed: 429, connection closed.
+    #[error("too many concurrent connections from this client address (the limit is {0}); close idle connections and retry")]
+    TooManyConnections(usize),
     /// Async-only operation without `accepts_incomplete=true`: 422 `AsyncRequired`.
     #[error("this service plan requires client support for asynchronous service operations")]
     AsyncRequired,
@@ -110,7 +116,8 @@ impl BrokerError {
                 error: Some(envelope.error).filter(|e| !e.is_empty()),
                 description: envelope.description,
             },
-            ClientError::Transport { .. } => {
+            // A certificate refusal is permanent: internal (500), not "retry later".
+            ClientError::Transport { .. } if e.certificate_refusal().is_none() => {
                 tracing::warn!(callee, error = %e, "internal call failed");
                 Self::Unavailable(format!("{callee} is unavailable; retry later"))
             }
@@ -157,6 +164,10 @@ impl BrokerError {
             Self::NotFound(d) => (Some("NotFound".into()), Some(d.clone())),
             Self::Conflict(d) => (Some("Conflict".into()), Some(d.clone())),
             Self::PayloadTooLarge(_) => (Some("PayloadTooLarge".into()), Some(self.to_string())),
+            Self::BodyTimeout(_) => (Some("RequestTimeout".into()), Some(self.to_string())),
+            Self::TooManyConnections(_) => {
+                (Some("TooManyRequests".into()), Some(self.to_string()))
+            }
             Self::Unavailable(d) => (Some("ServiceUnavailable".into()), Some(d.clone())),
         };
         ErrorBody {
@@ -179,6 +190,8 @@ impl ResponseError for BrokerError {
             Self::Gone => StatusCode::GONE,
             Self::Conflict(_) => StatusCode::CONFLICT,
             Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::BodyTimeout(_) => StatusCode::REQUEST_TIMEOUT,
+            Self::TooManyConnections(_) => StatusCode::TOO_MANY_REQUESTS,
             Self::AsyncRequired | Self::Concurrency(_) | Self::MaintenanceInfoConflict(_) => {
                 StatusCode::UNPROCESSABLE_ENTITY
             }
@@ -201,6 +214,11 @@ impl ResponseError for BrokerError {
             );
         }
         let mut response = HttpResponse::build(self.status_code());
+        if matches!(self, Self::BodyTimeout(_) | Self::TooManyConnections(_)) {
+            // The connection is not reused: a half-sent body leaves it in an unknown state,
+            // and an over-limit connection must go away.
+            response.force_close();
+        }
         if matches!(self, Self::Unauthorized) {
             response.insert_header((
                 header::WWW_AUTHENTICATE,

@@ -2,7 +2,9 @@
 //! extracting paths, queries and bodies, calling one use case, and mapping its result.
 
 pub mod bindings;
+pub mod body;
 pub mod catalog;
+pub mod connections;
 pub mod edge;
 pub mod health;
 pub mod instances;

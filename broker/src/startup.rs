@@ -5,6 +5,7 @@ use crate::catalog::{CatalogCache, SpiSource};
 use crate::config::Settings;
 use crate::crypto::Cipher;
 use crate::reconcile;
+use crate::routes::connections::ConnectionLimiter;
 use crate::routes::{self, bindings, catalog, edge, health, instances};
 use crate::service::Broker;
 use crate::store::Store;
@@ -133,6 +134,9 @@ impl Application {
         if settings.auth.username.is_empty() || settings.auth.password.expose().is_empty() {
             anyhow::bail!("auth.username and auth.password must be set");
         }
+        if let Some(identity) = &settings.worker.identity {
+            common::ids::validate_id("worker.identity", identity)?;
+        }
         let cipher = Arc::new(Cipher::new(&settings.encryption).context("encryption keys")?);
         let store = open_store(&settings).await?;
         let source = SpiSource {
@@ -152,6 +156,7 @@ impl Application {
             settings.bindings.clone(),
             tokio::runtime::Handle::current(),
         ));
+        journal.take_back_own_leases().await?;
         let broker = web::Data::new(Broker {
             store: store.clone(),
             catalog: Arc::clone(&catalog),
@@ -163,7 +168,9 @@ impl Application {
         let edge_config = web::Data::new(edge::EdgeConfig {
             username: settings.auth.username.clone(),
             password: settings.auth.password.clone(),
+            body_timeout: settings.http.body_timeout(),
         });
+        let limiter = ConnectionLimiter::new(settings.http.max_connections_per_client);
         let listener = TcpListener::bind(&settings.listen)
             .with_context(|| format!("binding {}", settings.listen))?;
         let port = listener.local_addr()?.port();
@@ -175,6 +182,7 @@ impl Application {
                 .configure(routes)
                 .default_service(web::to(routes::not_found))
         })
+        .on_connect(limiter.on_connect())
         .shutdown_timeout(SHUTDOWN_TIMEOUT_SECS.max(settings.worker.sync_timeout().as_secs() + 1))
         .disable_signals()
         .listen(listener)?

@@ -98,6 +98,14 @@ impl Drop for ActiveGuard {
     }
 }
 
+/// The lease owner id: `broker-<identity>` when one is configured, else `broker-<random>`.
+fn lease_owner(identity: Option<&str>) -> String {
+    match identity {
+        Some(identity) => format!("broker-{identity}"),
+        None => format!("broker-{}", uuid::Uuid::new_v4()),
+    }
+}
+
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     // The guarded data (a task set, an id set) stays consistent even if a holder panicked.
     m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
@@ -140,13 +148,13 @@ impl Journal {
         runtime: tokio::runtime::Handle,
     ) -> Self {
         Self {
+            owner: lease_owner(settings.identity.as_deref()),
             store,
             catalog,
             deployer,
             cipher,
             settings,
             bindings,
-            owner: format!("broker-{}", uuid::Uuid::new_v4()),
             runtime,
             tasks: Mutex::new(JoinSet::new()),
             active: Mutex::new(HashSet::new()),
@@ -163,6 +171,24 @@ impl Journal {
     /// This process's lease owner id.
     pub fn owner(&self) -> &str {
         &self.owner
+    }
+
+    /// At start, with a configured identity: clears the leases an earlier process of the same
+    /// identity held when it died, so its operations resume at the next poll instead of when
+    /// their leases expire. Without one the owner is new and holds nothing.
+    pub async fn take_back_own_leases(&self) -> Result<usize, StoreError> {
+        if self.settings.identity.is_none() {
+            return Ok(0);
+        }
+        let released = self.store.release_leases_of(&self.owner).await?;
+        if released > 0 {
+            tracing::info!(
+                leases = released,
+                owner = %self.owner,
+                "took back the leases of this broker identity's previous run"
+            );
+        }
+        Ok(released)
     }
 
     /// The lease end for a claim made now.
@@ -639,7 +665,8 @@ impl Journal {
     }
 
     /// Calls a callee, retrying transport errors and 5xx with backoff until the operation's
-    /// deadline; a 4xx is a refusal.
+    /// deadline; a 4xx is a refusal, and a TLS handshake failed on a certificate fails the
+    /// operation at once.
     async fn call<T, F, Fut>(&self, ctx: &OpCtx, callee: &str, mut f: F) -> Result<T, StepError>
     where
         F: FnMut() -> Fut,
@@ -679,9 +706,17 @@ impl Journal {
                     });
                 }
                 Err(e) => {
+                    if let Some(reason) = e.certificate_refusal() {
+                        // Permanent: no retry until the deadline for what only an operator
+                        // can fix.
+                        tracing::error!(callee, error = %e, "internal call refused on a certificate");
+                        return Err(StepError::Failed(format!(
+                            "{callee} cannot be called: the TLS handshake failed on a certificate ({reason}); the operation failed"
+                        )));
+                    }
                     return Err(StepError::Internal(
                         anyhow::Error::new(e).context(format!("calling {callee}")),
-                    ))
+                    ));
                 }
             }
         }

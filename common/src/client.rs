@@ -52,13 +52,61 @@ impl ClientError {
         }
     }
 
-    /// Whether trying again later may succeed (transport failures and 5xx).
+    /// Whether trying again later may succeed (transport failures and 5xx), except a TLS
+    /// handshake that failed on a certificate: see [`ClientError::certificate_refusal`].
     pub fn is_retryable(&self) -> bool {
         match self {
-            Self::Transport { .. } => true,
+            Self::Transport { .. } => self.certificate_refusal().is_none(),
             Self::Status { status, .. } => *status >= 500,
             Self::Decode { .. } | Self::Setup(_) => false,
         }
+    }
+}
+
+impl ClientError {
+    /// Why the TLS handshake failed, when it failed on a certificate: the callee's was refused
+    /// here (unknown issuer, expired, wrong name) or ours by the callee (bad, unknown or
+    /// expired certificate, access denied). Retrying cannot help until someone changes the
+    /// certificates, so such a failure is permanent.
+    pub fn certificate_refusal(&self) -> Option<String> {
+        let Self::Transport { source, .. } = self else {
+            return None;
+        };
+        let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(source);
+        while let Some(error) = cause {
+            if let Some(tls) = error.downcast_ref::<rustls::Error>() {
+                return is_certificate_refusal(tls).then(|| tls.to_string());
+            }
+            // An I/O error's `source` skips the error it wraps (where the TLS error sits,
+            // sometimes inside another I/O error): follow the wrapped error instead.
+            cause = match error.downcast_ref::<std::io::Error>() {
+                Some(io) => io
+                    .get_ref()
+                    .map(|inner| inner as &(dyn std::error::Error + 'static)),
+                None => error.source(),
+            };
+        }
+        None
+    }
+}
+
+/// Whether a TLS error is a refusal of a certificate (by either side).
+fn is_certificate_refusal(error: &rustls::Error) -> bool {
+    use rustls::AlertDescription as Alert;
+    match error {
+        rustls::Error::InvalidCertificate(_) | rustls::Error::NoCertificatesPresented => true,
+        rustls::Error::AlertReceived(alert) => matches!(
+            alert,
+            Alert::BadCertificate
+                | Alert::UnsupportedCertificate
+                | Alert::CertificateRevoked
+                | Alert::CertificateExpired
+                | Alert::CertificateUnknown
+                | Alert::UnknownCA
+                | Alert::AccessDenied
+                | Alert::CertificateRequired
+        ),
+        _ => false,
     }
 }
 
@@ -176,5 +224,31 @@ impl InternalClient {
             url,
             message: e.to_string(),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_certificate_refusal;
+    use rustls::{AlertDescription, CertificateError, Error};
+
+    #[test]
+    fn only_certificate_failures_of_the_handshake_are_refusals() {
+        assert!(is_certificate_refusal(&Error::InvalidCertificate(
+            CertificateError::UnknownIssuer
+        )));
+        assert!(is_certificate_refusal(&Error::InvalidCertificate(
+            CertificateError::Expired
+        )));
+        assert!(is_certificate_refusal(&Error::AlertReceived(
+            AlertDescription::BadCertificate
+        )));
+        assert!(is_certificate_refusal(&Error::AlertReceived(
+            AlertDescription::AccessDenied
+        )));
+        assert!(!is_certificate_refusal(&Error::AlertReceived(
+            AlertDescription::CloseNotify
+        )));
+        assert!(!is_certificate_refusal(&Error::DecryptError));
     }
 }

@@ -6,6 +6,8 @@ pub mod certs;
 pub mod client;
 pub mod deployer;
 pub mod envelope;
+pub mod ids;
+pub mod logsafe;
 pub mod osb;
 pub mod secret;
 pub mod settings;

@@ -56,7 +56,11 @@ pub fn init(format: LogFormat, default_filter: &str) {
         .with_writer(std::io::stderr);
     let builder = builder.with_ansi(colour);
     let _ = match format {
-        LogFormat::Compact => builder.compact().try_init(),
+        LogFormat::Compact => builder
+            .compact()
+            // Control characters in field values are escaped: no forged log lines.
+            .fmt_fields(crate::logsafe::escaping_fields())
+            .try_init(),
         LogFormat::Json => builder.json().flatten_event(true).try_init(),
     };
 }

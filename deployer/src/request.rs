@@ -11,8 +11,8 @@ use std::fmt;
 use std::time::Instant;
 use tracing::Instrument;
 
-/// Longest request id taken over from a caller.
-const MAX_REQUEST_ID_LEN: usize = 128;
+/// Longest request id taken over from a caller (the one limit of every service).
+const MAX_REQUEST_ID_LEN: usize = common::ids::MAX_ID_LEN;
 
 /// The id of the request being served.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -255,6 +255,8 @@ impl Stack {
         bs.deployer.url = deployer_url.clone();
         bs.worker.poll_interval_ms = opts.poll_interval_ms;
         bs.worker.lease_ms = opts.lease_ms;
+        // The one broker of this stack: after a crash it takes its own leases back at once.
+        bs.worker.identity = Some("osbctl-local".into());
         let app = broker::startup::Application::build(bs.clone())
             .await
             .context("starting the broker")?;

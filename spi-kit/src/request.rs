@@ -11,8 +11,9 @@ use std::future::{ready, Ready};
 use std::time::Instant;
 use tracing::Instrument;
 
-/// Longest request id accepted from a caller; longer ones are replaced by a fresh one.
-pub const MAX_REQUEST_ID_LEN: usize = 200;
+/// Longest request id accepted from a caller (the one limit of every service); longer ones are
+/// replaced by a fresh one.
+pub const MAX_REQUEST_ID_LEN: usize = common::ids::MAX_ID_LEN;
 
 /// The id of the current request.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -20,7 +20,7 @@ pub async fn bind(
     let instance_id = path_param(&req, INSTANCE_ID)?;
     let binding_id = path_param(&req, BINDING_ID)?;
     let query = OsbQuery::parse(&req)?;
-    let body: BindRequest = read_json(payload).await?;
+    let body: BindRequest = read_json(&req, payload).await?;
     Ok(
         match broker
             .bind(

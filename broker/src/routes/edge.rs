@@ -2,6 +2,8 @@
 //! carried by the log span), Basic auth, then `X-Broker-API-Version`; plus the extractors of
 //! the request context, the query and the JSON body, which turn bad input into OSB 400s.
 
+use super::body::{check_content_type, parse_strict, read_body};
+use super::connections::ConnectionSlot;
 use crate::domain::headers::{check_api_version, credentials_match, parse_originating_identity};
 use crate::error::{BrokerError, REQUEST_ID};
 use crate::service::RequestContext;
@@ -14,7 +16,7 @@ use common::secret::SecretString;
 use common::{ORIGINATING_IDENTITY_HEADER, REQUEST_ID_HEADER};
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 use tracing::Instrument as _;
 
 /// The path served without authentication.
@@ -25,13 +27,15 @@ pub const METRICS_PATH: &str = "/metrics";
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 const API_VERSION_HEADER: &str = "X-Broker-API-Version";
 
-/// The Basic auth credentials the edge checks.
+/// The Basic auth credentials the edge checks, and how long a client may take to send a body.
 #[derive(Debug, Clone)]
 pub struct EdgeConfig {
     /// User name.
     pub username: String,
     /// Password.
     pub password: SecretString,
+    /// How long a request body may take to arrive once the handler reads it.
+    pub body_timeout: Duration,
 }
 
 /// The request id of the request, stored in its extensions by the middleware.
@@ -43,13 +47,17 @@ fn request_id_of(req: &ServiceRequest) -> String {
         .get(REQUEST_ID_HEADER)
         .and_then(|v| v.to_str().ok())
         .map(str::trim)
-        .filter(|v| !v.is_empty() && v.len() <= 256)
+        .filter(|v| common::ids::is_valid_request_id(v))
         .map(str::to_string)
         .unwrap_or_else(common::new_request_id)
 }
 
-/// Auth first (401 before anything else), then the version header (412).
+/// A connection over its client's limit first (429), then auth (401 before anything else),
+/// then the version header (412).
 fn precheck(req: &ServiceRequest) -> Result<(), BrokerError> {
+    if let Some(slot) = req.conn_data::<ConnectionSlot>() {
+        slot.check()?;
+    }
     let Some(config) = req.app_data::<web::Data<EdgeConfig>>() else {
         return Err(BrokerError::internal(anyhow::anyhow!(
             "edge configuration missing"
@@ -198,29 +206,36 @@ impl OsbQuery {
     }
 }
 
-/// A path segment of the matched route.
+/// A path segment of the matched route: an id, checked against the id rules of
+/// [`common::ids`] (non-empty, at most [`common::ids::MAX_ID_LEN`] bytes, no control
+/// characters), else a 400 naming the rule.
 pub fn path_param(req: &HttpRequest, name: &str) -> Result<String, BrokerError> {
-    req.match_info()
+    let value = req
+        .match_info()
         .get(name)
         .filter(|v| !v.is_empty())
-        .map(str::to_string)
-        .ok_or_else(|| BrokerError::BadRequest(format!("{name} is required")))
+        .ok_or_else(|| BrokerError::BadRequest(format!("{name} is required")))?;
+    common::ids::validate_id(name, value).map_err(|e| BrokerError::BadRequest(e.to_string()))?;
+    Ok(value.to_string())
 }
 
-/// Reads the body (at most [`MAX_BODY_BYTES`]) and decodes it as a JSON object into `T`,
-/// answering 400 with what is wrong otherwise.
-pub async fn read_json<T: DeserializeOwned>(payload: web::Payload) -> Result<T, BrokerError> {
-    let bytes = match payload.to_bytes_limited(MAX_BODY_BYTES).await {
-        Ok(Ok(bytes)) => bytes,
-        Ok(Err(e)) => {
-            return Err(BrokerError::BadRequest(format!(
-                "the request body could not be read: {e}"
-            )))
-        }
-        Err(_) => return Err(BrokerError::PayloadTooLarge(MAX_BODY_BYTES)),
-    };
+/// Reads the body (`Content-Type: application/json`, at most [`MAX_BODY_BYTES`], within the
+/// body timeout) and decodes it as a JSON object without duplicate keys into `T`, answering
+/// 400 with what is wrong otherwise (408 for a body too slow to arrive).
+pub async fn read_json<T: DeserializeOwned>(
+    req: &HttpRequest,
+    payload: web::Payload,
+) -> Result<T, BrokerError> {
+    check_content_type(req)?;
+    let timeout = req
+        .app_data::<web::Data<EdgeConfig>>()
+        .map_or(DEFAULT_BODY_TIMEOUT, |c| c.body_timeout);
+    let bytes = read_body(payload, MAX_BODY_BYTES, timeout).await?;
     parse_json(&bytes)
 }
+
+/// The body timeout when no edge configuration is registered.
+const DEFAULT_BODY_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Decodes a request body as a JSON object into `T`.
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, BrokerError> {
@@ -229,8 +244,13 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, BrokerError> {
             "the request body must be a JSON object; it is empty".into(),
         ));
     }
-    let value: serde_json::Value = serde_json::from_slice(bytes)
-        .map_err(|e| BrokerError::BadRequest(format!("the request body is not valid JSON: {e}")))?;
+    let value = parse_strict(bytes).map_err(|e| {
+        BrokerError::BadRequest(if e.to_string().starts_with("duplicate key") {
+            format!("the request body is refused: {e}")
+        } else {
+            format!("the request body is not valid JSON: {e}")
+        })
+    })?;
     if !value.is_object() {
         return Err(BrokerError::BadRequest(
             "the request body must be a JSON object".into(),
@@ -255,6 +275,16 @@ mod tests {
         assert!(e.to_string().contains("empty"), "{e}");
         let e = parse_json::<ProvisionRequest>(br#"{"service_id": 5}"#).unwrap_err();
         assert!(e.to_string().contains("invalid"), "{e}");
+    }
+
+    #[test]
+    fn a_body_with_a_duplicate_key_is_a_400_naming_the_key() {
+        let e =
+            parse_json::<ProvisionRequest>(br#"{"service_id":"a","service_id":"b"}"#).unwrap_err();
+        assert!(
+            e.to_string().contains("duplicate key \"service_id\""),
+            "{e}"
+        );
     }
 
     #[test]

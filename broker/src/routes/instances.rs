@@ -21,7 +21,7 @@ pub async fn provision(
 ) -> Result<HttpResponse, BrokerError> {
     let instance_id = path_param(&req, INSTANCE_ID)?;
     let query = OsbQuery::parse(&req)?;
-    let body: ProvisionRequest = read_json(payload).await?;
+    let body: ProvisionRequest = read_json(&req, payload).await?;
     let outcome = broker
         .provision(&ctx, &instance_id, body, query.accepts_incomplete())
         .await?;
@@ -65,7 +65,7 @@ pub async fn update(
 ) -> Result<HttpResponse, BrokerError> {
     let instance_id = path_param(&req, INSTANCE_ID)?;
     let query = OsbQuery::parse(&req)?;
-    let body: UpdateRequest = read_json(payload).await?;
+    let body: UpdateRequest = read_json(&req, payload).await?;
     Ok(
         match broker
             .update(&ctx, &instance_id, body, query.accepts_incomplete())

@@ -49,6 +49,16 @@ fn binding_not_found(binding_id: &str) -> BrokerError {
     BrokerError::NotFound(format!("service binding {binding_id} not found"))
 }
 
+/// The answer of a bind overtaken by a concurrent unbind of the same binding: 422
+/// `ConcurrencyError`, after which a platform performs no orphan mitigation (the unbind
+/// removes whatever the bind created).
+fn unbound_meanwhile() -> BrokerError {
+    BrokerError::Concurrency(
+        "a concurrent unbind of this service binding cancelled the bind; the binding is being deleted"
+            .into(),
+    )
+}
+
 /// The answer for a binding operation that failed: the SPI's refusal passes through, anything
 /// else is internal.
 fn failure(op: &OperationRow) -> BrokerError {
@@ -289,11 +299,8 @@ impl Broker {
         instance_id: &str,
         predecessor: &str,
     ) -> Result<LoadedBinding, BrokerError> {
-        if predecessor.is_empty() {
-            return Err(BrokerError::BadRequest(
-                "predecessor_binding_id must not be empty".into(),
-            ));
-        }
+        common::ids::validate_id("predecessor_binding_id", predecessor)
+            .map_err(|e| BrokerError::BadRequest(e.to_string()))?;
         self.load_binding(predecessor)
             .await?
             .filter(|b| {
@@ -327,6 +334,10 @@ impl Broker {
                     .binding(binding_id)
                     .await?
                     .ok_or_else(|| binding_not_found(binding_id))?;
+                if BindingState::parse(&row.state) != BindingState::Ready {
+                    // An unbind began right after the bind ended: its credentials are going.
+                    return Err(unbound_meanwhile());
+                }
                 let body = self.binding_response(&row, false)?;
                 Ok(if created_here {
                     BindOutcome::Created(body)
@@ -335,6 +346,19 @@ impl Broker {
                 })
             }
             Some(op) => {
+                let state = self
+                    .store
+                    .binding(binding_id)
+                    .await?
+                    .map(|(row, _)| row.state);
+                if state
+                    .as_deref()
+                    .map(BindingState::parse)
+                    .is_some_and(|s| matches!(s, BindingState::Deleting | BindingState::Deleted))
+                {
+                    // A concurrent unbind cancelled this bind and deletes what it created.
+                    return Err(unbound_meanwhile());
+                }
                 // Nobody was told about this binding yet: leave no trace of it.
                 self.store.remove_failed_binding(binding_id).await?;
                 Err(failure(&op))

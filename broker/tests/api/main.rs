@@ -1,12 +1,15 @@
 //! The broker's API tests: the real broker, deployer and spi-postgres on loopback with mTLS,
 //! driven over HTTP as a platform would.
 
+mod bind_race;
 mod bindings;
+mod bodies;
 mod catalog;
 mod crash;
 mod edge;
 mod faults;
 mod helpers;
+mod ids;
 mod lifecycle;
 mod process;
 mod reconcile;
@@ -15,4 +18,5 @@ mod restart;
 mod secrets;
 mod shutdown;
 mod supervision;
+mod takeover;
 mod validation;

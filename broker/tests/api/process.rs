@@ -44,6 +44,9 @@ pub fn config_toml(s: &Settings) -> String {
         "[worker]\npoll_interval_ms = {}\nlease_ms = {}\nretry_after_secs = {}\nsync_timeout_ms = {}\ncall_timeout_ms = {}\nmax_operation_secs = {}",
         w.poll_interval_ms, w.lease_ms, w.retry_after_secs, w.sync_timeout_ms, w.call_timeout_ms, w.max_operation_secs
     );
+    if let Some(identity) = &w.identity {
+        let _ = writeln!(t, "identity = {}", quoted(identity));
+    }
     let _ = writeln!(
         t,
         "[reconcile]\ninterval_secs = {}",
