@@ -60,13 +60,14 @@ impl Drop for StopJournal {
     }
 }
 
-/// The route table.
+/// The route table. Each resource answers the methods it does not serve with 405 and an
+/// `Allow` header listing those it does (RFC 9110 §15.5.6).
 fn routes(cfg: &mut web::ServiceConfig) {
-    let not_allowed = || web::to(routes::method_not_allowed);
+    let not_allowed = routes::method_not_allowed;
     cfg.service(
         web::resource("/v2/catalog")
             .route(web::get().to(catalog::get))
-            .default_service(not_allowed()),
+            .default_service(not_allowed("GET")),
     )
     .service(
         web::resource("/v2/service_instances/{instance_id}")
@@ -74,31 +75,31 @@ fn routes(cfg: &mut web::ServiceConfig) {
             .route(web::get().to(instances::fetch))
             .route(web::patch().to(instances::update))
             .route(web::delete().to(instances::deprovision))
-            .default_service(not_allowed()),
+            .default_service(not_allowed("GET, PUT, PATCH, DELETE")),
     )
     .service(
         web::resource("/v2/service_instances/{instance_id}/last_operation")
             .route(web::get().to(instances::last_operation))
-            .default_service(not_allowed()),
+            .default_service(not_allowed("GET")),
     )
     .service(
         web::resource("/v2/service_instances/{instance_id}/service_bindings/{binding_id}")
             .route(web::put().to(bindings::bind))
             .route(web::get().to(bindings::fetch))
             .route(web::delete().to(bindings::unbind))
-            .default_service(not_allowed()),
+            .default_service(not_allowed("GET, PUT, DELETE")),
     )
     .service(
         web::resource(
             "/v2/service_instances/{instance_id}/service_bindings/{binding_id}/last_operation",
         )
         .route(web::get().to(bindings::last_operation))
-        .default_service(not_allowed()),
+        .default_service(not_allowed("GET")),
     )
     .service(
         web::resource(edge::HEALTH_PATH)
             .route(web::get().to(health::get))
-            .default_service(not_allowed()),
+            .default_service(not_allowed("GET")),
     );
 }
 
@@ -147,6 +148,12 @@ impl Application {
             settings.bindings.clone(),
             tokio::runtime::Handle::current(),
         ));
+        let listener = TcpListener::bind(&settings.listen)
+            .with_context(|| format!("binding {}", settings.listen))?;
+        let bound = listener.local_addr()?;
+        let port = bound.port();
+        let external_url = crate::config::external_url(settings.external_url.as_deref(), bound)
+            .map_err(anyhow::Error::msg)?;
         let broker = web::Data::new(Broker {
             store: store.clone(),
             catalog: Arc::clone(&catalog),
@@ -154,14 +161,12 @@ impl Application {
             cipher,
             worker: settings.worker.clone(),
             bindings: settings.bindings.clone(),
+            external_url: external_url.clone(),
         });
         let edge_config = web::Data::new(edge::EdgeConfig {
             username: settings.auth.username.clone(),
             password: settings.auth.password.clone(),
         });
-        let listener = TcpListener::bind(&settings.listen)
-            .with_context(|| format!("binding {}", settings.listen))?;
-        let port = listener.local_addr()?.port();
         let server = HttpServer::new(move || {
             App::new()
                 .app_data(broker.clone())
@@ -176,6 +181,7 @@ impl Application {
         .run();
         tracing::info!(
             port,
+            external_url = %external_url,
             offerings = catalog.snapshot().len(),
             owner = journal.owner(),
             "broker listening"

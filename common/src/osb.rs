@@ -2,6 +2,8 @@
 //! object, last_operation and the error body. Plain serde types; unknown fields are ignored on
 //! input (vendor extensions, rule 7) and absent optional fields are left out on output.
 
+mod lenient;
+
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
@@ -171,8 +173,12 @@ pub struct ProvisionRequest {
     /// Configuration parameters.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub parameters: Option<JsonObject>,
-    /// Requested maintenance version.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// Requested maintenance version; an object without `version` (such as `{}`) is absent.
+    #[serde(
+        default,
+        deserialize_with = "lenient::maintenance_info",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub maintenance_info: Option<MaintenanceInfo>,
 }
 
@@ -239,11 +245,20 @@ pub struct UpdateRequest {
     /// New parameters; absent means unchanged.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub parameters: Option<JsonObject>,
-    /// Requested maintenance version.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// Requested maintenance version; an object without `version` (such as `{}`) is absent.
+    #[serde(
+        default,
+        deserialize_with = "lenient::maintenance_info",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub maintenance_info: Option<MaintenanceInfo>,
-    /// What the platform believes the instance currently has.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// What the platform believes the instance currently has (informational: members that
+    /// are empty, of another type or unknown are ignored).
+    #[serde(
+        default,
+        deserialize_with = "lenient::previous_values",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub previous_values: Option<PreviousValues>,
 }
 
@@ -251,19 +266,39 @@ pub struct UpdateRequest {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct PreviousValues {
     /// Previous plan.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "lenient::informational_string",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub plan_id: Option<String>,
     /// Deprecated.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "lenient::informational_string",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub service_id: Option<String>,
     /// Deprecated.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "lenient::informational_string",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub organization_id: Option<String>,
     /// Deprecated.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "lenient::informational_string",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub space_id: Option<String>,
     /// Previous maintenance version.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "lenient::informational_maintenance_info",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub maintenance_info: Option<MaintenanceInfo>,
 }
 
@@ -479,6 +514,58 @@ mod tests {
         }))
         .unwrap();
         assert_eq!(req.plan_id.as_deref(), Some("p"));
+    }
+
+    #[test]
+    fn maintenance_info_without_a_version_reads_as_absent() {
+        for m in [
+            json!({}),
+            json!(null),
+            json!({"version": null}),
+            json!({"version": ""}),
+            json!({"description": "only a description"}),
+        ] {
+            let req: ProvisionRequest =
+                serde_json::from_value(json!({"service_id": "s", "maintenance_info": m})).unwrap();
+            assert_eq!(req.maintenance_info, None, "{m}");
+            let req: UpdateRequest = serde_json::from_value(
+                json!({"service_id": "s", "maintenance_info": m, "previous_values": {"maintenance_info": m}}),
+            )
+            .unwrap();
+            assert_eq!(req.maintenance_info, None, "{m}");
+            assert_eq!(req.previous_values.unwrap().maintenance_info, None, "{m}");
+        }
+        let req: UpdateRequest = serde_json::from_value(
+            json!({"service_id": "s", "maintenance_info": {"version": "1.0.0", "x": 1}}),
+        )
+        .unwrap();
+        assert_eq!(req.maintenance_info.unwrap().version, "1.0.0");
+    }
+
+    #[test]
+    fn maintenance_info_of_the_wrong_type_is_refused_naming_the_field() {
+        for m in [json!("1.0.0"), json!({"version": 1})] {
+            let e = serde_json::from_value::<ProvisionRequest>(json!({"maintenance_info": m}))
+                .unwrap_err();
+            assert!(e.to_string().contains("maintenance_info"), "{e}");
+        }
+    }
+
+    #[test]
+    fn previous_values_with_empty_odd_or_unknown_members_are_read_and_ignored() {
+        let req: UpdateRequest = serde_json::from_value(json!({
+            "service_id": "s",
+            "previous_values": {"plan_id": "", "service_id": null, "organization_id": 5,
+                "space_id": {}, "maintenance_info": "x", "x-unknown": [1]}
+        }))
+        .unwrap();
+        assert_eq!(req.previous_values, Some(PreviousValues::default()));
+        let req: UpdateRequest =
+            serde_json::from_value(json!({"service_id": "s", "previous_values": null})).unwrap();
+        assert_eq!(req.previous_values, None);
+        let e =
+            serde_json::from_value::<UpdateRequest>(json!({"previous_values": "p"})).unwrap_err();
+        assert!(e.to_string().contains("previous_values"), "{e}");
     }
 
     #[test]

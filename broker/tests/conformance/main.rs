@@ -25,6 +25,7 @@ mod fetch_binding;
 mod fetch_instance;
 mod fuzz;
 mod general;
+mod interop;
 mod last_operation;
 mod provision;
 mod support;

@@ -1,0 +1,82 @@
+//! How optional request fields are read: the way the spec lets platforms send them, and the
+//! way generated OSB clients do send them. An optional object left empty, a `null`, or an
+//! empty string where the spec gives it no meaning reads as absent; only a value of the wrong
+//! JSON type is refused. `docs/conformance.md` lists each decision with its spec sentence.
+
+use super::MaintenanceInfo;
+use serde::de::Error as _;
+use serde::{Deserialize, Deserializer};
+use serde_json::Value;
+
+/// `maintenance_info` of a provision or update request (top level or in `previous_values`).
+/// Only `version` has a meaning ("Any field except for `maintenance_info.version` will be
+/// ignored"), so an object without a non-empty `version` — `{}`, as clients that model the
+/// field as a struct with `omitempty` send on every request — is absent.
+pub(super) fn maintenance_info<'de, D>(d: D) -> Result<Option<MaintenanceInfo>, D::Error>
+where
+    D: Deserializer<'de>,
+{
+    match Option::<Value>::deserialize(d)? {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Object(map)) => {
+            let version = match map.get("version") {
+                None | Some(Value::Null) => return Ok(None),
+                Some(Value::String(v)) if v.is_empty() => return Ok(None),
+                Some(Value::String(v)) => v.clone(),
+                Some(_) => {
+                    return Err(D::Error::custom(
+                        "maintenance_info.version must be a string",
+                    ))
+                }
+            };
+            let description = match map.get("description") {
+                Some(Value::String(d)) if !d.is_empty() => Some(d.clone()),
+                _ => None,
+            };
+            Ok(Some(MaintenanceInfo {
+                version,
+                description,
+            }))
+        }
+        Some(_) => Err(D::Error::custom("maintenance_info must be an object")),
+    }
+}
+
+/// A member of `previous_values`: informational only (the broker knows the instance's current
+/// values), so anything but a non-empty string reads as absent.
+pub(super) fn informational_string<'de, D>(d: D) -> Result<Option<String>, D::Error>
+where
+    D: Deserializer<'de>,
+{
+    Ok(match Option::<Value>::deserialize(d)? {
+        Some(Value::String(s)) if !s.is_empty() => Some(s),
+        _ => None,
+    })
+}
+
+/// `maintenance_info` inside `previous_values`: like [`maintenance_info`], and a value of the
+/// wrong type is ignored too.
+pub(super) fn informational_maintenance_info<'de, D>(
+    d: D,
+) -> Result<Option<MaintenanceInfo>, D::Error>
+where
+    D: Deserializer<'de>,
+{
+    let value = Option::<Value>::deserialize(d)?;
+    Ok(value.and_then(|v| maintenance_info(v).ok().flatten()))
+}
+
+/// `previous_values` of an update: `null` is absent; an object is read member by member with
+/// [`informational_string`]; any other type is refused.
+pub(super) fn previous_values<'de, D>(d: D) -> Result<Option<super::PreviousValues>, D::Error>
+where
+    D: Deserializer<'de>,
+{
+    match Option::<Value>::deserialize(d)? {
+        None | Some(Value::Null) => Ok(None),
+        Some(v @ Value::Object(_)) => super::PreviousValues::deserialize(v)
+            .map(Some)
+            .map_err(|e| D::Error::custom(format!("previous_values: {e}"))),
+        Some(_) => Err(D::Error::custom("previous_values must be an object")),
+    }
+}
