@@ -44,7 +44,8 @@ pub enum Shape {
     EmptyMembers,
     /// Every optional field `null`.
     Nulls,
-    /// Only what is required, plus fields no version of the spec defines.
+    /// Only what is required, plus fields no version of the spec defines: at the top level,
+    /// and as the only member of every optional object the spec defines members of.
     Unknown,
 }
 
@@ -189,7 +190,12 @@ fn optional_members(
         }
         let member = resolve(member);
         let value = match shape {
-            Shape::Absent | Shape::Unknown => continue,
+            Shape::Absent => continue,
+            // Objects with defined members (free-form ones such as `parameters` are data).
+            Shape::Unknown if member["properties"].is_object() => {
+                json!({"x-interop-extension": 1})
+            }
+            Shape::Unknown => continue,
             Shape::Nulls => Value::Null,
             Shape::Empty => empty_value(&member),
             Shape::EmptyMembers if member["properties"].is_object() => Value::Object(
