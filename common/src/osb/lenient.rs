@@ -80,3 +80,61 @@ where
         Some(_) => Err(D::Error::custom("previous_values must be an object")),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::{PreviousValues, ProvisionRequest, UpdateRequest};
+    use serde_json::json;
+
+    #[test]
+    fn maintenance_info_without_a_version_reads_as_absent() {
+        for m in [
+            json!({}),
+            json!(null),
+            json!({"version": null}),
+            json!({"version": ""}),
+            json!({"description": "only a description"}),
+        ] {
+            let req: ProvisionRequest =
+                serde_json::from_value(json!({"service_id": "s", "maintenance_info": m})).unwrap();
+            assert_eq!(req.maintenance_info, None, "{m}");
+            let req: UpdateRequest = serde_json::from_value(
+                json!({"service_id": "s", "maintenance_info": m, "previous_values": {"maintenance_info": m}}),
+            )
+            .unwrap();
+            assert_eq!(req.maintenance_info, None, "{m}");
+            assert_eq!(req.previous_values.unwrap().maintenance_info, None, "{m}");
+        }
+        let req: UpdateRequest = serde_json::from_value(
+            json!({"service_id": "s", "maintenance_info": {"version": "1.0.0", "x": 1}}),
+        )
+        .unwrap();
+        assert_eq!(req.maintenance_info.unwrap().version, "1.0.0");
+    }
+
+    #[test]
+    fn maintenance_info_of_the_wrong_type_is_refused_naming_the_field() {
+        for m in [json!("1.0.0"), json!({"version": 1})] {
+            let e = serde_json::from_value::<ProvisionRequest>(json!({"maintenance_info": m}))
+                .unwrap_err();
+            assert!(e.to_string().contains("maintenance_info"), "{e}");
+        }
+    }
+
+    #[test]
+    fn previous_values_with_empty_odd_or_unknown_members_are_read_and_ignored() {
+        let req: UpdateRequest = serde_json::from_value(json!({
+            "service_id": "s",
+            "previous_values": {"plan_id": "", "service_id": null, "organization_id": 5,
+                "space_id": {}, "maintenance_info": "x", "x-unknown": [1]}
+        }))
+        .unwrap();
+        assert_eq!(req.previous_values, Some(PreviousValues::default()));
+        let req: UpdateRequest =
+            serde_json::from_value(json!({"service_id": "s", "previous_values": null})).unwrap();
+        assert_eq!(req.previous_values, None);
+        let e =
+            serde_json::from_value::<UpdateRequest>(json!({"previous_values": "p"})).unwrap_err();
+        assert!(e.to_string().contains("previous_values"), "{e}");
+    }
+}
