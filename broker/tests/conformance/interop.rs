@@ -4,7 +4,7 @@
 //! empty; every optional object with its members empty; every optional field `null`;
 //! unknown extra fields — and each answer is checked against the documented status. What the
 //! spec says MUST be non-empty is sent empty (or left out) one field at a time: a 400 naming
-//! the field, and nothing changes. `docs/conformance.md` ("Leniency") lists the decisions.
+//! the field, and nothing changes. `docs/conformance.md` ("Interoperability") lists the decisions.
 
 mod spec;
 
