@@ -12,6 +12,7 @@ mod process;
 mod reconcile;
 mod replicas;
 mod restart;
+mod reuse;
 mod secrets;
 mod shutdown;
 mod validation;
