@@ -47,8 +47,7 @@ async fn a_405_lists_the_methods_of_its_path_in_allow_and_each_listed_method_is_
 }
 
 #[tokio::test]
-async fn accepts_incomplete_is_checked_before_any_lookup_so_the_answer_does_not_depend_on_existence(
-) {
+async fn query_values_are_checked_before_any_lookup_so_the_answer_does_not_depend_on_existence() {
     let s = shared();
     let app = &s.app;
     let unknown = new_id();
@@ -84,15 +83,24 @@ async fn accepts_incomplete_is_checked_before_any_lookup_so_the_answer_does_not_
                 None,
             ),
         ];
-        for (method, url, body) in cases {
+        let empty_ids = [
+            format!("{path}?accepts_incomplete=true&service_id=&plan_id={PLAN_SMALL}"),
+            format!("{binding}?accepts_incomplete=true&service_id=&plan_id={PLAN_SMALL}"),
+        ];
+        let cases = cases
+            .into_iter()
+            .map(|(method, url, body)| (method, url, body, "accepts_incomplete"))
+            .chain(
+                empty_ids
+                    .into_iter()
+                    .map(|url| (Method::DELETE, url, None, "service_id")),
+            );
+        for (method, url, body, field) in cases {
             let answer = send(app, method.clone(), &url, body.as_ref()).await;
             assert_eq!(answer.status, 400, "{method} {url}: {answer:?}");
             assert_error_body(&answer);
             assert!(
-                answer.body["description"]
-                    .as_str()
-                    .unwrap()
-                    .contains("accepts_incomplete"),
+                answer.body["description"].as_str().unwrap().contains(field),
                 "{answer:?}"
             );
         }

@@ -77,8 +77,8 @@ fn with(body: &Value, path: &str, value: Option<Value>) -> Value {
     body
 }
 
-/// For each required member, and each strict optional one: the body without it (required
-/// members only) and with it empty, each a 400 naming it.
+/// For each required member: the body without it, with it `null` and with it empty; for each
+/// strict optional one: with it empty. Each is a 400 naming the member.
 async fn refuses_missing_and_empty(
     app: &TestApp,
     method: Method,
@@ -90,6 +90,9 @@ async fn refuses_missing_and_empty(
     for field in required {
         let answer = send(app, method.clone(), url, Some(&with(base, field, None))).await;
         assert_400_naming(&answer, field, &format!("{method} {url} without {field}"));
+        let null = with(base, field, Some(Value::Null));
+        let answer = send(app, method.clone(), url, Some(&null)).await;
+        assert_400_naming(&answer, field, &format!("{method} {url} with {field} null"));
     }
     for field in required
         .iter()
