@@ -108,6 +108,19 @@ impl BindingTarget {
     }
 }
 
+/// `bind_resource.app_guid`, when sent, names an application: a non-empty string (`null`
+/// counts as absent). The refusal names the field.
+pub fn check_bind_resource(bind_resource: Option<&JsonObject>) -> Result<(), String> {
+    match bind_resource.and_then(|b| b.get("app_guid")) {
+        None | Some(serde_json::Value::Null) => Ok(()),
+        Some(serde_json::Value::String(s)) if !s.is_empty() => Ok(()),
+        Some(serde_json::Value::String(_)) => {
+            Err("bind_resource.app_guid must not be empty".into())
+        }
+        Some(_) => Err("bind_resource.app_guid must be a string".into()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -158,6 +171,22 @@ mod tests {
         );
         assert_eq!(a.differs_from(&Placement::default()), None);
         assert_eq!(a.differs_from(&a.clone()), None);
+    }
+
+    #[test]
+    fn bind_resource_app_guid_must_be_a_non_empty_string_when_sent() {
+        assert!(check_bind_resource(None).is_ok());
+        for ok in [
+            json!({}),
+            json!({"app_guid": null}),
+            json!({"app_guid": "a"}),
+        ] {
+            assert!(check_bind_resource(Some(&obj(ok.clone()))).is_ok(), "{ok}");
+        }
+        for bad in [json!({"app_guid": ""}), json!({"app_guid": 5})] {
+            let e = check_bind_resource(Some(&obj(bad.clone()))).unwrap_err();
+            assert!(e.contains("bind_resource.app_guid"), "{bad}: {e}");
+        }
     }
 
     #[test]

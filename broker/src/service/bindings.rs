@@ -8,7 +8,7 @@ use crate::domain::binding::{
     decide_bind, decide_unbind, expiry, fetchable, format_timestamp, BindDecision, BindingState,
     UnbindDecision,
 };
-use crate::domain::identity::BindingTarget;
+use crate::domain::identity::{check_bind_resource, BindingTarget};
 use crate::domain::instance::{check_bindable, InstanceState};
 use crate::domain::operation::{OperationKind, OperationPayload};
 use crate::domain::Attributes;
@@ -44,20 +44,6 @@ pub enum UnbindOutcome {
         /// The OSB operation.
         operation: String,
     },
-}
-
-/// `bind_resource.app_guid`, when sent, names an application: a non-empty string.
-fn check_bind_resource(bind_resource: Option<&JsonObject>) -> Result<(), BrokerError> {
-    match bind_resource.and_then(|b| b.get("app_guid")) {
-        None | Some(serde_json::Value::Null) => Ok(()),
-        Some(serde_json::Value::String(s)) if !s.is_empty() => Ok(()),
-        Some(serde_json::Value::String(_)) => Err(BrokerError::BadRequest(
-            "bind_resource.app_guid must not be empty".into(),
-        )),
-        Some(_) => Err(BrokerError::BadRequest(
-            "bind_resource.app_guid must be a string".into(),
-        )),
-    }
 }
 
 fn binding_not_found(binding_id: &str) -> BrokerError {
@@ -156,7 +142,7 @@ impl Broker {
             body_parameters = Some(p.parameters.clone()).filter(|p| !p.is_empty());
         }
         non_empty_if_present(&body.app_guid, "app_guid")?;
-        check_bind_resource(body.bind_resource.as_ref())?;
+        check_bind_resource(body.bind_resource.as_ref()).map_err(BrokerError::BadRequest)?;
         let target = BindingTarget::new(body.app_guid.clone(), body.bind_resource.as_ref());
         let snapshot = self.catalog_for(&service_id).await;
         let (routed, plan) = snapshot
