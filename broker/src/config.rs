@@ -49,6 +49,12 @@ pub const DEFAULT_MAX_CONNECTIONS_PER_CLIENT: usize = 64;
 pub struct Settings {
     /// Address of the OSB API (`host:port`, port 0 picks a free one).
     pub listen: String,
+    /// The URL platforms and users reach the broker at (`http(s)://host[:port][/prefix]`),
+    /// when it differs from the listen address (a proxy, a public name). Dashboard URLs are
+    /// built from it. None: `http://` and the address actually bound (a wildcard address
+    /// reads as loopback).
+    #[serde(default)]
+    pub external_url: Option<String>,
     /// Basic auth credentials platforms must present.
     pub auth: AuthSettings,
     /// The state database.
@@ -277,6 +283,7 @@ impl Default for Settings {
         let cert_dir = Path::new(DEFAULT_CERT_DIR);
         Self {
             listen: DEFAULT_LISTEN.into(),
+            external_url: None,
             auth: AuthSettings {
                 username: DEFAULT_USERNAME.into(),
                 password: SecretString::default(),
@@ -310,6 +317,38 @@ impl Default for Settings {
     }
 }
 
+/// The external base URL of a broker bound to `bound` with `configured` external URL:
+/// the configured one (validated, without a trailing `/`), else `http://<bound>` with a
+/// wildcard address replaced by loopback.
+pub fn external_url(
+    configured: Option<&str>,
+    bound: std::net::SocketAddr,
+) -> Result<String, String> {
+    if let Some(url) = configured.map(str::trim).filter(|u| !u.is_empty()) {
+        let parsed = reqwest::Url::parse(url)
+            .map_err(|e| format!("external_url {url:?} is not a URL: {e}"))?;
+        if !matches!(parsed.scheme(), "http" | "https") || parsed.host_str().is_none() {
+            return Err(format!(
+                "external_url {url:?} must be an http:// or https:// URL with a host"
+            ));
+        }
+        if parsed.query().is_some() || parsed.fragment().is_some() {
+            return Err(format!(
+                "external_url {url:?} must not have a query or a fragment"
+            ));
+        }
+        return Ok(url.trim_end_matches('/').to_string());
+    }
+    let mut address = bound;
+    if address.ip().is_unspecified() {
+        address.set_ip(match address.ip() {
+            std::net::IpAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
+            std::net::IpAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
+        });
+    }
+    Ok(format!("http://{address}"))
+}
+
 impl Settings {
     /// Loads defaults → the optional TOML file → `BROKER_…` environment variables, and
     /// remembers the file.
@@ -337,6 +376,27 @@ mod tests {
             "no key in the example file"
         );
         assert_eq!(settings.config_file.as_deref(), Some(path.as_path()));
+    }
+
+    #[test]
+    fn the_external_url_is_the_configured_one_else_the_bound_address() {
+        let bound: std::net::SocketAddr = "0.0.0.0:4321".parse().unwrap();
+        assert_eq!(external_url(None, bound).unwrap(), "http://127.0.0.1:4321");
+        assert_eq!(
+            external_url(None, "[::]:80".parse().unwrap()).unwrap(),
+            "http://[::1]:80"
+        );
+        assert_eq!(
+            external_url(None, "10.1.2.3:8080".parse().unwrap()).unwrap(),
+            "http://10.1.2.3:8080"
+        );
+        assert_eq!(
+            external_url(Some("https://osb.example.com/broker/"), bound).unwrap(),
+            "https://osb.example.com/broker"
+        );
+        for bad in ["osb.example.com", "ftp://x", "https://x/?a=1"] {
+            assert!(external_url(Some(bad), bound).is_err(), "{bad}");
+        }
     }
 
     #[test]

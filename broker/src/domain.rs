@@ -3,6 +3,7 @@
 
 pub mod binding;
 pub mod headers;
+pub mod identity;
 pub mod instance;
 pub mod operation;
 

@@ -12,9 +12,17 @@ pub mod instances;
 use crate::error::BrokerError;
 use actix_web::HttpRequest;
 
-/// Answer of a known path with an unsupported method.
-pub async fn method_not_allowed() -> Result<actix_web::HttpResponse, BrokerError> {
-    Err(BrokerError::MethodNotAllowed)
+/// The answer of a known path to a method it does not serve: 405 with an OSB error body and
+/// `Allow: <allow>` (RFC 9110: a 405 "MUST generate an Allow header field").
+pub fn method_not_allowed(allow: &'static str) -> actix_web::Route {
+    actix_web::web::to(move || async move {
+        let mut response = actix_web::ResponseError::error_response(&BrokerError::MethodNotAllowed);
+        response.headers_mut().insert(
+            actix_web::http::header::ALLOW,
+            actix_web::http::header::HeaderValue::from_static(allow),
+        );
+        response
+    })
 }
 
 /// Answer of an unknown path.

@@ -13,6 +13,7 @@ use crate::catalog::{CatalogCache, CatalogSnapshot};
 use crate::config::{BindingSettings, WorkerSettings};
 use crate::crypto::Cipher;
 use crate::domain::binding::{BindingState, BindingView};
+use crate::domain::identity::{BindingTarget, Placement};
 use crate::domain::instance::{InstanceState, InstanceView};
 use crate::domain::operation::{OperationKind, OperationPayload};
 use crate::domain::{Attributes, RunningOperation};
@@ -53,13 +54,16 @@ pub struct Broker {
     pub(crate) cipher: Arc<Cipher>,
     pub(crate) worker: WorkerSettings,
     pub(crate) bindings: BindingSettings,
+    /// The broker's external base URL, without a trailing `/` (dashboard URLs start with it).
+    pub(crate) external_url: String,
 }
 
-/// An instance row with its running operation and decoded parameters.
+/// An instance row with its running operation, decoded parameters and placement.
 struct LoadedInstance {
     row: InstanceRow,
     running: Option<OperationRow>,
     parameters: JsonObject,
+    placement: Placement,
 }
 
 impl LoadedInstance {
@@ -75,17 +79,19 @@ impl LoadedInstance {
                 plan_id: &self.row.plan_id,
                 parameters: &self.parameters,
             },
+            placement: self.placement.clone(),
             maintenance_version: self.row.maintenance_version.as_deref(),
             running: self.running.as_ref().and_then(running_operation),
         }
     }
 }
 
-/// A binding row with its running operation and decoded parameters.
+/// A binding row with its running operation, decoded parameters and target.
 struct LoadedBinding {
     row: BindingRow,
     running: Option<OperationRow>,
     parameters: JsonObject,
+    target: BindingTarget,
 }
 
 impl LoadedBinding {
@@ -98,6 +104,7 @@ impl LoadedBinding {
                 plan_id: &self.row.plan_id,
                 parameters: &self.parameters,
             },
+            target: self.target.clone(),
             running: self.running.as_ref().and_then(running_operation),
         }
     }
@@ -163,10 +170,17 @@ impl Broker {
             return Ok(None);
         };
         let parameters = decode_object(&row.parameters)?;
+        let context = row.context.as_deref().map(decode_object).transpose()?;
+        let placement = Placement::of(
+            context.as_ref(),
+            row.organization_guid.as_deref(),
+            row.space_guid.as_deref(),
+        );
         Ok(Some(LoadedInstance {
             row,
             running,
             parameters,
+            placement,
         }))
     }
 
@@ -175,10 +189,17 @@ impl Broker {
             return Ok(None);
         };
         let parameters = decode_object(&row.parameters)?;
+        let bind_resource = row
+            .bind_resource
+            .as_deref()
+            .map(decode_object)
+            .transpose()?;
+        let target = BindingTarget::new(row.app_guid.clone(), bind_resource.as_ref());
         Ok(Some(LoadedBinding {
             row,
             running,
             parameters,
+            target,
         }))
     }
 
@@ -210,6 +231,15 @@ impl Broker {
         }
         self.catalog.refresh().await;
         self.catalog.snapshot()
+    }
+
+    /// The dashboard of instance `instance_id`, under the broker's external URL.
+    pub fn dashboard_url(&self, instance_id: &str) -> String {
+        format!(
+            "{}/dashboard/instances/{}",
+            self.external_url,
+            common::percent_encode(instance_id)
+        )
     }
 
     /// The `Retry-After` seconds sent while an operation is in progress.

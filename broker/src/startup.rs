@@ -61,13 +61,14 @@ impl Drop for StopJournal {
     }
 }
 
-/// The route table.
+/// The route table. Each resource answers the methods it does not serve with 405 and an
+/// `Allow` header listing those it does (RFC 9110 §15.5.6).
 fn routes(cfg: &mut web::ServiceConfig) {
-    let not_allowed = || web::to(routes::method_not_allowed);
+    let not_allowed = routes::method_not_allowed;
     cfg.service(
         web::resource("/v2/catalog")
             .route(web::get().to(catalog::get))
-            .default_service(not_allowed()),
+            .default_service(not_allowed("GET")),
     )
     .service(
         web::resource("/v2/service_instances/{instance_id}")
@@ -75,36 +76,36 @@ fn routes(cfg: &mut web::ServiceConfig) {
             .route(web::get().to(instances::fetch))
             .route(web::patch().to(instances::update))
             .route(web::delete().to(instances::deprovision))
-            .default_service(not_allowed()),
+            .default_service(not_allowed("GET, PUT, PATCH, DELETE")),
     )
     .service(
         web::resource("/v2/service_instances/{instance_id}/last_operation")
             .route(web::get().to(instances::last_operation))
-            .default_service(not_allowed()),
+            .default_service(not_allowed("GET")),
     )
     .service(
         web::resource("/v2/service_instances/{instance_id}/service_bindings/{binding_id}")
             .route(web::put().to(bindings::bind))
             .route(web::get().to(bindings::fetch))
             .route(web::delete().to(bindings::unbind))
-            .default_service(not_allowed()),
+            .default_service(not_allowed("GET, PUT, DELETE")),
     )
     .service(
         web::resource(
             "/v2/service_instances/{instance_id}/service_bindings/{binding_id}/last_operation",
         )
         .route(web::get().to(bindings::last_operation))
-        .default_service(not_allowed()),
+        .default_service(not_allowed("GET")),
     )
     .service(
         web::resource(edge::HEALTH_PATH)
             .route(web::get().to(health::get))
-            .default_service(not_allowed()),
+            .default_service(not_allowed("GET")),
     )
     .service(
         web::resource(edge::METRICS_PATH)
             .route(web::get().to(health::metrics))
-            .default_service(not_allowed()),
+            .default_service(not_allowed("GET")),
     );
 }
 
@@ -157,6 +158,12 @@ impl Application {
             tokio::runtime::Handle::current(),
         ));
         journal.take_back_own_leases().await?;
+        let listener = TcpListener::bind(&settings.listen)
+            .with_context(|| format!("binding {}", settings.listen))?;
+        let bound = listener.local_addr()?;
+        let port = bound.port();
+        let external_url = crate::config::external_url(settings.external_url.as_deref(), bound)
+            .map_err(anyhow::Error::msg)?;
         let broker = web::Data::new(Broker {
             store: store.clone(),
             catalog: Arc::clone(&catalog),
@@ -164,6 +171,7 @@ impl Application {
             cipher,
             worker: settings.worker.clone(),
             bindings: settings.bindings.clone(),
+            external_url: external_url.clone(),
         });
         let edge_config = web::Data::new(edge::EdgeConfig {
             username: settings.auth.username.clone(),
@@ -171,9 +179,6 @@ impl Application {
             body_timeout: settings.http.body_timeout(),
         });
         let limiter = ConnectionLimiter::new(settings.http.max_connections_per_client);
-        let listener = TcpListener::bind(&settings.listen)
-            .with_context(|| format!("binding {}", settings.listen))?;
-        let port = listener.local_addr()?.port();
         let server = HttpServer::new(move || {
             App::new()
                 .app_data(broker.clone())
@@ -189,6 +194,7 @@ impl Application {
         .run();
         tracing::info!(
             port,
+            external_url = %external_url,
             offerings = catalog.snapshot().len(),
             owner = journal.owner(),
             "broker listening"

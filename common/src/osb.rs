@@ -2,6 +2,8 @@
 //! object, last_operation and the error body. Plain serde types; unknown fields are ignored on
 //! input (vendor extensions, rule 7) and absent optional fields are left out on output.
 
+mod lenient;
+
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
@@ -171,8 +173,12 @@ pub struct ProvisionRequest {
     /// Configuration parameters.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub parameters: Option<JsonObject>,
-    /// Requested maintenance version.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// Requested maintenance version; an object without `version` (such as `{}`) is absent.
+    #[serde(
+        default,
+        deserialize_with = "lenient::maintenance_info",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub maintenance_info: Option<MaintenanceInfo>,
 }
 
@@ -239,11 +245,20 @@ pub struct UpdateRequest {
     /// New parameters; absent means unchanged.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub parameters: Option<JsonObject>,
-    /// Requested maintenance version.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// Requested maintenance version; an object without `version` (such as `{}`) is absent.
+    #[serde(
+        default,
+        deserialize_with = "lenient::maintenance_info",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub maintenance_info: Option<MaintenanceInfo>,
-    /// What the platform believes the instance currently has.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// What the platform believes the instance currently has (informational: members that
+    /// are empty, of another type or unknown are ignored).
+    #[serde(
+        default,
+        deserialize_with = "lenient::previous_values",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub previous_values: Option<PreviousValues>,
 }
 
@@ -251,19 +266,39 @@ pub struct UpdateRequest {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct PreviousValues {
     /// Previous plan.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "lenient::informational_string",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub plan_id: Option<String>,
     /// Deprecated.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "lenient::informational_string",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub service_id: Option<String>,
     /// Deprecated.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "lenient::informational_string",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub organization_id: Option<String>,
     /// Deprecated.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "lenient::informational_string",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub space_id: Option<String>,
     /// Previous maintenance version.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "lenient::informational_maintenance_info",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub maintenance_info: Option<MaintenanceInfo>,
 }
 

@@ -1,5 +1,6 @@
 //! Service binding states and the decisions bind, unbind and fetch lead to.
 
+use super::identity::BindingTarget;
 use super::operation::OperationKind;
 use super::{Attributes, RunningOperation};
 
@@ -51,6 +52,8 @@ pub struct BindingView<'a> {
     pub state: BindingState,
     /// What it was created with.
     pub attributes: Attributes<'a>,
+    /// Who it was created for.
+    pub target: BindingTarget,
     /// The binding operation in progress, if any.
     pub running: Option<RunningOperation>,
 }
@@ -70,30 +73,39 @@ pub enum BindDecision {
     Concurrency(String),
 }
 
-/// Decides a bind request for `instance_id` given the existing binding, if any.
+/// Decides a bind request for `instance_id` given the existing binding, if any. The id of a
+/// deleted binding may be used again, on any instance: the spec asks for a conflict only
+/// with a binding that "already exists or is being created".
 pub fn decide_bind(
     existing: Option<&BindingView<'_>>,
     instance_id: &str,
     requested: &Attributes<'_>,
+    target: &BindingTarget,
 ) -> BindDecision {
     let Some(existing) = existing else {
         return BindDecision::Create;
     };
-    if matches!(existing.state, BindingState::Deleted)
-        || (existing.state == BindingState::Failed && existing.running.is_none())
-    {
-        return if existing.instance_id == instance_id {
-            BindDecision::Create
-        } else {
-            BindDecision::Conflict(
-                "a service binding with this id belongs to another service instance".into(),
-            )
-        };
+    if existing.state == BindingState::Deleted {
+        return BindDecision::Create;
     }
     if existing.instance_id != instance_id {
-        return BindDecision::Conflict(
-            "a service binding with this id belongs to another service instance".into(),
-        );
+        let why = if existing.state == BindingState::Failed {
+            "its creation failed; unbind it there first"
+        } else {
+            "unbind it there first or choose another binding id"
+        };
+        return BindDecision::Conflict(format!(
+            "a service binding with this id belongs to another service instance ({}); {why}",
+            existing.instance_id
+        ));
+    }
+    if existing.state == BindingState::Failed && existing.running.is_none() {
+        return BindDecision::Create;
+    }
+    if let Some(field) = existing.target.differs_from(target) {
+        return BindDecision::Conflict(format!(
+            "a service binding with this id already exists for another application ({field} differs)"
+        ));
     }
     match existing.state {
         BindingState::Deleting | BindingState::Failed => BindDecision::Concurrency(
@@ -206,6 +218,7 @@ mod tests {
                 plan_id: "small",
                 parameters,
             },
+            target: BindingTarget::default(),
             running: running.map(|(kind, id)| RunningOperation {
                 id: id.into(),
                 kind,
@@ -226,7 +239,7 @@ mod tests {
         let p = JsonObject::new();
         let ready = view("i1", BindingState::Ready, &p, None);
         assert_eq!(
-            decide_bind(Some(&ready), "i1", &req(&p)),
+            decide_bind(Some(&ready), "i1", &req(&p), &BindingTarget::default()),
             BindDecision::AlreadyReady
         );
         let creating = view(
@@ -236,7 +249,7 @@ mod tests {
             Some((OperationKind::Bind, "op")),
         );
         assert_eq!(
-            decide_bind(Some(&creating), "i1", &req(&p)),
+            decide_bind(Some(&creating), "i1", &req(&p), &BindingTarget::default()),
             BindDecision::InProgress("op".into())
         );
     }
@@ -248,11 +261,11 @@ mod tests {
         other.insert("role".into(), "ro".into());
         let ready = view("i1", BindingState::Ready, &p, None);
         assert!(matches!(
-            decide_bind(Some(&ready), "i1", &req(&other)),
+            decide_bind(Some(&ready), "i1", &req(&other), &BindingTarget::default()),
             BindDecision::Conflict(_)
         ));
         assert!(matches!(
-            decide_bind(Some(&ready), "i2", &req(&p)),
+            decide_bind(Some(&ready), "i2", &req(&p), &BindingTarget::default()),
             BindDecision::Conflict(_)
         ));
     }
@@ -262,9 +275,56 @@ mod tests {
         let p = JsonObject::new();
         for state in [BindingState::Deleted, BindingState::Failed] {
             let b = view("i1", state, &p, None);
-            assert_eq!(decide_bind(Some(&b), "i1", &req(&p)), BindDecision::Create);
+            assert_eq!(
+                decide_bind(Some(&b), "i1", &req(&p), &BindingTarget::default()),
+                BindDecision::Create
+            );
         }
-        assert_eq!(decide_bind(None, "i1", &req(&p)), BindDecision::Create);
+        assert_eq!(
+            decide_bind(None, "i1", &req(&p), &BindingTarget::default()),
+            BindDecision::Create
+        );
+    }
+
+    #[test]
+    fn the_id_of_a_deleted_binding_may_be_used_on_another_instance_but_not_a_live_or_failed_one() {
+        let p = JsonObject::new();
+        let none = BindingTarget::default();
+        let deleted = view("i1", BindingState::Deleted, &p, None);
+        assert_eq!(
+            decide_bind(Some(&deleted), "i2", &req(&p), &none),
+            BindDecision::Create
+        );
+        for state in [BindingState::Ready, BindingState::Failed] {
+            let b = view("i1", state, &p, None);
+            match decide_bind(Some(&b), "i2", &req(&p), &none) {
+                BindDecision::Conflict(d) => assert!(d.contains("i1"), "{d}"),
+                other => panic!("{other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn a_repeat_bind_for_another_application_conflicts_even_while_creating() {
+        let p = JsonObject::new();
+        let mine = BindingTarget::new(Some("app-1".into()), None);
+        let theirs = BindingTarget::new(Some("app-2".into()), None);
+        for (state, running, same) in [
+            (BindingState::Ready, None, BindDecision::AlreadyReady),
+            (
+                BindingState::Creating,
+                Some((OperationKind::Bind, "op")),
+                BindDecision::InProgress("op".into()),
+            ),
+        ] {
+            let mut b = view("i1", state, &p, running);
+            b.target = mine.clone();
+            match decide_bind(Some(&b), "i1", &req(&p), &theirs) {
+                BindDecision::Conflict(d) => assert!(d.contains("app_guid"), "{d}"),
+                other => panic!("{other:?}"),
+            }
+            assert_eq!(decide_bind(Some(&b), "i1", &req(&p), &mine), same);
+        }
     }
 
     #[test]

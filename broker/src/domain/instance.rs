@@ -1,5 +1,6 @@
 //! Service instance states and the decisions provision, update, deprovision and fetch lead to.
 
+use super::identity::Placement;
 use super::operation::OperationKind;
 use super::{Attributes, RunningOperation};
 use common::osb::JsonObject;
@@ -50,6 +51,8 @@ pub struct InstanceView<'a> {
     pub state: InstanceState,
     /// What it was created with (or last updated to).
     pub attributes: Attributes<'a>,
+    /// Its organization and space.
+    pub placement: Placement,
     /// Current maintenance version.
     pub maintenance_version: Option<&'a str>,
     /// The instance operation in progress, if any.
@@ -71,14 +74,23 @@ pub enum ProvisionDecision {
     Concurrency(String),
 }
 
-/// Decides a provision request given the existing instance, if any.
+/// Decides a provision request given the existing instance, if any: a repeat is identical
+/// when service, plan and parameters match and it names no other organization or space.
 pub fn decide_provision(
     existing: Option<&InstanceView<'_>>,
     requested: &Attributes<'_>,
+    placement: &Placement,
 ) -> ProvisionDecision {
     let Some(existing) = existing else {
         return ProvisionDecision::Create;
     };
+    if existing.state != InstanceState::Deleted {
+        if let Some(field) = existing.placement.differs_from(placement) {
+            return ProvisionDecision::Conflict(format!(
+                "a service instance with this id already exists in another {field}"
+            ));
+        }
+    }
     let identical = existing.attributes.identical(requested);
     match existing.state {
         InstanceState::Deleted => ProvisionDecision::Create,
@@ -281,6 +293,7 @@ mod tests {
                 plan_id: "small",
                 parameters,
             },
+            placement: Placement::of(None, Some("org"), Some("space")),
             maintenance_version: Some("1.0.0"),
             running: running.map(|(kind, id)| RunningOperation {
                 id: id.into(),
@@ -297,10 +310,13 @@ mod tests {
             plan_id: "small",
             parameters: &p,
         };
-        assert_eq!(decide_provision(None, &req), ProvisionDecision::Create);
+        assert_eq!(
+            decide_provision(None, &req, &Placement::default()),
+            ProvisionDecision::Create
+        );
         let deleted = view(InstanceState::Deleted, &p, None);
         assert_eq!(
-            decide_provision(Some(&deleted), &req),
+            decide_provision(Some(&deleted), &req, &Placement::default()),
             ProvisionDecision::Create
         );
     }
@@ -315,7 +331,7 @@ mod tests {
         };
         let ready = view(InstanceState::Ready, &p, None);
         assert_eq!(
-            decide_provision(Some(&ready), &req),
+            decide_provision(Some(&ready), &req, &Placement::default()),
             ProvisionDecision::AlreadyReady
         );
         let provisioning = view(
@@ -324,7 +340,7 @@ mod tests {
             Some((OperationKind::Provision, "op-1")),
         );
         assert_eq!(
-            decide_provision(Some(&provisioning), &req),
+            decide_provision(Some(&provisioning), &req, &Placement::default()),
             ProvisionDecision::InProgress("op-1".into())
         );
     }
@@ -340,7 +356,7 @@ mod tests {
         };
         let ready = view(InstanceState::Ready, &p, None);
         assert!(matches!(
-            decide_provision(Some(&ready), &req),
+            decide_provision(Some(&ready), &req, &Placement::default()),
             ProvisionDecision::Conflict(_)
         ));
         let going = view(
@@ -349,9 +365,46 @@ mod tests {
             Some((OperationKind::Deprovision, "op-2")),
         );
         assert!(matches!(
-            decide_provision(Some(&going), &req),
+            decide_provision(Some(&going), &req, &Placement::default()),
             ProvisionDecision::Concurrency(_)
         ));
+    }
+
+    #[test]
+    fn a_repeat_naming_another_organization_or_space_conflicts() {
+        let p = JsonObject::new();
+        let req = Attributes {
+            service_id: "svc",
+            plan_id: "small",
+            parameters: &p,
+        };
+        let ready = view(InstanceState::Ready, &p, None);
+        for (org, space, field) in [
+            ("other", "space", "organization"),
+            ("org", "other", "space"),
+        ] {
+            match decide_provision(
+                Some(&ready),
+                &req,
+                &Placement::of(None, Some(org), Some(space)),
+            ) {
+                ProvisionDecision::Conflict(d) => assert!(d.contains(field), "{d}"),
+                other => panic!("{other:?}"),
+            }
+        }
+        assert_eq!(
+            decide_provision(
+                Some(&ready),
+                &req,
+                &Placement::of(None, Some("org"), Some("space"))
+            ),
+            ProvisionDecision::AlreadyReady
+        );
+        let deleted = view(InstanceState::Deleted, &p, None);
+        assert_eq!(
+            decide_provision(Some(&deleted), &req, &Placement::of(None, Some("x"), None)),
+            ProvisionDecision::Create
+        );
     }
 
     #[test]

@@ -19,7 +19,7 @@ pub async fn bind(
 ) -> Result<HttpResponse, BrokerError> {
     let instance_id = path_param(&req, INSTANCE_ID)?;
     let binding_id = path_param(&req, BINDING_ID)?;
-    let query = OsbQuery::parse(&req)?;
+    let query = OsbQuery::parse_mutating(&req)?;
     let body: BindRequest = read_json(&req, payload).await?;
     Ok(
         match broker
@@ -62,7 +62,7 @@ pub async fn unbind(
 ) -> Result<HttpResponse, BrokerError> {
     let instance_id = path_param(&req, INSTANCE_ID)?;
     let binding_id = path_param(&req, BINDING_ID)?;
-    let query = OsbQuery::parse(&req)?;
+    let query = OsbQuery::parse_mutating(&req)?;
     let accepts_incomplete = query.accepts_incomplete();
     Ok(
         match broker

@@ -195,7 +195,21 @@ impl OsbQuery {
             .map_err(|e| BrokerError::BadRequest(format!("malformed query string: {e}")))
     }
 
-    /// Only `accepts_incomplete=true` counts.
+    /// [`OsbQuery::parse`] for the endpoints that define `accepts_incomplete` (PUT, PATCH,
+    /// DELETE): a value other than `true`, `false` or empty is a 400 too, before any lookup,
+    /// so the answer does not depend on whether the resource exists.
+    pub fn parse_mutating(req: &HttpRequest) -> Result<Self, BrokerError> {
+        let query = Self::parse(req)?;
+        match query.accepts_incomplete.as_deref() {
+            None | Some("" | "true" | "false") => Ok(query),
+            Some(other) => Err(BrokerError::BadRequest(format!(
+                "accepts_incomplete must be true or false, not {:?}",
+                other.chars().take(50).collect::<String>()
+            ))),
+        }
+    }
+
+    /// Only `accepts_incomplete=true` counts (absent, empty and `false` do not).
     pub fn accepts_incomplete(&self) -> bool {
         self.accepts_incomplete.as_deref() == Some("true")
     }

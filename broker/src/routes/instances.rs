@@ -20,7 +20,7 @@ pub async fn provision(
     payload: web::Payload,
 ) -> Result<HttpResponse, BrokerError> {
     let instance_id = path_param(&req, INSTANCE_ID)?;
-    let query = OsbQuery::parse(&req)?;
+    let query = OsbQuery::parse_mutating(&req)?;
     let body: ProvisionRequest = read_json(&req, payload).await?;
     let outcome = broker
         .provision(&ctx, &instance_id, body, query.accepts_incomplete())
@@ -64,7 +64,7 @@ pub async fn update(
     payload: web::Payload,
 ) -> Result<HttpResponse, BrokerError> {
     let instance_id = path_param(&req, INSTANCE_ID)?;
-    let query = OsbQuery::parse(&req)?;
+    let query = OsbQuery::parse_mutating(&req)?;
     let body: UpdateRequest = read_json(&req, payload).await?;
     Ok(
         match broker
@@ -89,7 +89,7 @@ pub async fn deprovision(
     req: HttpRequest,
 ) -> Result<HttpResponse, BrokerError> {
     let instance_id = path_param(&req, INSTANCE_ID)?;
-    let query = OsbQuery::parse(&req)?;
+    let query = OsbQuery::parse_mutating(&req)?;
     let accepts_incomplete = query.accepts_incomplete();
     let operation = broker
         .deprovision(

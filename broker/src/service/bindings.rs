@@ -8,6 +8,7 @@ use crate::domain::binding::{
     decide_bind, decide_unbind, expiry, fetchable, format_timestamp, BindDecision, BindingState,
     UnbindDecision,
 };
+use crate::domain::identity::{check_bind_resource, BindingTarget};
 use crate::domain::instance::{check_bindable, InstanceState};
 use crate::domain::operation::{OperationKind, OperationPayload};
 use crate::domain::Attributes;
@@ -151,6 +152,8 @@ impl Broker {
             body_parameters = Some(p.parameters.clone()).filter(|p| !p.is_empty());
         }
         non_empty_if_present(&body.app_guid, "app_guid")?;
+        check_bind_resource(body.bind_resource.as_ref()).map_err(BrokerError::BadRequest)?;
+        let target = BindingTarget::new(body.app_guid.clone(), body.bind_resource.as_ref());
         let snapshot = self.catalog_for(&service_id).await;
         let (routed, plan) = snapshot
             .plan(&service_id, &plan_id)
@@ -199,6 +202,7 @@ impl Broker {
                 existing.as_ref().map(|b| b.view()).as_ref(),
                 instance_id,
                 &requested,
+                &target,
             ) {
                 BindDecision::Create => {}
                 BindDecision::AlreadyReady => {

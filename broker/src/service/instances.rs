@@ -4,6 +4,7 @@ use super::health::unhealthy_description;
 use super::{
     check_maintenance, encode_object, non_empty_if_present, required, Broker, RequestContext,
 };
+use crate::domain::identity::Placement;
 use crate::domain::instance::{
     decide_deprovision, decide_fetch, decide_provision, decide_update, DeprovisionDecision,
     FetchDecision, InstanceState, ProvisionDecision, UpdateDecision, UpdateView,
@@ -130,13 +131,21 @@ impl Broker {
             plan_id: &plan_id,
             parameters: &parameters,
         };
+        let placement = Placement::of(
+            body.context.as_ref(),
+            body.organization_guid.as_deref(),
+            body.space_guid.as_deref(),
+        );
         // Two rounds: a concurrent identical PUT may insert between our read and our insert,
         // and the second round then answers as for a repeat.
         for _ in 0..2 {
             let existing = self.load_instance(instance_id).await?;
             let view = existing.as_ref().map(|e| e.view());
-            let dashboard_url = existing.as_ref().and_then(|e| e.row.dashboard_url.clone());
-            match decide_provision(view.as_ref(), &requested) {
+            let dashboard_url = existing
+                .as_ref()
+                .and_then(|e| e.row.dashboard_url.as_ref())
+                .map(|_| self.dashboard_url(instance_id));
+            match decide_provision(view.as_ref(), &requested, &placement) {
                 ProvisionDecision::Create => {}
                 ProvisionDecision::AlreadyReady => {
                     return Ok(ProvisionOutcome::AlreadyReady {
@@ -171,6 +180,12 @@ impl Broker {
                 )
                 .await
                 .map_err(|e| BrokerError::from_call(&spi.name, e))?;
+            // The SPI says whether the offering has a dashboard; the broker serves it, at its
+            // own external URL.
+            let dashboard_url = validated
+                .dashboard_url
+                .as_ref()
+                .map(|_| self.dashboard_url(instance_id));
             let now = now_ms();
             let row = InstanceRow {
                 id: instance_id.to_string(),
@@ -181,7 +196,7 @@ impl Broker {
                 organization_guid: body.organization_guid.clone(),
                 space_guid: body.space_guid.clone(),
                 maintenance_version: plan.maintenance_info.as_ref().map(|m| m.version.clone()),
-                dashboard_url: validated.dashboard_url.clone(),
+                dashboard_url: dashboard_url.clone(),
                 state: InstanceState::Provisioning.as_str().into(),
                 deployment_name: None,
                 deployment_spec_enc: None,
@@ -203,7 +218,7 @@ impl Broker {
                     self.journal.start(&operation);
                     return Ok(ProvisionOutcome::Accepted {
                         operation,
-                        dashboard_url: validated.dashboard_url,
+                        dashboard_url,
                         metadata: instance_metadata(&routed.service, plan),
                     });
                 }
@@ -226,6 +241,9 @@ impl Broker {
     ) -> Result<UpdateOutcome, BrokerError> {
         let service_id = required(body.service_id, "service_id")?;
         non_empty_if_present(&body.plan_id, "plan_id")?;
+        // An empty context says nothing (the profile requires `platform` in every context):
+        // it changes nothing, as if absent.
+        let context = body.context.filter(|c| !c.is_empty());
         let existing = self
             .load_instance(instance_id)
             .await?
@@ -270,7 +288,7 @@ impl Broker {
             }
             UpdateDecision::Concurrency(d) => return Err(BrokerError::Concurrency(d)),
             UpdateDecision::NothingToChange => {
-                if let Some(context) = &body.context {
+                if let Some(context) = &context {
                     let stored = existing
                         .row
                         .context
@@ -318,7 +336,7 @@ impl Broker {
             plan_id: Some(target_plan),
             parameters: body.parameters,
             maintenance_version: body.maintenance_info.map(|m| m.version),
-            context: body.context,
+            context,
             ..Default::default()
         };
         let op = self.new_operation(ctx, instance_id, None, OperationKind::Update, &payload);
@@ -425,7 +443,11 @@ impl Broker {
                 Ok(FetchInstanceResponse {
                     service_id: Some(existing.row.service_id),
                     plan_id: Some(existing.row.plan_id),
-                    dashboard_url: existing.row.dashboard_url,
+                    dashboard_url: existing
+                        .row
+                        .dashboard_url
+                        .as_ref()
+                        .map(|_| self.dashboard_url(instance_id)),
                     parameters: Some(existing.parameters),
                     maintenance_info: existing.row.maintenance_version.map(|version| {
                         MaintenanceInfo {

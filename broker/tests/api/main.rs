@@ -15,6 +15,7 @@ mod process;
 mod reconcile;
 mod replicas;
 mod restart;
+mod reuse;
 mod secrets;
 mod shutdown;
 mod supervision;
