@@ -3,6 +3,7 @@
 
 mod bindings;
 mod catalog;
+mod collisions;
 mod crash;
 mod edge;
 mod faults;

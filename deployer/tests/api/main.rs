@@ -5,5 +5,6 @@ mod docker;
 mod errors;
 mod helpers;
 mod mtls;
+mod owners;
 mod postgres;
 mod redis;

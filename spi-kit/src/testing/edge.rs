@@ -28,8 +28,7 @@ pub async fn a_client_with_a_certificate_from_another_ca_is_refused(app: &TestAp
     let stranger = make_certs();
     let files = TlsFiles {
         ca_file: app.cert_dir().join("ca.pem"),
-        cert_file: stranger.path().join("broker.pem"),
-        key_file: stranger.path().join("broker-key.pem"),
+        ..TlsFiles::in_dir(stranger.path(), "broker")
     };
     let client = client_with(files.client_config().unwrap());
     let result = client
