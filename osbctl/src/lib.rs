@@ -3,6 +3,7 @@
 
 pub mod bench;
 pub mod bench_store;
+pub mod certs;
 pub mod cli;
 pub mod osb_client;
 pub mod stack;
