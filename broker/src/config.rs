@@ -120,7 +120,9 @@ where
         type Value = Vec<EncryptionKey>;
 
         fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-            f.write_str("a list of {id, key} tables, a base64 key, or id:key entries separated by commas")
+            f.write_str(
+                "a list of {id, key} tables, a base64 key, or id:key entries separated by commas",
+            )
         }
 
         fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Self::Value, E> {

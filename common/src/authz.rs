@@ -69,9 +69,7 @@ pub async fn authorize<B: MessageBody>(
     req: ServiceRequest,
     next: Next<B>,
 ) -> Result<ServiceResponse<EitherBody<B>>, actix_web::Error> {
-    let identity = req
-        .conn_data::<PeerIdentity>()
-        .and_then(|p| p.0.clone());
+    let identity = req.conn_data::<PeerIdentity>().and_then(|p| p.0.clone());
     let allowed = req
         .app_data::<AllowedClients>()
         .is_some_and(|a| identity.as_deref().is_some_and(|i| a.allows(i)));
@@ -105,9 +103,12 @@ pub async fn authorize<B: MessageBody>(
     };
     let mut response = HttpResponse::Forbidden().json(envelope);
     if let Ok(value) = HeaderValue::from_str(&request_id) {
-        response
-            .headers_mut()
-            .insert(crate::REQUEST_ID_HEADER.parse().expect("a valid header name"), value);
+        response.headers_mut().insert(
+            crate::REQUEST_ID_HEADER
+                .parse()
+                .expect("a valid header name"),
+            value,
+        );
     }
     Ok(req.into_response(response).map_into_right_body())
 }

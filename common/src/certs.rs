@@ -82,10 +82,12 @@ impl CertificateAuthority {
     /// holders of that `ca.pem` trust (same subject, same key).
     pub fn from_pem(cert_pem: &str, key_pem: &str) -> Result<Self, CertError> {
         use rustls_pki_types::pem::PemObject;
-        let der = rustls_pki_types::CertificateDer::from_pem_slice(cert_pem.as_bytes())
-            .map_err(|e| CertError::Ca {
-                path: "ca.pem".into(),
-                message: e.to_string(),
+        let der =
+            rustls_pki_types::CertificateDer::from_pem_slice(cert_pem.as_bytes()).map_err(|e| {
+                CertError::Ca {
+                    path: "ca.pem".into(),
+                    message: e.to_string(),
+                }
             })?;
         let common_name = crate::tls::identity::common_name(&der).ok_or(CertError::Ca {
             path: "ca.pem".into(),
@@ -222,8 +224,9 @@ pub fn write_bundle_in(
     create_private_dir(&ca_dir)?;
     write_file(&ca_dir.join("ca.pem"), &ca.cert_pem(), false)?;
     write_file(&ca_dir.join("ca-key.pem"), &ca.key_pem(), true)?;
+    let ca_pem = ca.cert_pem();
     for name in names {
-        write_leaf(layout, dir, &ca, name, hosts)?;
+        write_leaf(layout, dir, (&ca, &ca_pem), name, hosts)?;
     }
     Ok(())
 }
@@ -259,7 +262,7 @@ pub fn renew_bundle(
         let service_dir = layout.service_dir(dir, name);
         let cert = service_dir.join(format!("{name}.pem"));
         if force || expires_soon(&cert) {
-            write_leaf(layout, dir, &ca, name, hosts)?;
+            write_leaf(layout, dir, (&ca, &ca_pem), name, hosts)?;
             renewed.push(name.to_string());
         } else if layout == Layout::PerService {
             write_file(&service_dir.join("ca.pem"), &ca_pem, false)?;
@@ -280,23 +283,33 @@ pub fn expires_soon(cert_file: &Path) -> bool {
     end - OffsetDateTime::now_utc().unix_timestamp() < RENEW_WITHIN_DAYS * 86_400
 }
 
+/// Issues `name`'s certificate from `ca` and writes it (and, per service, the CA's certificate
+/// as `ca_pem`, the text the other services trust).
 fn write_leaf(
     layout: Layout,
     dir: &Path,
-    ca: &CertificateAuthority,
+    (ca, ca_pem): (&CertificateAuthority, &str),
     name: &str,
     hosts: &[String],
 ) -> Result<(), CertError> {
     let service_dir = layout.service_dir(dir, name);
     create_private_dir(&service_dir)?;
     if layout == Layout::PerService {
-        write_file(&service_dir.join("ca.pem"), &ca.cert_pem(), false)?;
+        write_file(&service_dir.join("ca.pem"), ca_pem, false)?;
     }
     let leaf = ca.issue(name, hosts)?;
     // The key first: a service reloading between the two renames sees a mismatched pair,
     // refuses it and keeps serving with the old one until the certificate follows.
-    replace_file(&service_dir.join(format!("{name}-key.pem")), &leaf.key_pem, true)?;
-    replace_file(&service_dir.join(format!("{name}.pem")), &leaf.cert_pem, false)
+    replace_file(
+        &service_dir.join(format!("{name}-key.pem")),
+        &leaf.key_pem,
+        true,
+    )?;
+    replace_file(
+        &service_dir.join(format!("{name}.pem")),
+        &leaf.cert_pem,
+        false,
+    )
 }
 
 fn create_private_dir(dir: &Path) -> Result<(), CertError> {
@@ -360,7 +373,13 @@ mod tests {
     #[test]
     fn the_per_service_layout_keeps_the_ca_key_and_other_keys_out_of_a_service_directory() {
         let dir = tempfile::tempdir().unwrap();
-        write_bundle_in(Layout::PerService, dir.path(), SERVICE_NAMES, &loopback_hosts()).unwrap();
+        write_bundle_in(
+            Layout::PerService,
+            dir.path(),
+            SERVICE_NAMES,
+            &loopback_hosts(),
+        )
+        .unwrap();
         assert!(dir.path().join("ca/ca-key.pem").exists());
         for name in SERVICE_NAMES {
             let service_dir = Layout::PerService.service_dir(dir.path(), name);
@@ -369,21 +388,42 @@ mod tests {
                 .map(|e| e.unwrap().file_name().into_string().unwrap())
                 .collect();
             files.sort();
-            let mut expected = ["ca.pem".to_string(), format!("{name}-key.pem"), format!("{name}.pem")];
+            let mut expected = [
+                "ca.pem".to_string(),
+                format!("{name}-key.pem"),
+                format!("{name}.pem"),
+            ];
             expected.sort();
             assert_eq!(files, expected);
-            TlsFiles::in_dir(&service_dir, name).server_config().unwrap();
+            TlsFiles::in_dir(&service_dir, name)
+                .server_config()
+                .unwrap();
         }
     }
 
     #[test]
     fn renewal_reissues_from_the_same_ca_only_what_is_near_its_end_unless_forced() {
         let dir = tempfile::tempdir().unwrap();
-        write_bundle_in(Layout::PerService, dir.path(), &["broker", "deployer"], &loopback_hosts()).unwrap();
-        let cert = |name: &str| fs::read_to_string(dir.path().join(name).join(format!("{name}.pem"))).unwrap();
+        write_bundle_in(
+            Layout::PerService,
+            dir.path(),
+            &["broker", "deployer"],
+            &loopback_hosts(),
+        )
+        .unwrap();
+        let cert = |name: &str| {
+            fs::read_to_string(dir.path().join(name).join(format!("{name}.pem"))).unwrap()
+        };
         let (broker, deployer) = (cert("broker"), cert("deployer"));
         // Nothing is near its end.
-        let renewed = renew_bundle(Layout::PerService, dir.path(), &["broker", "deployer"], &loopback_hosts(), false).unwrap();
+        let renewed = renew_bundle(
+            Layout::PerService,
+            dir.path(),
+            &["broker", "deployer"],
+            &loopback_hosts(),
+            false,
+        )
+        .unwrap();
         assert!(renewed.is_empty(), "{renewed:?}");
         // A certificate near its end (issued for 10 days) is renewed; the other is kept.
         let ca = CertificateAuthority::from_pem(
@@ -391,15 +431,31 @@ mod tests {
             &fs::read_to_string(dir.path().join("ca/ca-key.pem")).unwrap(),
         )
         .unwrap();
-        let short = ca.issue_for("broker", &loopback_hosts(), Duration::days(10)).unwrap();
+        let short = ca
+            .issue_for("broker", &loopback_hosts(), Duration::days(10))
+            .unwrap();
         fs::write(dir.path().join("broker/broker.pem"), &short.cert_pem).unwrap();
         fs::write(dir.path().join("broker/broker-key.pem"), &short.key_pem).unwrap();
-        let renewed = renew_bundle(Layout::PerService, dir.path(), &["broker", "deployer"], &loopback_hosts(), false).unwrap();
+        let renewed = renew_bundle(
+            Layout::PerService,
+            dir.path(),
+            &["broker", "deployer"],
+            &loopback_hosts(),
+            false,
+        )
+        .unwrap();
         assert_eq!(renewed, ["broker"]);
         assert_ne!(cert("broker"), broker);
         assert_eq!(cert("deployer"), deployer);
         // Forced: everything; and what was issued still chains to the CA the others trust.
-        let renewed = renew_bundle(Layout::PerService, dir.path(), &["broker", "deployer"], &loopback_hosts(), true).unwrap();
+        let renewed = renew_bundle(
+            Layout::PerService,
+            dir.path(),
+            &["broker", "deployer"],
+            &loopback_hosts(),
+            true,
+        )
+        .unwrap();
         assert_eq!(renewed, ["broker", "deployer"]);
         assert_ne!(cert("deployer"), deployer);
         for name in ["broker", "deployer"] {

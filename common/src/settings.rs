@@ -48,8 +48,8 @@ pub fn load_with_env<T: Serialize + DeserializeOwned>(
         }
         SettingsError(scrub(&redact_error(e).to_string(), &secrets))
     };
-    let mut builder = config::Config::builder()
-        .add_source(config::Config::try_from(defaults).map_err(redact)?);
+    let mut builder =
+        config::Config::builder().add_source(config::Config::try_from(defaults).map_err(redact)?);
     if let Some(path) = file {
         builder = builder.add_source(config::File::from(path).required(true));
     }
@@ -201,7 +201,10 @@ mod tests {
             let text = format!("{err} {err:?}");
             assert!(!text.contains(secret), "{text}");
             assert!(!text.contains("c2VjcmV0"), "{text}");
-            assert!(text.contains(var.strip_prefix("DEMO_").unwrap().to_lowercase().as_str()), "names the key: {text}");
+            assert!(
+                text.contains(var.strip_prefix("DEMO_").unwrap().to_lowercase().as_str()),
+                "names the key: {text}"
+            );
         }
     }
 

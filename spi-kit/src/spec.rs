@@ -39,7 +39,9 @@ pub const HASH_LEN: usize = 32;
 
 /// Whether `s` has the shape of a [`short_hash`]: exactly 32 lowercase hex digits.
 pub fn looks_like_hash(s: &str) -> bool {
-    s.len() == HASH_LEN && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    s.len() == HASH_LEN
+        && s.bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
 /// Whether `id` can be used verbatim after a prefix: lowercase `[a-z0-9-]`, not ending in `-`,

@@ -7,7 +7,9 @@ use crate::crypto::{generate_key, Cipher};
 use std::collections::HashMap;
 
 fn example(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy").join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../deploy")
+        .join(name)
 }
 
 fn env(vars: &[(&str, &str)]) -> Option<HashMap<String, String>> {
@@ -84,7 +86,10 @@ fn the_compose_form_with_an_index_loads_with_the_compose_file() {
         env(&[
             ("BROKER_ENCRYPTION__KEYS[0]__KEY", &key),
             ("BROKER_AUTH__PASSWORD", "pw-from-env-123"),
-            ("BROKER_DATABASE__URL", "postgres://broker:dbpw@state-db:5432/postgres"),
+            (
+                "BROKER_DATABASE__URL",
+                "postgres://broker:dbpw@state-db:5432/postgres",
+            ),
         ]),
     )
     .unwrap();
@@ -105,11 +110,9 @@ fn no_configuration_error_contains_the_secret_it_was_given() {
         ("BROKER_SPIS", &key),
     ];
     for (var, value) in wrong_forms {
-        let err = Settings::load_with_env(
-            Some(&example("config/broker.toml")),
-            env(&[(var, value)]),
-        )
-        .expect_err(var);
+        let err =
+            Settings::load_with_env(Some(&example("config/broker.toml")), env(&[(var, value)]))
+                .expect_err(var);
         let text = format!("{err} | {err:?}");
         assert!(!text.contains(key.as_str()), "{var}: {text}");
         assert!(!text.contains(&key[..12]), "{var}: {text}");

@@ -269,7 +269,10 @@ async fn a_name_owned_by_another_instance_fails_the_provision_and_its_deprovisio
         labels: BTreeMap::from([(OWNER_LABEL.to_string(), "the-owner".to_string())]),
     };
     let ctx = CallContext::with_request_id(common::new_request_id());
-    app.deployer_client.put_deployment(&squatter, &ctx).await.unwrap();
+    app.deployer_client
+        .put_deployment(&squatter, &ctx)
+        .await
+        .unwrap();
 
     let answer = app.provision(&id, &keyvalue_provision_body(), true).await;
     assert_eq!(answer.status, 202, "{answer:?}");

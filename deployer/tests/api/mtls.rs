@@ -90,14 +90,20 @@ async fn a_certificate_from_the_internal_ca_with_another_identity_is_forbidden_a
             assert_eq!(body["error"], "Forbidden", "{body}");
             assert_eq!(body["request_id"], "r-intruder");
             let description = body["description"].as_str().unwrap();
-            assert!(description.contains(&format!("{identity:?}")), "{description}");
+            assert!(
+                description.contains(&format!("{identity:?}")),
+                "{description}"
+            );
         }
     }
     // Nothing was deleted or replaced: the broker still sees the one deployment it made.
     let deployments = app.client.list_deployments(&ctx()).await.unwrap();
     assert_eq!(deployments.len(), 1);
     assert_eq!(deployments[0].name, name);
-    assert_ne!(deployments[0].state, common::deployer::DeploymentState::Deleting);
+    assert_ne!(
+        deployments[0].state,
+        common::deployer::DeploymentState::Deleting
+    );
 }
 
 #[tokio::test]

@@ -37,7 +37,12 @@ async fn a_name_owned_by_one_instance_is_never_applied_or_deleted_for_another() 
 
     // Another instance's spec under the same name (other settings, other admin password).
     let attacker = owned_by(
-        spec(Engine::Redis, &name, &crate::helpers::password(), &[("maxclients", "7")]),
+        spec(
+            Engine::Redis,
+            &name,
+            &crate::helpers::password(),
+            &[("maxclients", "7")],
+        ),
         "another-instance",
     );
     let description = expect_conflict(app.client.put_deployment(&attacker, &ctx()).await);
@@ -73,6 +78,10 @@ async fn a_name_owned_by_one_instance_is_never_applied_or_deleted_for_another() 
         .await
         .unwrap();
     let done = wait_for_task(&app.client, &task.id).await;
-    assert_eq!(done.state, common::deployer::TaskState::Succeeded, "{done:?}");
+    assert_eq!(
+        done.state,
+        common::deployer::TaskState::Succeeded,
+        "{done:?}"
+    );
     wait_until_gone(pid).await;
 }

@@ -182,7 +182,9 @@ fn no_compose_service_mounts_the_ca_key_or_another_service_key() {
         })
         .collect();
     assert!(
-        volume_dirs.iter().any(|(_, d)| d.join("ca-key.pem").exists()),
+        volume_dirs
+            .iter()
+            .any(|(_, d)| d.join("ca-key.pem").exists()),
         "the job keeps the CA key in a volume of its own"
     );
     let mut checked = 0;
@@ -203,7 +205,11 @@ fn no_compose_service_mounts_the_ca_key_or_another_service_key() {
             let file_name = file.file_name().unwrap().to_str().unwrap();
             assert_ne!(file_name, "ca-key.pem", "{name} can read the CA key");
             if file_name.ends_with("-key.pem") {
-                assert_eq!(file_name, format!("{name}-key.pem"), "{name} can read another key");
+                assert_eq!(
+                    file_name,
+                    format!("{name}-key.pem"),
+                    "{name} can read another key"
+                );
             }
         }
         if ["broker", "deployer", "spi-postgres", "spi-keyvalue"].contains(&name.as_str()) {
@@ -216,5 +222,8 @@ fn no_compose_service_mounts_the_ca_key_or_another_service_key() {
             checked += 1;
         }
     }
-    assert_eq!(checked, 4, "every service of the stack was checked: {services:?}");
+    assert_eq!(
+        checked, 4,
+        "every service of the stack was checked: {services:?}"
+    );
 }

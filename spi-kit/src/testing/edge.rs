@@ -175,7 +175,11 @@ async fn served_certificate(app: &TestApp) -> Vec<u8> {
 /// certificate (still trusted through the CA), with no restart.
 pub async fn a_renewed_server_certificate_is_served_without_a_restart(app: &TestApp) {
     let before = served_certificate(app).await;
-    assert_eq!(served_certificate(app).await, before, "stable until renewed");
+    assert_eq!(
+        served_certificate(app).await,
+        before,
+        "stable until renewed"
+    );
     for name in common::certs::SERVICE_NAMES {
         issue(app, name);
     }
