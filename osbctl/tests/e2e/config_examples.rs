@@ -70,35 +70,51 @@ fn the_compose_configuration_files_load_into_the_services_settings() {
     }
 }
 
-/// The volume mounts (`source:target[:mode]`) of each entry of a top-level block of
-/// docker-compose.yml (`services`, or an `x-…` anchor), read by indentation: enough for this
-/// file's plain style. A service merging an anchor (`<<: *name`) without volumes of its own
-/// inherits the anchor's.
-fn compose_mounts() -> Vec<(String, Vec<(String, String)>)> {
+/// Volume mounts: (source, target).
+type Mounts = Vec<(String, String)>;
+
+/// One service (or `x-…` anchor) of docker-compose.yml as far as mounts go.
+struct Entry {
+    name: String,
+    /// The anchor it merges (`<<: *name`).
+    merges: Option<String>,
+    /// Its own `volumes:`, if it has any.
+    own: Option<Mounts>,
+    is_anchor: bool,
+}
+
+/// Records a finished entry: an anchor's mounts for later merges, a service's mounts (its own,
+/// else its anchor's).
+fn finish(
+    entry: Option<Entry>,
+    anchors: &mut std::collections::HashMap<String, Mounts>,
+    services: &mut Vec<(String, Mounts)>,
+) {
+    let Some(e) = entry else { return };
+    let mounts = e
+        .own
+        .or_else(|| e.merges.and_then(|a| anchors.get(&a).cloned()))
+        .unwrap_or_default();
+    if e.is_anchor {
+        anchors.insert(e.name, mounts);
+    } else {
+        services.push((e.name, mounts));
+    }
+}
+
+/// The volume mounts (`source:target[:mode]`) of each service of docker-compose.yml, read by
+/// indentation: enough for this file's plain style. A service merging an anchor (`<<: *name`)
+/// without volumes of its own inherits the anchor's.
+fn compose_mounts() -> Vec<(String, Mounts)> {
     let text = std::fs::read_to_string(
         PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../docker-compose.yml"),
     )
     .unwrap();
-    let mut anchors: std::collections::HashMap<String, Vec<(String, String)>> = Default::default();
+    let mut anchors = std::collections::HashMap::new();
     let mut services = Vec::new();
     let mut in_services = false;
-    // (name, anchor merged, own volumes, whether it is an anchor)
-    let mut current: Option<(String, Option<String>, Option<Vec<(String, String)>>, bool)> = None;
+    let mut current: Option<Entry> = None;
     let mut in_volumes = false;
-    let mut finish = |c: Option<(String, Option<String>, Option<Vec<(String, String)>>, bool)>,
-                      anchors: &mut std::collections::HashMap<String, Vec<(String, String)>>,
-                      services: &mut Vec<(String, Vec<(String, String)>)>| {
-        if let Some((name, merged, own, is_anchor)) = c {
-            let mounts = own
-                .or_else(|| merged.and_then(|a| anchors.get(&a).cloned()))
-                .unwrap_or_default();
-            if is_anchor {
-                anchors.insert(name, mounts);
-            } else {
-                services.push((name, mounts));
-            }
-        }
-    };
     for line in text.lines() {
         let indent = line.len() - line.trim_start().len();
         let trimmed = line.trim();
@@ -108,35 +124,42 @@ fn compose_mounts() -> Vec<(String, Vec<(String, String)>)> {
         if indent == 0 {
             finish(current.take(), &mut anchors, &mut services);
             in_services = trimmed == "services:";
-            if let Some(rest) = trimmed.strip_prefix("x-") {
-                let anchor = rest.split('&').nth(1).unwrap_or("").trim().to_string();
-                current = Some((anchor, None, None, true));
-            }
+            current = trimmed.strip_prefix("x-").map(|rest| Entry {
+                name: rest.split('&').nth(1).unwrap_or("").trim().to_string(),
+                merges: None,
+                own: None,
+                is_anchor: true,
+            });
             in_volumes = false;
             continue;
         }
-        let is_anchor_body = current.as_ref().is_some_and(|c| c.3);
-        let entry_indent = if is_anchor_body { 0 } else { 2 };
         if in_services && indent == 2 && trimmed.ends_with(':') {
             finish(current.take(), &mut anchors, &mut services);
-            current = Some((trimmed.trim_end_matches(':').to_string(), None, None, false));
+            current = Some(Entry {
+                name: trimmed.trim_end_matches(':').to_string(),
+                merges: None,
+                own: None,
+                is_anchor: false,
+            });
             in_volumes = false;
             continue;
         }
-        let Some(c) = current.as_mut() else { continue };
-        if indent == entry_indent + 2 {
+        let Some(e) = current.as_mut() else { continue };
+        let key_indent = if e.is_anchor { 2 } else { 4 };
+        if indent == key_indent {
             in_volumes = trimmed == "volumes:";
             if in_volumes {
-                c.2 = Some(Vec::new());
+                e.own = Some(Vec::new());
             }
             if let Some(anchor) = trimmed.strip_prefix("<<: *") {
-                c.1 = Some(anchor.trim().to_string());
+                e.merges = Some(anchor.trim().to_string());
             }
         } else if in_volumes && trimmed.starts_with("- ") {
             let spec = trimmed.trim_start_matches("- ").trim_matches('"');
             let mut parts = spec.split(':');
             let (source, target) = (parts.next().unwrap(), parts.next().unwrap_or(""));
-            c.2.get_or_insert_with(Vec::new)
+            e.own
+                .get_or_insert_with(Vec::new)
                 .push((source.to_string(), target.to_string()));
         }
     }
