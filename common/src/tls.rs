@@ -182,7 +182,7 @@ type Stamp = [Option<(SystemTime, u64)>; 2];
 
 /// A certificate and key read from their files, and read again on the next handshake after
 /// either file changed. A pair that cannot be loaded (mid-renewal, mismatched) is logged and
-/// the previous pair kept.
+/// the previous pair kept until the files change again.
 #[derive(Debug)]
 pub struct ReloadingIdentity {
     cert_file: PathBuf,
@@ -222,7 +222,9 @@ impl ReloadingIdentity {
                     *current = (now, key);
                 }
                 Err(e) => {
+                    // Tried again when the files change again (the second half of a renewal).
                     tracing::warn!(error = %e, "the changed certificate files cannot be loaded (yet); keeping the previous certificate");
+                    current.0 = now;
                 }
             }
         }
@@ -267,4 +269,71 @@ fn certified_key(
     let key = CertifiedKey::from_der(chain, key, provider)
         .map_err(|e| TlsError::Rustls(e.to_string()))?;
     Ok(Arc::new(key))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::certs::{loopback_hosts, renew_bundle, write_bundle, Layout};
+
+    fn served(identity: &ReloadingIdentity) -> Vec<u8> {
+        identity.current().cert[0].to_vec()
+    }
+
+    #[test]
+    fn a_renewed_pair_is_picked_up_and_a_broken_one_is_ignored() {
+        let dir = tempfile::tempdir().unwrap();
+        write_bundle(dir.path(), &["broker"], &loopback_hosts()).unwrap();
+        let files = TlsFiles::in_dir(dir.path(), "broker");
+        let identity = ReloadingIdentity::load(&files).unwrap();
+        let first = served(&identity);
+        assert_eq!(served(&identity), first);
+
+        renew_bundle(
+            Layout::Flat,
+            dir.path(),
+            &["broker"],
+            &loopback_hosts(),
+            true,
+        )
+        .unwrap();
+        let second = served(&identity);
+        assert_ne!(second, first, "the renewed certificate is not used");
+        assert_eq!(second, certs(&files.cert_file).unwrap()[0].to_vec());
+
+        // A half-written certificate: the previous pair stays in use...
+        let good = std::fs::read(&files.cert_file).unwrap();
+        std::fs::write(&files.cert_file, "-----BEGIN CERTIFICATE-----\nMIIB").unwrap();
+        assert_eq!(served(&identity), second);
+        assert_eq!(served(&identity), second);
+        // ...until the file is whole again.
+        renew_bundle(
+            Layout::Flat,
+            dir.path(),
+            &["broker"],
+            &loopback_hosts(),
+            true,
+        )
+        .unwrap();
+        assert_ne!(std::fs::read(&files.cert_file).unwrap(), good);
+        let third = served(&identity);
+        assert_ne!(third, second);
+        assert_eq!(third, certs(&files.cert_file).unwrap()[0].to_vec());
+    }
+
+    #[test]
+    fn allowed_clients_default_to_the_broker_and_read_a_list_or_a_comma_separated_string() {
+        let files = TlsFiles::in_dir(Path::new("certs"), "deployer");
+        assert_eq!(files.allowed_clients, [BROKER_IDENTITY]);
+        let from_list: TlsFiles = serde_json::from_value(serde_json::json!({
+            "ca_file": "a", "cert_file": "b", "key_file": "c", "allowed_clients": ["broker", "ops"]
+        }))
+        .unwrap();
+        let from_string: TlsFiles = serde_json::from_value(serde_json::json!({
+            "ca_file": "a", "cert_file": "b", "key_file": "c", "allowed_clients": "broker, ops"
+        }))
+        .unwrap();
+        assert_eq!(from_list.allowed_clients, ["broker", "ops"]);
+        assert_eq!(from_string.allowed_clients, from_list.allowed_clients);
+    }
 }
