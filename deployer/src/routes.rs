@@ -22,6 +22,13 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .into()
             }),
     )
+    .app_data(web::QueryConfig::default().error_handler(|err, req| {
+        ApiError::new(
+            &RequestId::of(req),
+            ErrorKind::BadRequest(format!("invalid query: {err}")),
+        )
+        .into()
+    }))
     .service(
         web::scope(PREFIX)
             .route("/deployments", web::get().to(list_deployments))

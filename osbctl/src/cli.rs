@@ -120,7 +120,9 @@ pub enum Command {
 /// `osbctl health` options.
 #[derive(Debug, Clone, Args)]
 pub struct HealthArgs {
-    /// The URL to GET (`http://127.0.0.1:8080/healthz`, `https://127.0.0.1:8443/deployer/v1/deployments`).
+    /// The URL to GET (`http://127.0.0.1:8080/healthz`, `https://127.0.0.1:8443/healthz`: the
+    /// internal services' `/healthz` answers any certificate from the CA, their APIs only the
+    /// broker's).
     pub url: String,
     /// Directory of `ca.pem` and the client certificate (for mTLS services).
     #[arg(long)]
