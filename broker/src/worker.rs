@@ -995,7 +995,8 @@ impl Journal {
         };
         match self
             .call(ctx, DEPLOYER, || {
-                self.deployer.delete_deployment(&name, &ctx.call)
+                self.deployer
+                    .delete_owned_deployment(&name, &ctx.instance.id, &ctx.call)
             })
             .await
         {
@@ -1009,6 +1010,12 @@ impl Journal {
             }
             // Already gone.
             Err(StepError::Refused { status: 404, .. }) => self.finish(ctx).await,
+            // The name belongs to another instance's deployment (this instance's own deploy
+            // was refused): this instance has none, and the other one's is left alone.
+            Err(StepError::Refused { status: 409, .. }) => {
+                tracing::warn!(deployment.name = %name, "the deployment belongs to another instance; not deleting it");
+                self.finish(ctx).await
+            }
             Err(e) => Err(e),
         }
     }

@@ -2,8 +2,8 @@
 //!
 //! | call | answer |
 //! |---|---|
-//! | `PUT /deployer/v1/deployments/{name}` body [`DeploymentSpec`] | 202 [`Task`] (idempotent by name: same spec again → a task that finds nothing to change) |
-//! | `DELETE /deployer/v1/deployments/{name}` | 202 [`Task`]; 404 envelope if unknown |
+//! | `PUT /deployer/v1/deployments/{name}` body [`DeploymentSpec`] | 202 [`Task`] (idempotent by name: same spec again → a task that finds nothing to change); 409 envelope if the name belongs to a deployment of another instance ([`OWNER_LABEL`]) |
+//! | `DELETE /deployer/v1/deployments/{name}[?instance_id=…]` | 202 [`Task`]; 404 envelope if unknown; 409 envelope if `instance_id` is given and the deployment belongs to another instance |
 //! | `GET /deployer/v1/deployments/{name}` | 200 [`Deployment`] (with its server's [`DeploymentHealth`] since the deployer supervises its servers); 404 envelope if unknown |
 //! | `GET /deployer/v1/deployments` | 200 `Vec<Deployment>` |
 //! | `GET /deployer/v1/tasks/{id}` | 200 [`Task`]; 404 envelope if unknown |
@@ -17,6 +17,13 @@ use std::collections::BTreeMap;
 
 /// Path prefix of this contract version.
 pub const PREFIX: &str = "/deployer/v1";
+
+/// The label naming the instance that owns a deployment. The deployer never hands a name
+/// owned by one instance to a spec or a delete of another.
+pub const OWNER_LABEL: &str = "instance_id";
+
+/// Query parameter of a DELETE naming the instance the caller deletes for.
+pub const OWNER_QUERY: &str = "instance_id";
 
 /// Which server a deployment runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -242,6 +249,24 @@ impl DeployerClient {
             reqwest::Method::DELETE,
             &format!("{PREFIX}/deployments/{name}"),
         );
+        self.inner.send(req, ctx).await
+    }
+
+    /// `DELETE /deployer/v1/deployments/{name}?instance_id={owner}`: deletes the deployment
+    /// only if it belongs to `owner` (409 otherwise).
+    pub async fn delete_owned_deployment(
+        &self,
+        name: &str,
+        owner: &str,
+        ctx: &CallContext,
+    ) -> Result<Task, ClientError> {
+        let req = self
+            .inner
+            .request(
+                reqwest::Method::DELETE,
+                &format!("{PREFIX}/deployments/{name}"),
+            )
+            .query(&[(OWNER_QUERY, owner)]);
         self.inner.send(req, ctx).await
     }
 

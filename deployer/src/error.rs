@@ -17,6 +17,9 @@ pub enum ErrorKind {
     /// No deployment of that name.
     #[error("deployment {0} does not exist")]
     DeploymentNotFound(String),
+    /// The name belongs to a deployment of another instance.
+    #[error("{0}")]
+    Conflict(String),
     /// No task with that id.
     #[error("task {0} does not exist")]
     TaskNotFound(String),
@@ -57,6 +60,7 @@ impl ApiError {
         let kind = match error {
             ServiceError::Invalid(message) => ErrorKind::BadRequest(message),
             ServiceError::DeploymentNotFound(name) => ErrorKind::DeploymentNotFound(name),
+            ServiceError::Conflict(message) => ErrorKind::Conflict(message),
             ServiceError::Store(e) => ErrorKind::Internal(e.into()),
         };
         Self::new(request_id, kind)
@@ -67,6 +71,7 @@ impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
         match &self.kind {
             ErrorKind::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ErrorKind::Conflict(_) => StatusCode::CONFLICT,
             ErrorKind::DeploymentNotFound(_)
             | ErrorKind::TaskNotFound(_)
             | ErrorKind::RouteNotFound { .. } => StatusCode::NOT_FOUND,
@@ -77,6 +82,7 @@ impl ResponseError for ApiError {
     fn error_response(&self) -> HttpResponse {
         let (code, description) = match &self.kind {
             ErrorKind::BadRequest(message) => ("BadRequest", message.clone()),
+            ErrorKind::Conflict(message) => ("Conflict", message.clone()),
             ErrorKind::DeploymentNotFound(_)
             | ErrorKind::TaskNotFound(_)
             | ErrorKind::RouteNotFound { .. } => ("NotFound", self.kind.to_string()),

@@ -22,6 +22,13 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .into()
             }),
     )
+    .app_data(web::QueryConfig::default().error_handler(|err, req| {
+        ApiError::new(
+            &RequestId::of(req),
+            ErrorKind::BadRequest(format!("invalid query: {err}")),
+        )
+        .into()
+    }))
     .service(
         web::scope(PREFIX)
             .route("/deployments", web::get().to(list_deployments))
@@ -46,14 +53,21 @@ async fn put_deployment(
     Ok(HttpResponse::Accepted().json(task))
 }
 
+/// The query of a DELETE: the instance the caller deletes for.
+#[derive(serde::Deserialize)]
+struct DeleteQuery {
+    instance_id: Option<String>,
+}
+
 async fn delete_deployment(
     deployer: web::Data<Deployer>,
     name: web::Path<String>,
+    query: web::Query<DeleteQuery>,
     request_id: RequestId,
 ) -> Result<HttpResponse, ApiError> {
     let task = deployer
         .into_inner()
-        .delete(&name)
+        .delete_owned(&name, query.instance_id.as_deref())
         .map_err(|e| ApiError::from_service(&request_id, e))?;
     Ok(HttpResponse::Accepted().json(task))
 }

@@ -5,7 +5,9 @@
 
 use crate::backend::{Backend, Progress};
 use crate::store::{now_ms, DeploymentRecord, Store, StoreError, StoredSpec};
-use common::deployer::{Deployment, DeploymentSpec, DeploymentState, Task, TaskAction, TaskState};
+use common::deployer::{
+    Deployment, DeploymentSpec, DeploymentState, Task, TaskAction, TaskState, OWNER_LABEL,
+};
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard};
 use tokio::sync::mpsc;
@@ -24,6 +26,9 @@ pub enum ServiceError {
     /// No deployment of that name.
     #[error("deployment {0} does not exist")]
     DeploymentNotFound(String),
+    /// The name belongs to a deployment of another instance; nothing was changed.
+    #[error("{0}")]
+    Conflict(String),
     /// The state files could not be written.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -51,6 +56,9 @@ pub struct Deployer {
     store: Arc<Store>,
     backend: Arc<dyn Backend>,
     queues: Mutex<HashMap<String, Queue>>,
+    /// Held while a request checks who owns a name and records its task, so that two
+    /// instances racing for one name cannot both pass the check.
+    admission: Mutex<()>,
     /// Where the workers run: the runtime that built the deployer, not the HTTP worker thread
     /// that happened to accept a request (those stop with the HTTP server).
     runtime: tokio::runtime::Handle,
@@ -64,6 +72,7 @@ impl Deployer {
             store: Arc::new(store),
             backend,
             queues: Mutex::default(),
+            admission: Mutex::default(),
             runtime: tokio::runtime::Handle::current(),
         })
     }
@@ -84,6 +93,8 @@ impl Deployer {
         self.backend
             .validate(&spec)
             .map_err(ServiceError::Invalid)?;
+        let _admission = self.admission.lock().unwrap_or_else(|e| e.into_inner());
+        self.check_owner(name, spec.labels.get(OWNER_LABEL).map(String::as_str))?;
         let task = self
             .store
             .insert_task(new_task(name, TaskAction::Apply), Some(&spec))?
@@ -106,8 +117,22 @@ impl Deployer {
 
     /// Accepts the deletion of deployment `name`: a queued delete task.
     pub fn delete(self: &Arc<Self>, name: &str) -> Result<Task, ServiceError> {
+        self.delete_owned(name, None)
+    }
+
+    /// Accepts the deletion of deployment `name` for instance `owner` (any owner when `None`):
+    /// a queued delete task; a deployment of another instance is refused and kept.
+    pub fn delete_owned(
+        self: &Arc<Self>,
+        name: &str,
+        owner: Option<&str>,
+    ) -> Result<Task, ServiceError> {
+        let _admission = self.admission.lock().unwrap_or_else(|e| e.into_inner());
         if self.store.deployment(name).is_none() {
             return Err(ServiceError::DeploymentNotFound(name.to_string()));
+        }
+        if let Some(owner) = owner {
+            self.check_owner(name, Some(owner))?;
         }
         let task = self
             .store
@@ -121,6 +146,23 @@ impl Deployer {
             },
         );
         Ok(task)
+    }
+
+    /// Refuses when deployment `name` exists and its owner label differs from `owner` (a
+    /// deployment without an owner label can be claimed by anyone, as before labels).
+    fn check_owner(&self, name: &str, owner: Option<&str>) -> Result<(), ServiceError> {
+        let Some(record) = self.store.deployment(name) else {
+            return Ok(());
+        };
+        match record.spec.labels.get(OWNER_LABEL) {
+            Some(current) if Some(current.as_str()) != owner => {
+                tracing::warn!(deployment.name = %name, "refused: the name belongs to another instance");
+                Err(ServiceError::Conflict(format!(
+                    "deployment {name} belongs to another instance; its name is not handed to a second one"
+                )))
+            }
+            _ => Ok(()),
+        }
     }
 
     /// One task.

@@ -11,6 +11,7 @@ use crate::store::Store;
 use actix_web::dev::{Server, ServerHandle};
 use actix_web::{middleware, web, App, HttpServer};
 use anyhow::Context;
+use common::authz::{self, AllowedClients};
 use std::net::TcpListener;
 use std::sync::Arc;
 
@@ -69,12 +70,17 @@ impl Application {
             .with_context(|| format!("binding {}", settings.listen))?;
         let port = listener.local_addr()?.port();
         let data = web::Data::from(deployer);
+        let allowed = AllowedClients::new(settings.tls.allowed_clients.clone());
         let server = HttpServer::new(move || {
             App::new()
+                .app_data(allowed.clone())
+                .route(authz::HEALTH_PATH, web::get().to(authz::health))
+                .wrap(middleware::from_fn(authz::authorize))
                 .wrap(middleware::from_fn(crate::request::track))
                 .app_data(data.clone())
                 .configure(routes::configure)
         })
+        .on_connect(authz::capture_peer_identity)
         .workers(WORKERS)
         .listen_rustls_0_23(listener, tls)
         .context("listening with TLS")?

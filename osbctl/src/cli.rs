@@ -123,7 +123,9 @@ pub enum Command {
 /// `osbctl health` options.
 #[derive(Debug, Clone, Args)]
 pub struct HealthArgs {
-    /// The URL to GET (`http://127.0.0.1:8080/healthz`, `https://127.0.0.1:8443/deployer/v1/deployments`).
+    /// The URL to GET (`http://127.0.0.1:8080/healthz`, `https://127.0.0.1:8443/healthz`: the
+    /// internal services' `/healthz` answers any certificate from the CA, their APIs only the
+    /// broker's).
     pub url: String,
     /// Directory of `ca.pem` and the client certificate (for mTLS services).
     #[arg(long)]
@@ -242,16 +244,23 @@ pub struct DownArgs {
 /// `osbctl certs` options.
 #[derive(Debug, Clone, Args)]
 pub struct CertsArgs {
-    /// Output directory.
+    /// Output directory: `ca/` (the CA's certificate and key: keep it away from the services)
+    /// and one directory per service (`ca.pem`, `<service>.pem`, `<service>-key.pem`).
     #[arg(long, default_value = "certs")]
     pub out: PathBuf,
     /// Host names or IPs the certificates are valid for (repeatable; loopback always included).
     #[arg(long = "host")]
     pub hosts: Vec<String>,
-    /// Do nothing if the directory already holds a CA (`ca.pem`): re-runs keep the certificates
-    /// the services already use (docker-compose runs its one-shot services on every `up`).
+    /// When the directory already holds a CA, keep it and every certificate that is valid for
+    /// more than 30 days; issue the missing ones and those near their end (docker-compose runs
+    /// its one-shot services on every `up`). This is also what a run without flags does on a
+    /// directory that holds a CA.
     #[arg(long)]
     pub if_missing: bool,
+    /// Issue every service certificate again from the existing CA (services pick the new files
+    /// up without a restart).
+    #[arg(long, conflicts_with = "if_missing")]
+    pub renew: bool,
 }
 
 fn client(b: &BrokerArgs) -> anyhow::Result<OsbClient> {

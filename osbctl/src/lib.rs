@@ -4,6 +4,7 @@
 
 pub mod bench;
 pub mod bench_store;
+pub mod certs;
 pub mod cli;
 pub mod down;
 pub mod osb_client;

@@ -28,21 +28,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
             osbctl::up::up(args).await
         }
         Command::Down(args) => osbctl::down::down(args).await,
-        Command::Certs(args) => {
-            if args.if_missing && args.out.join("ca.pem").exists() {
-                println!("{} already holds a CA; keeping it", args.out.display());
-                return Ok(());
-            }
-            let mut hosts = common::certs::loopback_hosts();
-            hosts.extend(args.hosts);
-            common::certs::write_bundle(&args.out, common::certs::SERVICE_NAMES, &hosts)?;
-            println!(
-                "wrote the CA and certificates for {:?} to {}",
-                common::certs::SERVICE_NAMES,
-                args.out.display()
-            );
-            Ok(())
-        }
+        Command::Certs(args) => osbctl::certs::run(&args),
         Command::Bench(args) => osbctl::bench::run(args).await,
         Command::Health(args) => osbctl::cli::health(args).await,
         other => osbctl::cli::run_client_command(other).await,

@@ -134,6 +134,15 @@ fn prepare(opts: &StackOptions) -> anyhow::Result<(Layout, String, String)> {
             common::certs::SERVICE_NAMES,
             &common::certs::loopback_hosts(),
         )?;
+    } else {
+        // Certificates have a bounded lifetime: renew those near their end.
+        common::certs::renew_bundle(
+            common::certs::Layout::Flat,
+            &layout.certs(),
+            common::certs::SERVICE_NAMES,
+            &common::certs::loopback_hosts(),
+            false,
+        )?;
     }
     private_dir(&layout.secrets(), 0o700)?;
     let key = read_or_create(&layout.secrets().join("encryption-key"), || {

@@ -112,6 +112,7 @@ mod tests {
                     "ca_file": "certs/ca.pem",
                     "cert_file": "certs/spi-demo.pem",
                     "key_file": "certs/spi-demo-key.pem",
+                    "allowed_clients": ["broker"],
                 },
                 "dashboard_base_url": "http://127.0.0.1:8080/dashboard",
                 "allow_context_updates": true,

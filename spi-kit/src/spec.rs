@@ -1,5 +1,6 @@
 //! Deployment specs: (instance, plan, parameters, previous spec) → what the deployer runs.
-//! Names are deterministic and safe for paths, DNS and container names.
+//! Names are deterministic, safe for paths, DNS and container names, and injective: two
+//! different ids never get the same name (see [`prefixed_name`]).
 
 use crate::offering::{Offering, Refusal};
 use crate::service::Deployment;
@@ -14,7 +15,7 @@ pub const ADMIN_PASSWORD_LEN: usize = 32;
 /// Longest deployment name an SPI produces.
 pub const MAX_NAME_LEN: usize = 40;
 /// Label carrying the instance id.
-pub const LABEL_INSTANCE_ID: &str = "instance_id";
+pub const LABEL_INSTANCE_ID: &str = common::deployer::OWNER_LABEL;
 /// Label carrying the plan name.
 pub const LABEL_PLAN: &str = "plan";
 
@@ -33,18 +34,34 @@ pub struct EngineInfo {
     pub name_prefix: &'static str,
 }
 
+/// Length of [`short_hash`]: 32 lowercase hex digits.
+pub const HASH_LEN: usize = 32;
+
+/// Whether `s` has the shape of a [`short_hash`]: exactly 32 lowercase hex digits.
+pub fn looks_like_hash(s: &str) -> bool {
+    s.len() == HASH_LEN
+        && s.bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
 /// Whether `id` can be used verbatim after a prefix: lowercase `[a-z0-9-]`, not ending in `-`,
-/// at most `max_len` bytes.
-fn usable_verbatim(id: &str, max_len: usize) -> bool {
+/// at most `max_len` bytes, and not shaped like a hash (which would be ambiguous with the
+/// hashed name of another id).
+pub fn usable_verbatim(id: &str, max_len: usize) -> bool {
     !id.is_empty()
         && id.len() <= max_len
         && !id.ends_with('-')
+        && !looks_like_hash(id)
         && id
             .bytes()
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
 }
 
 /// `prefix` + `id` when the id is usable verbatim within `max_len`, otherwise `prefix` + a hash.
+///
+/// Injective: a verbatim name's tail is never 32 hex digits (such ids are hashed), a hashed
+/// name's tail always is, and two hashed names are equal only for equal ids (a SHA-256
+/// collision aside). So an id equal to the hash of another id gets another name.
 pub fn prefixed_name(prefix: &str, id: &str, max_len: usize) -> String {
     if usable_verbatim(id, max_len.saturating_sub(prefix.len())) {
         format!("{prefix}{id}")
@@ -63,7 +80,8 @@ pub fn short_hash(s: &str) -> String {
 }
 
 /// The deployment name of an instance: the engine's prefix and the id when the id is already
-/// lowercase `[a-z0-9-]` and short enough, otherwise the prefix and a hash of the id.
+/// lowercase `[a-z0-9-]`, short enough and not shaped like a hash, otherwise the prefix and a
+/// hash of the id ([`prefixed_name`]: no two ids share a name).
 pub fn deployment_name<S: Deployment>(instance_id: &str) -> String {
     prefixed_name(S::ENGINE.name_prefix, instance_id, MAX_NAME_LEN)
 }
@@ -142,6 +160,23 @@ mod tests {
         }
         assert_ne!(short_hash("A"), short_hash("B"));
         assert_eq!(short_hash("A").len(), 32);
+    }
+
+    #[test]
+    fn an_id_equal_to_the_hash_of_another_id_gets_another_name() {
+        let victim = "Victim-1";
+        let attacker = short_hash(victim);
+        assert!(looks_like_hash(&attacker));
+        let victim_name = prefixed_name("kv-", victim, MAX_NAME_LEN);
+        let attacker_name = prefixed_name("kv-", &attacker, MAX_NAME_LEN);
+        assert_eq!(victim_name, format!("kv-{attacker}"));
+        assert_ne!(victim_name, attacker_name);
+        assert_eq!(attacker_name, format!("kv-{}", short_hash(&attacker)));
+        // Ids that only look a little like hashes stay readable.
+        assert_eq!(
+            prefixed_name("kv-", &attacker[..31], MAX_NAME_LEN),
+            format!("kv-{}", &attacker[..31])
+        );
     }
 
     #[test]

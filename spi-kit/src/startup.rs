@@ -11,6 +11,7 @@ use actix_web::dev::{Server, ServerHandle};
 use actix_web::middleware::from_fn;
 use actix_web::{web, App, HttpServer};
 use anyhow::Context;
+use common::authz::{self, AllowedClients};
 use std::net::TcpListener;
 use std::path::PathBuf;
 
@@ -38,14 +39,19 @@ impl Application {
         let listener = TcpListener::bind(&settings.listen)
             .with_context(|| format!("binding {}", settings.listen))?;
         let port = listener.local_addr()?.port();
+        let allowed = AllowedClients::new(settings.tls.allowed_clients.clone());
         let server = HttpServer::new(move || {
             App::new()
+                .app_data(allowed.clone())
+                .route(authz::HEALTH_PATH, web::get().to(authz::health))
+                .wrap(from_fn(authz::authorize))
                 .wrap(from_fn(request_context))
                 .app_data(offering.clone())
                 .app_data(routes::json_config())
                 .configure(routes::configure::<S>)
                 .default_service(web::to(routes::not_found))
         })
+        .on_connect(authz::capture_peer_identity)
         .workers(WORKERS)
         .disable_signals()
         .listen_rustls_0_23(listener, tls)

@@ -8,6 +8,7 @@ use crate::sql::{binding_role_name, quote_ident, quote_literal};
 use crate::Postgres;
 use common::deployer::{AdminCredentials, DeploymentEndpoint};
 use common::secret::{random_password, SecretString};
+use futures_util::SinkExt;
 use serde_json::json;
 use spi_kit::binding::{bounded, first_endpoint, url_host, Unavailable};
 use spi_kit::error::ErrorKind;
@@ -24,6 +25,8 @@ pub const OWNER_ROLE: &str = "app_owner";
 pub const ADMIN_DATABASE: &str = "postgres";
 /// Length of binding passwords.
 pub const BINDING_PASSWORD_LEN: usize = 32;
+/// The session's temporary table that carries a role's password verifier to the server.
+const SECRET_TABLE: &str = "pg_temp.osb_role_secret";
 /// How long to wait for a TCP connection and startup of one session.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -248,15 +251,32 @@ async fn ensure_login_role(
         )
         .await?;
     }
-    // Only the SCRAM verifier goes to the server, so the password cannot end up in its logs.
+    // Only the SCRAM verifier goes to the server, so the password cannot end up in its logs;
+    // and the verifier travels as COPY data, never in statement text or bind parameters
+    // (which tokio-postgres logs at debug level, and the server with `log_statement`).
     let verifier = postgres_protocol::password::scram_sha_256(password.expose().as_bytes());
+    client
+        .batch_execute(&format!(
+            "CREATE TEMP TABLE IF NOT EXISTS {SECRET_TABLE} (v text); TRUNCATE {SECRET_TABLE}"
+        ))
+        .await?;
+    let sink = client
+        .copy_in(&format!("COPY {SECRET_TABLE} (v) FROM STDIN"))
+        .await?;
+    let mut sink = Box::pin(sink);
+    sink.send(std::io::Cursor::new(format!("{verifier}\n").into_bytes()))
+        .await?;
+    sink.as_mut().finish().await?;
     client
         .batch_execute(&format!(
             "GRANT {owner} TO {ident}; \
              ALTER ROLE {ident} SET role = {}; \
-             ALTER ROLE {ident} WITH LOGIN PASSWORD {}",
+             DO $osb$ BEGIN \
+               EXECUTE format('ALTER ROLE %I WITH LOGIN PASSWORD %L', {}, (SELECT v FROM {SECRET_TABLE})); \
+             END $osb$; \
+             TRUNCATE {SECRET_TABLE}",
             quote_literal(OWNER_ROLE),
-            quote_literal(&verifier)
+            quote_literal(role),
         ))
         .await?;
     Ok(())

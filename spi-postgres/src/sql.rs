@@ -2,6 +2,7 @@
 //! parameters (`CREATE ROLE`, `ALTER ROLE`, …), and the deterministic role name of a binding.
 
 use crate::spec::short_hash;
+use spi_kit::spec::usable_verbatim;
 
 /// Prefix of binding role names (never `pg_`, which PostgreSQL reserves).
 pub const ROLE_PREFIX: &str = "b_";
@@ -45,14 +46,11 @@ pub fn quote_literal(value: &str) -> String {
 }
 
 /// The login role of a binding: `b_<id>` with `-` turned into `_` when the id is lowercase
-/// `[a-z0-9-]` and fits in 63 bytes, otherwise `b_<128-bit hash of the id, hex>`.
+/// `[a-z0-9-]`, fits in 63 bytes and is not shaped like a hash, otherwise `b_<128-bit hash of
+/// the id, hex>`. Injective: verbatim ids have no `_`, so the `-` → `_` change loses nothing,
+/// and a verbatim role is never `b_` + 32 hex digits, which every hashed role is.
 pub fn binding_role_name(binding_id: &str) -> String {
-    let fits = !binding_id.is_empty()
-        && ROLE_PREFIX.len() + binding_id.len() <= MAX_IDENTIFIER_BYTES
-        && binding_id
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
-    if fits {
+    if usable_verbatim(binding_id, MAX_IDENTIFIER_BYTES - ROLE_PREFIX.len()) {
         format!("{ROLE_PREFIX}{}", binding_id.replace('-', "_"))
     } else {
         format!("{ROLE_PREFIX}{}", short_hash(binding_id))
@@ -108,5 +106,13 @@ mod tests {
             format!("b_{}", "a".repeat(61))
         );
         assert_ne!(binding_role_name("A"), binding_role_name("B"));
+    }
+
+    #[test]
+    fn a_binding_id_equal_to_the_hash_of_another_gets_another_role() {
+        let first = "First-Binding";
+        let second = short_hash(first);
+        assert_eq!(binding_role_name(first), format!("b_{second}"));
+        assert_ne!(binding_role_name(first), binding_role_name(&second));
     }
 }

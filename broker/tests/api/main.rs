@@ -5,6 +5,7 @@ mod bind_race;
 mod bindings;
 mod bodies;
 mod catalog;
+mod collisions;
 mod crash;
 mod edge;
 mod faults;

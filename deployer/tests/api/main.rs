@@ -5,6 +5,7 @@ mod docker;
 mod errors;
 mod helpers;
 mod mtls;
+mod owners;
 mod postgres;
 mod redis;
 mod supervision;

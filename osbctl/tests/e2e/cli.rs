@@ -124,10 +124,41 @@ fn osbctl_certs_writes_a_ca_and_a_certificate_per_service() {
         .unwrap();
     assert!(out.status.success());
     for name in common::certs::SERVICE_NAMES {
-        let files = common::tls::TlsFiles::in_dir(dir.path(), name);
+        let files = common::tls::TlsFiles::in_dir(&dir.path().join(name), name);
         files.server_config().expect("loads as a server identity");
         files.client_config().expect("loads as a client identity");
+        assert!(
+            !dir.path().join(name).join("ca-key.pem").exists(),
+            "the CA key is beside {name}'s files"
+        );
     }
+    assert!(dir.path().join("ca/ca-key.pem").exists());
+}
+
+#[test]
+fn osbctl_certs_renews_from_the_same_ca_on_request_and_keeps_valid_certificates_otherwise() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |extra: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_osbctl"))
+            .args(["certs", "--out"])
+            .arg(dir.path())
+            .args(extra)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        String::from_utf8(out.stdout).unwrap()
+    };
+    run(&[]);
+    let read = |p: &str| std::fs::read_to_string(dir.path().join(p)).unwrap();
+    let (ca, broker) = (read("ca/ca.pem"), read("broker/broker.pem"));
+    let kept = run(&["--if-missing"]);
+    assert!(kept.contains("kept"), "{kept}");
+    assert_eq!(read("broker/broker.pem"), broker);
+    let renewed = run(&["--renew"]);
+    assert!(renewed.contains("renewed"), "{renewed}");
+    assert_ne!(read("broker/broker.pem"), broker);
+    assert_eq!(read("ca/ca.pem"), ca, "the CA is kept");
+    assert_eq!(read("deployer/ca.pem"), ca);
 }
 
 #[test]
