@@ -381,6 +381,16 @@ impl TestApp {
                 .await
                 .0,
         );
+        // The old server closed the client's pooled connections; a request sent on one of them
+        // would fail with an unexpected EOF, so the test talks to the new one afresh.
+        self.deployer_client = DeployerClient::new(
+            InternalClient::new(
+                &self.deployer_url,
+                &self.env.tls("broker"),
+                Duration::from_secs(30),
+            )
+            .unwrap(),
+        );
     }
 
     /// Stops the broker, the SPIs and the deployer, waiting for each (drop does it too).
