@@ -1,4 +1,4 @@
-//! The choices of CHECKLIST §10 and the cases the rules leave open: failed and
+//! Choices where the spec is ambiguous or silent (`docs/conformance.md`): failed and
 //! timed-out operations (`maximum_polling_duration`), orphan mitigation, binding to an
 //! instance that is not there or not ready.
 

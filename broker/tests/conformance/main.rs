@@ -1,4 +1,4 @@
-//! OSB v2.17 conformance: one test per broker rule (B) of `CHECKLIST.md` §8, named after its
+//! OSB v2.17 conformance: one test per broker rule (B) of `docs/conformance.md`, named after its
 //! number, plus the choices of §10, a seeded fuzz test, request shapes generated from the
 //! spec's openapi.yaml (`interop`), ownership and id reuse (`ownership`) and HTTP conventions
 //! (`conventions`), all against the real stack (broker, deployer, spi-postgres, real
