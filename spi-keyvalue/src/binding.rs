@@ -11,8 +11,7 @@ use common::secret::{random_password, SecretString};
 use redis::aio::MultiplexedConnection;
 use redis::{AsyncConnectionConfig, ConnectionAddr, ConnectionInfo, RedisConnectionInfo};
 use serde_json::json;
-use spi_kit::binding::{bounded, first_endpoint, url_host, Unavailable};
-use spi_kit::error::ErrorKind;
+use spi_kit::binding::{bounded, first_endpoint, url_host};
 use spi_kit::Bindings;
 use std::time::Duration;
 
@@ -31,41 +30,24 @@ pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 pub use spi_kit::binding::{BindingCredentials, OPERATION_TIMEOUT};
 
-/// Failure of a bind or unbind.
-#[derive(Debug, thiserror::Error)]
-pub enum BindingError {
-    /// The server cannot be reached or is not accepting work now; the caller may retry.
-    #[error(transparent)]
-    Unavailable(#[from] Unavailable),
-    /// The server answered with an error we did not expect.
-    #[error("redis error: {0}")]
-    Redis(#[source] redis::RedisError),
-}
-
-impl From<redis::RedisError> for BindingError {
-    fn from(e: redis::RedisError) -> Self {
-        use redis::ErrorKind as K;
-        // I/O failures and "busy loading / try again" answers pass; everything else is real.
-        let retryable = e.is_io_error()
-            || e.is_timeout()
-            || e.is_connection_dropped()
-            || e.is_connection_refusal()
-            || matches!(e.kind(), K::BusyLoadingError | K::TryAgain | K::MasterDown);
-        if retryable {
-            Self::Unavailable(Unavailable(e.to_string()))
-        } else {
-            Self::Redis(e)
-        }
+spi_kit::binding_error! {
+    /// Failure of a bind or unbind: the server cannot be reached or is not accepting work now
+    /// (the caller may retry), or it answered with an error we did not expect.
+    pub enum BindingError {
+        Redis(redis::RedisError) = "redis",
+        retryable: is_retryable,
     }
 }
 
-impl From<BindingError> for ErrorKind {
-    fn from(e: BindingError) -> Self {
-        match e {
-            BindingError::Unavailable(u) => u.into(),
-            BindingError::Redis(e) => Self::Internal(anyhow::Error::new(e)),
-        }
-    }
+/// Whether `e` means "not now": I/O failures and "busy loading / try again" answers. Everything
+/// else is real.
+fn is_retryable(e: &redis::RedisError) -> bool {
+    use redis::ErrorKind as K;
+    e.is_io_error()
+        || e.is_timeout()
+        || e.is_connection_dropped()
+        || e.is_connection_refusal()
+        || matches!(e.kind(), K::BusyLoadingError | K::TryAgain | K::MasterDown)
 }
 
 /// The ACL user of a binding: `b-<id>` when the id is lowercase `[a-z0-9-]` and short enough,

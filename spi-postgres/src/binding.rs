@@ -10,8 +10,7 @@ use common::deployer::{AdminCredentials, DeploymentEndpoint};
 use common::secret::{random_password, SecretString};
 use futures_util::SinkExt;
 use serde_json::json;
-use spi_kit::binding::{bounded, first_endpoint, url_host, Unavailable};
-use spi_kit::error::ErrorKind;
+use spi_kit::binding::{bounded, first_endpoint, url_host};
 use spi_kit::Bindings;
 use std::time::Duration;
 use tokio_postgres::error::SqlState;
@@ -32,45 +31,27 @@ pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 pub use spi_kit::binding::{BindingCredentials, OPERATION_TIMEOUT};
 
-/// Failure of a bind or unbind.
-#[derive(Debug, thiserror::Error)]
-pub enum BindingError {
-    /// The instance cannot be reached or is not accepting work now; the caller may retry.
-    #[error(transparent)]
-    Unavailable(#[from] Unavailable),
-    /// The instance answered with an error we did not expect.
-    #[error("database error: {0}")]
-    Database(#[source] tokio_postgres::Error),
-}
-
-impl From<tokio_postgres::Error> for BindingError {
-    fn from(e: tokio_postgres::Error) -> Self {
-        // No server error: the connection failed, timed out or broke. Server errors that mean
-        // "not now" are retryable too; everything else is a real failure.
-        let retryable = match e.code() {
-            None => true,
-            Some(code) => [
-                SqlState::CANNOT_CONNECT_NOW,
-                SqlState::TOO_MANY_CONNECTIONS,
-                SqlState::ADMIN_SHUTDOWN,
-                SqlState::CRASH_SHUTDOWN,
-            ]
-            .contains(code),
-        };
-        if retryable {
-            Self::Unavailable(Unavailable(e.to_string()))
-        } else {
-            Self::Database(e)
-        }
+spi_kit::binding_error! {
+    /// Failure of a bind or unbind: the instance cannot be reached or is not accepting work
+    /// now (the caller may retry), or it answered with an error we did not expect.
+    pub enum BindingError {
+        Database(tokio_postgres::Error) = "database",
+        retryable: is_retryable,
     }
 }
 
-impl From<BindingError> for ErrorKind {
-    fn from(e: BindingError) -> Self {
-        match e {
-            BindingError::Unavailable(u) => u.into(),
-            BindingError::Database(e) => Self::Internal(anyhow::Error::new(e)),
-        }
+/// Whether `e` means "not now": no server error (the connection failed, timed out or broke),
+/// or a server error saying so. Everything else is a real failure.
+fn is_retryable(e: &tokio_postgres::Error) -> bool {
+    match e.code() {
+        None => true,
+        Some(code) => [
+            SqlState::CANNOT_CONNECT_NOW,
+            SqlState::TOO_MANY_CONNECTIONS,
+            SqlState::ADMIN_SHUTDOWN,
+            SqlState::CRASH_SHUTDOWN,
+        ]
+        .contains(code),
     }
 }
 
