@@ -30,14 +30,11 @@ pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 pub use spi_kit::binding::{BindingCredentials, OPERATION_TIMEOUT};
 
-spi_kit::binding_error! {
+spi_kit::binding_error!(
     /// Failure of a bind or unbind: the server cannot be reached or is not accepting work now
     /// (the caller may retry), or it answered with an error we did not expect.
-    pub enum BindingError {
-        Redis(redis::RedisError) = "redis",
-        retryable: is_retryable,
-    }
-}
+    pub enum BindingError { Redis(redis::RedisError) = "redis", retryable: is_retryable }
+);
 
 /// Whether `e` means "not now": I/O failures and "busy loading / try again" answers. Everything
 /// else is real.

@@ -31,14 +31,11 @@ pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 pub use spi_kit::binding::{BindingCredentials, OPERATION_TIMEOUT};
 
-spi_kit::binding_error! {
+spi_kit::binding_error!(
     /// Failure of a bind or unbind: the instance cannot be reached or is not accepting work
     /// now (the caller may retry), or it answered with an error we did not expect.
-    pub enum BindingError {
-        Database(tokio_postgres::Error) = "database",
-        retryable: is_retryable,
-    }
-}
+    pub enum BindingError { Database(tokio_postgres::Error) = "database", retryable: is_retryable }
+);
 
 /// Whether `e` means "not now": no server error (the connection failed, timed out or broke),
 /// or a server error saying so. Everything else is a real failure.

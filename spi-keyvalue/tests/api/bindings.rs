@@ -1,13 +1,12 @@
 //! Bindings against a real Redis 7 server, created by the real deployer from this SPI's own
 //! deployment spec.
 
-use crate::helpers::{spawn_app, spawn_deployer};
 use common::deployer::{DeploymentEndpoint, DeploymentSpec};
 use redis::aio::MultiplexedConnection;
 use serde_json::json;
 use spi_keyvalue::offering::{PLAN_MEDIUM_ID, PLAN_SMALL_ID};
 use spi_keyvalue::KeyValue;
-use spi_kit::testing::instance::{credential, provision};
+use spi_kit::testing::instance::{credential, spawn_with_instance};
 use std::time::Duration;
 
 async fn connect(uri: &str) -> redis::RedisResult<MultiplexedConnection> {
@@ -38,19 +37,9 @@ async fn run(con: &mut MultiplexedConnection, args: &[&str]) -> redis::RedisResu
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bindings_share_the_keys_cannot_administer_and_an_unbound_user_is_locked_out() {
-    let app = spawn_app().await;
-    let deployer = spawn_deployer(app.cert_dir()).await;
-    let instance_id = common::new_request_id();
     let parameters = json!({"maxmemory-policy": "allkeys-lru"});
-    let instance = provision::<KeyValue>(
-        &app,
-        &deployer,
-        &instance_id,
-        PLAN_SMALL_ID,
-        parameters,
-        None,
-    )
-    .await;
+    let (app, _deployer, instance) =
+        spawn_with_instance::<KeyValue>(PLAN_SMALL_ID, parameters).await;
     let (spec, endpoints) = (&instance.spec, &instance.endpoints);
 
     // The server runs with the plan's sizing and the chosen policy.
@@ -150,32 +139,14 @@ async fn bindings_share_the_keys_cannot_administer_and_an_unbound_user_is_locked
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_upgrade_to_medium_resizes_the_server_and_keeps_data_and_bindings() {
-    let app = spawn_app().await;
-    let deployer = spawn_deployer(app.cert_dir()).await;
-    let instance_id = common::new_request_id();
-    let small = provision::<KeyValue>(
-        &app,
-        &deployer,
-        &instance_id,
-        PLAN_SMALL_ID,
-        json!({}),
-        None,
-    )
-    .await;
+    let (app, deployer, small) = spawn_with_instance::<KeyValue>(PLAN_SMALL_ID, json!({})).await;
     let binding = small.bind(&app, "survives-the-upgrade").await;
     let mut con = connect(&credential(&binding, "uri")).await.unwrap();
     run(&mut con, &["SET", "kept", "7"]).await.unwrap();
 
-    let previous = Some(small.spec.clone());
-    let medium = provision::<KeyValue>(
-        &app,
-        &deployer,
-        &instance_id,
-        PLAN_MEDIUM_ID,
-        json!({}),
-        previous,
-    )
-    .await;
+    let medium = small
+        .update(&app, &deployer, PLAN_MEDIUM_ID, json!({}))
+        .await;
     assert_eq!(medium.spec.name, small.spec.name);
     assert_eq!(medium.endpoints, small.endpoints);
     let mut admin = connect(&admin_uri(&medium.spec, &medium.endpoints[0]))

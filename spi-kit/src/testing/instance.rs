@@ -1,9 +1,9 @@
 //! A real instance for binding tests: the SPI's own deployment spec, run by the real deployer
-//! ([`provision`]), and the bind and unbind requests on it that every data service's binding
-//! tests make.
+//! ([`provision`], [`spawn_with_instance`]), its update ([`TestInstance::update`]), and the bind
+//! and unbind requests on it that every data service's binding tests make.
 
-use super::{ctx, TestApp, TestDeployer};
-use crate::service::Catalog;
+use super::{ctx, spawn_app, spawn_deployer, TestApp, TestDeployer};
+use crate::service::{Catalog, DataService};
 use common::deployer::{DeploymentEndpoint, DeploymentSpec};
 use common::spi::{
     CreateBindingRequest, CreateBindingResponse, DeleteBindingRequest, DeploymentSpecRequest,
@@ -55,12 +55,33 @@ pub async fn provision<S: Catalog>(
     previous: Option<DeploymentSpec>,
 ) -> TestInstance {
     let request = spec_request::<S>(instance_id, plan_id, parameters, previous);
+    deploy(app, deployer, request).await
+}
+
+/// Starts the SPI of `S` and a deployer beside it, and provisions a new instance of `plan_id`
+/// with `parameters` on them.
+pub async fn spawn_with_instance<S: DataService>(
+    plan_id: &str,
+    parameters: Value,
+) -> (TestApp, TestDeployer, TestInstance) {
+    let app = spawn_app::<S>().await;
+    let deployer = spawn_deployer(app.cert_dir()).await;
+    let instance_id = common::new_request_id();
+    let instance = provision::<S>(&app, &deployer, &instance_id, plan_id, parameters, None).await;
+    (app, deployer, instance)
+}
+
+async fn deploy(
+    app: &TestApp,
+    deployer: &TestDeployer,
+    request: DeploymentSpecRequest,
+) -> TestInstance {
     let answer = app.spi.deployment_spec(&request, &ctx()).await.unwrap();
     let deployment = deployer.deploy(&answer.spec).await;
     TestInstance {
-        id: instance_id.to_string(),
-        service_id: S::SERVICE.id.to_string(),
-        plan_id: plan_id.to_string(),
+        id: request.instance_id.to_string(),
+        service_id: request.service_id.to_string(),
+        plan_id: request.plan_id.to_string(),
         spec: answer.spec,
         description: answer.description,
         endpoints: deployment.endpoints,
@@ -68,6 +89,25 @@ pub async fn provision<S: Catalog>(
 }
 
 impl TestInstance {
+    /// Updates this instance to `plan_id` with `parameters`: the SPI's spec from this one, run
+    /// by `deployer`. Returns the instance as it runs after the update.
+    pub async fn update(
+        &self,
+        app: &TestApp,
+        deployer: &TestDeployer,
+        plan_id: &str,
+        parameters: Value,
+    ) -> TestInstance {
+        let request = DeploymentSpecRequest {
+            instance_id: self.id.as_str().into(),
+            service_id: self.service_id.as_str().into(),
+            plan_id: plan_id.into(),
+            parameters: parameters.as_object().cloned().unwrap(),
+            previous: Some(self.spec.clone()),
+        };
+        deploy(app, deployer, request).await
+    }
+
     /// The request binding `binding_id` to this instance, without parameters.
     pub fn bind_request(&self, binding_id: &str) -> CreateBindingRequest {
         CreateBindingRequest {

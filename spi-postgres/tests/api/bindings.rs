@@ -1,9 +1,8 @@
 //! Bindings against a real PostgreSQL 15 server, created by the real deployer from this SPI's
 //! own deployment spec.
 
-use crate::helpers::{spawn_app, spawn_deployer};
 use serde_json::json;
-use spi_kit::testing::instance::{credential, provision};
+use spi_kit::testing::instance::{credential, spawn_with_instance};
 use spi_postgres::offering::{PLAN_MEDIUM_ID, PLAN_SMALL_ID, SERVICE_ID};
 use spi_postgres::Postgres;
 use std::time::Duration;
@@ -18,21 +17,10 @@ async fn connect(uri: &str) -> Result<Client, tokio_postgres::Error> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bindings_share_the_app_database_and_an_unbound_role_is_locked_out() {
-    let app = spawn_app().await;
-    let deployer = spawn_deployer(app.cert_dir()).await;
-    let instance_id = common::new_request_id();
-
     // The instance: this SPI's spec, run by the deployer.
     let parameters = json!({"work_mem_mb": 16});
-    let instance = provision::<Postgres>(
-        &app,
-        &deployer,
-        &instance_id,
-        PLAN_SMALL_ID,
-        parameters,
-        None,
-    )
-    .await;
+    let (app, _deployer, instance) =
+        spawn_with_instance::<Postgres>(PLAN_SMALL_ID, parameters).await;
     let endpoints = &instance.endpoints;
 
     // First binding: a working login to database `app`, on a server with the plan's settings.
@@ -138,18 +126,8 @@ async fn bindings_share_the_app_database_and_an_unbound_role_is_locked_out() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_wrong_admin_password_is_a_500_that_reveals_nothing() {
-    let app = spawn_app().await;
-    let deployer = spawn_deployer(app.cert_dir()).await;
-    let instance_id = common::new_request_id();
-    let instance = provision::<Postgres>(
-        &app,
-        &deployer,
-        &instance_id,
-        PLAN_SMALL_ID,
-        json!({}),
-        None,
-    )
-    .await;
+    let (app, _deployer, instance) =
+        spawn_with_instance::<Postgres>(PLAN_SMALL_ID, json!({})).await;
     let (status, id, body) = app
         .post(
             "/bindings",
@@ -174,18 +152,7 @@ async fn a_wrong_admin_password_is_a_500_that_reveals_nothing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_upgrade_to_medium_changes_the_server_and_keeps_data_and_bindings() {
-    let app = spawn_app().await;
-    let deployer = spawn_deployer(app.cert_dir()).await;
-    let instance_id = common::new_request_id();
-    let small = provision::<Postgres>(
-        &app,
-        &deployer,
-        &instance_id,
-        PLAN_SMALL_ID,
-        json!({}),
-        None,
-    )
-    .await;
+    let (app, deployer, small) = spawn_with_instance::<Postgres>(PLAN_SMALL_ID, json!({})).await;
     let binding = small.bind(&app, "keeps-working").await;
     connect(&credential(&binding, "uri"))
         .await
@@ -194,16 +161,9 @@ async fn an_upgrade_to_medium_changes_the_server_and_keeps_data_and_bindings() {
         .await
         .unwrap();
 
-    let previous = Some(small.spec.clone());
-    let medium = provision::<Postgres>(
-        &app,
-        &deployer,
-        &instance_id,
-        PLAN_MEDIUM_ID,
-        json!({}),
-        previous,
-    )
-    .await;
+    let medium = small
+        .update(&app, &deployer, PLAN_MEDIUM_ID, json!({}))
+        .await;
     assert_eq!(
         medium.description,
         "updating PostgreSQL 15 cluster to plan medium"
