@@ -9,6 +9,9 @@ use serde_json::Value;
 use std::future::Future;
 use std::time::Duration;
 
+/// Length of binding passwords.
+pub const PASSWORD_LEN: usize = 32;
+
 /// Upper bound for a whole bind or unbind, so a hung server cannot hold a request forever.
 pub const OPERATION_TIMEOUT: Duration = Duration::from_secs(60);
 
