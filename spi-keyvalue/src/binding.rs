@@ -4,7 +4,6 @@
 //! a crash does not lose them. Unbinding disables the user, closes its connections and deletes
 //! it.
 
-use crate::spec::prefixed_name;
 use crate::KeyValue;
 use common::deployer::{AdminCredentials, DeploymentEndpoint};
 use common::secret::SecretString;
@@ -12,6 +11,7 @@ use redis::aio::MultiplexedConnection;
 use redis::{AsyncConnectionConfig, ConnectionAddr, ConnectionInfo, RedisConnectionInfo};
 use serde_json::json;
 use spi_kit::binding::url_host;
+use spi_kit::spec::prefixed_name;
 use spi_kit::Bindings;
 use std::time::Duration;
 

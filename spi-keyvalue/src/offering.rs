@@ -7,22 +7,14 @@ use serde_json::{json, Value};
 use spi_kit::offering::ServiceInfo;
 use spi_kit::Catalog;
 
-pub use spi_kit::offering::{check_transition, Refusal, SCHEMA_DRAFT};
+pub use spi_kit::offering::Refusal;
 
 /// Id of the `keyvalue` offering; never changes.
 pub const SERVICE_ID: &str = "f76e17e4-1c5f-4382-add2-b3556073976f";
-/// Name of the offering.
-pub const SERVICE_NAME: &str = "keyvalue";
 /// Id of the `small` plan; never changes.
 pub const PLAN_SMALL_ID: &str = "6789a8fd-2d3a-4f83-ba25-524387a25b84";
 /// Id of the `medium` plan; never changes.
 pub const PLAN_MEDIUM_ID: &str = "4743b02f-1bfb-43c6-9dfc-8b7290b2e18b";
-/// Maintenance version of every plan (Redis 7, first release of this offering).
-pub const MAINTENANCE_VERSION: &str = "7.0.0";
-/// Seconds after which the platform gives up polling an operation.
-pub const MAXIMUM_POLLING_DURATION_S: u64 = 900;
-/// Name of this SPI in its catalog fragment.
-pub const SPI_NAME: &str = "spi-keyvalue";
 
 /// Parameter choosing what Redis does when `maxmemory` is reached.
 pub const PARAM_MAXMEMORY_POLICY: &str = "maxmemory-policy";
@@ -86,16 +78,17 @@ impl Catalog for KeyValue {
 
     const SERVICE: ServiceInfo = ServiceInfo {
         id: SERVICE_ID,
-        name: SERVICE_NAME,
+        name: "keyvalue",
         description: "Redis-compatible key-value store, one dedicated server per instance",
         display_name: "Key-Value (Redis)",
         long_description: "A dedicated Redis 7 server with persistence. Every binding gets its own ACL user with access to all keys and no administrative commands.",
         tags: &["redis", "keyvalue", "cache"],
         product: "Redis 7",
         noun: "key-value",
-        maintenance_version: MAINTENANCE_VERSION,
-        maximum_polling_duration_s: MAXIMUM_POLLING_DURATION_S,
-        spi_name: SPI_NAME,
+        // Redis 7, first release of this offering.
+        maintenance_version: "7.0.0",
+        maximum_polling_duration_s: 900,
+        spi_name: "spi-keyvalue",
         spi_version: env!("CARGO_PKG_VERSION"),
     };
     const PLANS: &'static [PlanDef] = PLANS;

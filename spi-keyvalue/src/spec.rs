@@ -9,10 +9,8 @@ use spi_kit::spec::EngineInfo;
 use spi_kit::Deployment;
 use std::collections::BTreeMap;
 
-pub use spi_kit::spec::{
-    prefixed_name, short_hash, ADMIN_PASSWORD_LEN, ADMIN_USERNAME, LABEL_INSTANCE_ID, LABEL_PLAN,
-    MAX_NAME_LEN,
-};
+/// Shared with every SPI; still reachable under this crate's path.
+pub use spi_kit::spec::short_hash;
 
 /// Major Redis version every plan runs.
 pub const REDIS_VERSION: &str = "7";

@@ -7,22 +7,14 @@ use serde_json::{json, Value};
 use spi_kit::offering::ServiceInfo;
 use spi_kit::Catalog;
 
-pub use spi_kit::offering::{check_transition, Refusal, SCHEMA_DRAFT};
+pub use spi_kit::offering::Refusal;
 
 /// Id of the `postgresql` offering; never changes.
 pub const SERVICE_ID: &str = "57412afa-663c-4ce1-9c75-0820caad8441";
-/// Name of the offering.
-pub const SERVICE_NAME: &str = "postgresql";
 /// Id of the `small` plan; never changes.
 pub const PLAN_SMALL_ID: &str = "0f272df9-a839-4537-9e84-b71ed11d9bc9";
 /// Id of the `medium` plan; never changes.
 pub const PLAN_MEDIUM_ID: &str = "c10ea867-b1ff-496d-bf96-ec99182dab31";
-/// Maintenance version of every plan (PostgreSQL 15, first release of this offering).
-pub const MAINTENANCE_VERSION: &str = "15.0.0";
-/// Seconds after which the platform gives up polling an operation.
-pub const MAXIMUM_POLLING_DURATION_S: u64 = 1800;
-/// Name of this SPI in its catalog fragment.
-pub const SPI_NAME: &str = "spi-postgres";
 
 /// Parameter overriding the plan's `max_connections`.
 pub const PARAM_MAX_CONNECTIONS: &str = "max_connections";
@@ -81,16 +73,17 @@ impl Catalog for Postgres {
 
     const SERVICE: ServiceInfo = ServiceInfo {
         id: SERVICE_ID,
-        name: SERVICE_NAME,
+        name: "postgresql",
         description: "PostgreSQL 15 relational database, one dedicated server per instance",
         display_name: "PostgreSQL",
         long_description: "A dedicated PostgreSQL 15 server. Every binding gets its own login role; all bindings share the database `app` and own its tables together.",
         tags: &["postgresql", "relational", "sql"],
         product: "PostgreSQL 15",
         noun: "PostgreSQL",
-        maintenance_version: MAINTENANCE_VERSION,
-        maximum_polling_duration_s: MAXIMUM_POLLING_DURATION_S,
-        spi_name: SPI_NAME,
+        // PostgreSQL 15, first release of this offering.
+        maintenance_version: "15.0.0",
+        maximum_polling_duration_s: 1800,
+        spi_name: "spi-postgres",
         spi_version: env!("CARGO_PKG_VERSION"),
     };
     const PLANS: &'static [PlanDef] = PLANS;

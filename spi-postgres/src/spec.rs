@@ -11,10 +11,6 @@ use spi_kit::spec::EngineInfo;
 use spi_kit::Deployment;
 use std::collections::BTreeMap;
 
-pub use spi_kit::spec::{
-    short_hash, ADMIN_PASSWORD_LEN, ADMIN_USERNAME, LABEL_INSTANCE_ID, LABEL_PLAN, MAX_NAME_LEN,
-};
-
 /// Major PostgreSQL version every plan runs.
 pub const POSTGRES_VERSION: &str = "15";
 /// Prefix of deployment names.
