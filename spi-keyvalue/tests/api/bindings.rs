@@ -35,6 +35,11 @@ async fn run(con: &mut MultiplexedConnection, args: &[&str]) -> redis::RedisResu
     cmd.query_async(con).await
 }
 
+/// The value of `key`, which must exist.
+async fn get(con: &mut MultiplexedConnection, key: &str) -> String {
+    redis::cmd("GET").arg(key).query_async(con).await.unwrap()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bindings_share_the_keys_cannot_administer_and_an_unbound_user_is_locked_out() {
     let parameters = json!({"maxmemory-policy": "allkeys-lru"});
@@ -95,11 +100,7 @@ async fn bindings_share_the_keys_cannot_administer_and_an_unbound_user_is_locked
         first.credentials["username"]
     );
     let mut two = connect(&credential(&second, "uri")).await.unwrap();
-    let value: String = redis::cmd("GET")
-        .arg("greeting")
-        .query_async(&mut two)
-        .await
-        .unwrap();
+    let value = get(&mut two, "greeting").await;
     assert_eq!(value, "hello");
 
     // Unbind the first: its connection is closed and its credentials stop working.
@@ -122,11 +123,7 @@ async fn bindings_share_the_keys_cannot_administer_and_an_unbound_user_is_locked
     assert!(!users.contains(&first.credentials["username"].as_str().unwrap().to_string()));
 
     // The data survives; unbinding again is fine; binding again re-keys the user.
-    let value: String = redis::cmd("GET")
-        .arg("greeting")
-        .query_async(&mut two)
-        .await
-        .unwrap();
+    let value = get(&mut two, "greeting").await;
     assert_eq!(value, "hello");
     instance.unbind(&app, &first_id).await;
     let again = instance.rebind(&app, &second_id, &second).await;
@@ -160,10 +157,6 @@ async fn an_upgrade_to_medium_resizes_the_server_and_keeps_data_and_bindings() {
         .unwrap();
     assert_eq!(maxclients, ["maxclients", "1000"]);
     let mut con = connect(&credential(&binding, "uri")).await.unwrap();
-    let kept: String = redis::cmd("GET")
-        .arg("kept")
-        .query_async(&mut con)
-        .await
-        .unwrap();
+    let kept = get(&mut con, "kept").await;
     assert_eq!(kept, "7");
 }
