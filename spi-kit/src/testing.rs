@@ -9,6 +9,7 @@
 
 pub mod api;
 pub mod bindings;
+mod checks;
 pub mod config;
 pub mod deployer;
 pub mod edge;

@@ -186,21 +186,12 @@ pub async fn binding_to_an_unreachable_instance_is_a_503_the_broker_can_retry<S:
 #[macro_export]
 macro_rules! api_tests {
     ($service:ty) => {
-        $crate::api_tests!(@each $service;
+        $crate::__spi_checks!(on_app api $service;
             an_unknown_plan_is_a_400,
             a_downgrade_is_refused_naming_the_plans_and_what_is_allowed,
             binding_parameters_are_refused_because_none_exist,
             a_malformed_body_is_a_400_envelope,
             binding_to_an_unreachable_instance_is_a_503_the_broker_can_retry,
         );
-    };
-    (@each $service:ty; $($check:ident,)+) => {
-        $(
-            #[tokio::test]
-            async fn $check() {
-                let app = $crate::testing::spawn_app::<$service>().await;
-                $crate::testing::api::$check::<$service>(&app).await;
-            }
-        )+
     };
 }

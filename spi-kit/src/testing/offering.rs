@@ -199,7 +199,7 @@ pub fn bindings_take_no_parameters<S: Catalog>() {
 #[macro_export]
 macro_rules! offering_tests {
     ($service:ty) => {
-        $crate::offering_tests!(@each $service;
+        $crate::__spi_checks!(plain offering $service;
             ids_are_unique_across_the_service_and_its_plans,
             plan_names_are_unique_and_cli_friendly,
             every_schema_declares_draft_04_forbids_extra_properties_and_is_small,
@@ -209,13 +209,5 @@ macro_rules! offering_tests {
             plans_change_only_to_the_plans_they_list,
             bindings_take_no_parameters,
         );
-    };
-    (@each $service:ty; $($check:ident,)+) => {
-        $(
-            #[test]
-            fn $check() {
-                $crate::testing::offering::$check::<$service>();
-            }
-        )+
     };
 }

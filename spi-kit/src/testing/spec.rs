@@ -92,19 +92,11 @@ pub fn an_update_keeps_name_and_admin_and_takes_the_new_plan<S: Deployment>() {
 #[macro_export]
 macro_rules! spec_tests {
     ($service:ty) => {
-        $crate::spec_tests!(@each $service;
+        $crate::__spi_checks!(plain spec $service;
             a_lowercase_uuid_is_kept_readable,
             other_ids_become_a_stable_safe_hash,
             a_new_spec_has_a_fresh_admin_and_labels,
             an_update_keeps_name_and_admin_and_takes_the_new_plan,
         );
-    };
-    (@each $service:ty; $($check:ident,)+) => {
-        $(
-            #[test]
-            fn $check() {
-                $crate::testing::spec::$check::<$service>();
-            }
-        )+
     };
 }
