@@ -1,13 +1,13 @@
 //! `GET /spi/v1/catalog`.
 
-use crate::helpers::spawn_app;
 use spi_keyvalue::offering::{PLAN_MEDIUM_ID, PLAN_SMALL_ID};
 use spi_keyvalue::KeyValue;
 use spi_kit::testing::api::{catalog, create_schema, ExpectedCatalog};
+use spi_kit::testing::spawn_app;
 
 #[tokio::test]
 async fn the_catalog_offers_keyvalue_with_small_and_medium_plans() {
-    let app = spawn_app().await;
+    let app = spawn_app::<KeyValue>().await;
     let expected = ExpectedCatalog {
         spi_name: "spi-keyvalue",
         service_name: "keyvalue",

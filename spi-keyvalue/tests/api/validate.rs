@@ -1,19 +1,19 @@
 //! `POST /spi/v1/instances/validate`, `/instances/deployment-spec` and `/bindings/validate`:
 //! what every SPI answers ([`spi_kit::api_tests!`]) and what the eviction policy makes of it.
 
-use crate::helpers::{ctx, spawn_app};
 use common::deployer::Engine;
 use serde_json::json;
 use spi_keyvalue::offering::{PLAN_MEDIUM_ID, PLAN_SMALL_ID};
 use spi_keyvalue::KeyValue;
 use spi_kit::testing::api::{provision_body, refused_parameters};
 use spi_kit::testing::instance::spec_request;
+use spi_kit::testing::{ctx, spawn_app};
 
 spi_kit::api_tests!(KeyValue);
 
 #[tokio::test]
 async fn a_known_eviction_policy_is_accepted_with_the_dashboard_url() {
-    let app = spawn_app().await;
+    let app = spawn_app::<KeyValue>().await;
     let parameters = json!({"maxmemory-policy": "allkeys-lfu"});
     let body = provision_body::<KeyValue>("kv-inst-1", PLAN_SMALL_ID, parameters);
     let (status, _, body) = app.post("/instances/validate", &body).await;
@@ -26,7 +26,7 @@ async fn a_known_eviction_policy_is_accepted_with_the_dashboard_url() {
 
 #[tokio::test]
 async fn an_unknown_eviction_policy_is_a_400_listing_the_allowed_ones() {
-    let app = spawn_app().await;
+    let app = spawn_app::<KeyValue>().await;
     let parameters = json!({"maxmemory-policy": "evict-everything"});
     assert_eq!(
         refused_parameters::<KeyValue>(&app, PLAN_SMALL_ID, parameters).await,
@@ -38,7 +38,7 @@ async fn an_unknown_eviction_policy_is_a_400_listing_the_allowed_ones() {
 
 #[tokio::test]
 async fn an_unknown_parameter_is_a_400_naming_it() {
-    let app = spawn_app().await;
+    let app = spawn_app::<KeyValue>().await;
     let parameters = json!({"requirepass": "x"});
     assert_eq!(
         refused_parameters::<KeyValue>(&app, PLAN_MEDIUM_ID, parameters).await,
@@ -48,7 +48,7 @@ async fn an_unknown_parameter_is_a_400_naming_it() {
 
 #[tokio::test]
 async fn the_deployment_spec_sizes_redis_by_plan_and_policy() {
-    let app = spawn_app().await;
+    let app = spawn_app::<KeyValue>().await;
     let request = spec_request::<KeyValue>(
         "0d4c5e6f-1a2b-4c3d-8e9f-a0b1c2d3e4f5",
         PLAN_MEDIUM_ID,

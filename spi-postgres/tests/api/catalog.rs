@@ -1,13 +1,13 @@
 //! `GET /spi/v1/catalog`.
 
-use crate::helpers::spawn_app;
 use spi_kit::testing::api::{catalog, create_schema, ExpectedCatalog};
+use spi_kit::testing::spawn_app;
 use spi_postgres::offering::{PLAN_MEDIUM_ID, PLAN_SMALL_ID};
 use spi_postgres::Postgres;
 
 #[tokio::test]
 async fn the_catalog_offers_postgresql_with_small_and_medium_plans() {
-    let app = spawn_app().await;
+    let app = spawn_app::<Postgres>().await;
     let expected = ExpectedCatalog {
         spi_name: "spi-postgres",
         service_name: "postgresql",

@@ -1,12 +1,12 @@
 //! `POST /spi/v1/instances/validate`, `/instances/deployment-spec` and `/bindings/validate`:
 //! what every SPI answers ([`spi_kit::api_tests!`]) and what PostgreSQL's parameters make of it.
 
-use crate::helpers::{ctx, spawn_app};
 use common::deployer::Engine;
 use common::spi::{InstanceOperation, ValidateInstanceRequest};
 use serde_json::json;
 use spi_kit::testing::api::refused_parameters;
 use spi_kit::testing::instance::spec_request;
+use spi_kit::testing::{ctx, spawn_app};
 use spi_postgres::offering::{PLAN_MEDIUM_ID, PLAN_SMALL_ID, SERVICE_ID};
 use spi_postgres::Postgres;
 
@@ -14,7 +14,7 @@ spi_kit::api_tests!(Postgres);
 
 #[tokio::test]
 async fn good_parameters_are_accepted_with_the_dashboard_url() {
-    let app = spawn_app().await;
+    let app = spawn_app::<Postgres>().await;
     let answer = app
         .spi
         .validate_instance(
@@ -41,7 +41,7 @@ async fn good_parameters_are_accepted_with_the_dashboard_url() {
 
 #[tokio::test]
 async fn a_float_where_an_integer_belongs_is_a_400_naming_the_parameter() {
-    let app = spawn_app().await;
+    let app = spawn_app::<Postgres>().await;
     let parameters = json!({"max_connections": 1.5});
     assert_eq!(
         refused_parameters::<Postgres>(&app, PLAN_SMALL_ID, parameters).await,
@@ -51,7 +51,7 @@ async fn a_float_where_an_integer_belongs_is_a_400_naming_the_parameter() {
 
 #[tokio::test]
 async fn an_unknown_parameter_is_a_400_naming_it() {
-    let app = spawn_app().await;
+    let app = spawn_app::<Postgres>().await;
     let parameters = json!({"shared_preload_libraries": "evil"});
     let description = refused_parameters::<Postgres>(&app, PLAN_SMALL_ID, parameters).await;
     assert!(
@@ -62,7 +62,7 @@ async fn an_unknown_parameter_is_a_400_naming_it() {
 
 #[tokio::test]
 async fn a_value_out_of_range_is_a_400_naming_the_bound() {
-    let app = spawn_app().await;
+    let app = spawn_app::<Postgres>().await;
     let parameters = json!({"max_connections": 5});
     assert_eq!(
         refused_parameters::<Postgres>(&app, PLAN_MEDIUM_ID, parameters).await,
@@ -72,7 +72,7 @@ async fn a_value_out_of_range_is_a_400_naming_the_bound() {
 
 #[tokio::test]
 async fn an_upgrade_validates_only_the_parameters_sent() {
-    let app = spawn_app().await;
+    let app = spawn_app::<Postgres>().await;
     let (status, _, _) = app
         .post(
             "/instances/validate",
@@ -92,7 +92,7 @@ async fn an_upgrade_validates_only_the_parameters_sent() {
 
 #[tokio::test]
 async fn the_deployment_spec_applies_plan_and_parameters() {
-    let app = spawn_app().await;
+    let app = spawn_app::<Postgres>().await;
     let request = spec_request::<Postgres>(
         "9d3c1c52-2f61-4b43-9a0e-0c3f6d3e8b11",
         PLAN_SMALL_ID,
