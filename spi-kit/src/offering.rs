@@ -1,6 +1,6 @@
 //! The generic half of an offering, without I/O: the catalog built from a [`Catalog`]'s data
-//! (in its `catalog` module), its JSON schemas (compiled once), which plan may change to which, and the
-//! validation of provision, update and bind requests.
+//! (in its `catalog` module), its JSON schemas (compiled once), which plan may change to which,
+//! and the validation of provision, update and bind requests.
 
 mod catalog;
 
