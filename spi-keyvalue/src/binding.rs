@@ -4,15 +4,14 @@
 //! a crash does not lose them. Unbinding disables the user, closes its connections and deletes
 //! it.
 
-use crate::spec::prefixed_name;
 use crate::KeyValue;
 use common::deployer::{AdminCredentials, DeploymentEndpoint};
-use common::secret::{random_password, SecretString};
+use common::secret::SecretString;
 use redis::aio::MultiplexedConnection;
 use redis::{AsyncConnectionConfig, ConnectionAddr, ConnectionInfo, RedisConnectionInfo};
 use serde_json::json;
-use spi_kit::binding::{bounded, first_endpoint, url_host, Unavailable};
-use spi_kit::error::ErrorKind;
+use spi_kit::binding::url_host;
+use spi_kit::spec::prefixed_name;
 use spi_kit::Bindings;
 use std::time::Duration;
 
@@ -20,8 +19,6 @@ use std::time::Duration;
 pub const USER_PREFIX: &str = "b-";
 /// Longest binding user name.
 pub const MAX_USER_LEN: usize = 64;
-/// Length of binding passwords.
-pub const BINDING_PASSWORD_LEN: usize = 32;
 /// The rights of a binding user after its password: all keys and channels, every command but
 /// the administrative (`CONFIG`, `ACL`, `SHUTDOWN`, `DEBUG`, …) and dangerous (`KEYS`,
 /// `FLUSHALL`, …) ones.
@@ -29,50 +26,25 @@ pub const BINDING_RULES: &[&str] = &["~*", "&*", "+@all", "-@admin", "-@dangerou
 /// How long to wait for a TCP connection, and for each answer.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
-pub use spi_kit::binding::{BindingCredentials, OPERATION_TIMEOUT};
+pub use spi_kit::binding::{
+    BindingCredentials, OPERATION_TIMEOUT, PASSWORD_LEN as BINDING_PASSWORD_LEN,
+};
 
-/// Failure of a bind or unbind.
-#[derive(Debug, thiserror::Error)]
-pub enum BindingError {
-    /// The server cannot be reached or is not accepting work now; the caller may retry.
-    #[error(transparent)]
-    Unavailable(#[from] Unavailable),
-    /// The server answered with an error we did not expect.
-    #[error("redis error: {0}")]
-    Redis(#[source] redis::RedisError),
-}
+spi_kit::binding_error!(
+    /// Failure of a bind or unbind: the server cannot be reached or is not accepting work now
+    /// (the caller may retry), or it answered with an error we did not expect.
+    pub enum BindingError { Redis(redis::RedisError) = "redis", retryable: is_retryable }
+);
 
-impl From<redis::RedisError> for BindingError {
-    fn from(e: redis::RedisError) -> Self {
-        use redis::ErrorKind as K;
-        // I/O failures and "busy loading / try again" answers pass; everything else is real.
-        let retryable = e.is_io_error()
-            || e.is_timeout()
-            || e.is_connection_dropped()
-            || e.is_connection_refusal()
-            || matches!(e.kind(), K::BusyLoadingError | K::TryAgain | K::MasterDown);
-        if retryable {
-            Self::Unavailable(Unavailable(e.to_string()))
-        } else {
-            Self::Redis(e)
-        }
-    }
-}
-
-impl From<BindingError> for ErrorKind {
-    fn from(e: BindingError) -> Self {
-        match e {
-            BindingError::Unavailable(u) => u.into(),
-            BindingError::Redis(e) => Self::Internal(anyhow::Error::new(e)),
-        }
-    }
-}
-
-/// The ACL user of a binding: `b-<id>` when the id is lowercase `[a-z0-9-]` and short enough,
-/// otherwise `b-<128-bit hash of the id, hex>`. The prefix keeps it clear of `default` and the
-/// admin.
-pub fn binding_user_name(binding_id: &str) -> String {
-    prefixed_name(USER_PREFIX, binding_id, MAX_USER_LEN)
+/// Whether `e` means "not now": I/O failures and "busy loading / try again" answers. Everything
+/// else is real.
+fn is_retryable(e: &redis::RedisError) -> bool {
+    use redis::ErrorKind as K;
+    e.is_io_error()
+        || e.is_timeout()
+        || e.is_connection_dropped()
+        || e.is_connection_refusal()
+        || matches!(e.kind(), K::BusyLoadingError | K::TryAgain | K::MasterDown)
 }
 
 impl Bindings for KeyValue {
@@ -80,72 +52,91 @@ impl Bindings for KeyValue {
 
     const BINDING_KIND: &'static str = "user";
 
-    /// Creates (or, on a retry, re-keys) the ACL user of `binding_id` and returns its
-    /// credentials.
-    async fn create_binding(
-        binding_id: &str,
-        endpoints: &[DeploymentEndpoint],
-        admin: &AdminCredentials,
-    ) -> Result<BindingCredentials, BindingError> {
-        let endpoint = first_endpoint(endpoints)?;
-        let user = binding_user_name(binding_id);
-        let password = random_password(BINDING_PASSWORD_LEN);
-        bounded::<_, BindingError>(async {
-            let mut con = connect(endpoint, admin).await?;
-            // `reset` first: a retry gets exactly these rights and only the new password.
-            let mut cmd = redis::cmd("ACL");
-            cmd.arg("SETUSER")
-                .arg(&user)
-                .arg("reset")
-                .arg("on")
-                .arg(format!(">{}", password.expose()))
-                .arg(BINDING_RULES);
-            cmd.query_async::<()>(&mut con).await?;
-            save_acl(&mut con).await;
-            Ok(())
-        })
-        .await?;
-        Ok(credentials(endpoint, &user, &password))
+    /// The ACL user of a binding: `b-<id>` when the id is lowercase `[a-z0-9-]` and short
+    /// enough, otherwise `b-<128-bit hash of the id, hex>`. The prefix keeps it clear of
+    /// `default` and the admin.
+    fn account_name(binding_id: &str) -> String {
+        prefixed_name(USER_PREFIX, binding_id, MAX_USER_LEN)
     }
 
-    /// Deletes the ACL user of `binding_id` and closes its connections; an unknown user is already
-    /// gone.
-    async fn delete_binding(
-        binding_id: &str,
-        endpoints: &[DeploymentEndpoint],
+    /// Creates (or, on a retry, re-keys) ACL user `user`.
+    async fn create_account(
+        endpoint: &DeploymentEndpoint,
         admin: &AdminCredentials,
+        user: &str,
+        password: &SecretString,
     ) -> Result<(), BindingError> {
-        let endpoint = first_endpoint(endpoints)?;
-        let user = binding_user_name(binding_id);
-        bounded(async {
-            let mut con = connect(endpoint, admin).await?;
-            let users: Vec<String> = redis::cmd("ACL").arg("USERS").query_async(&mut con).await?;
-            if !users.contains(&user) {
-                return Ok(());
-            }
-            // Refuse new logins first, then close the open connections, so none slips in between.
-            redis::cmd("ACL")
-                .arg("SETUSER")
-                .arg(&user)
-                .arg("off")
-                .query_async::<()>(&mut con)
-                .await?;
-            redis::cmd("CLIENT")
-                .arg("KILL")
-                .arg("USER")
-                .arg(&user)
-                .query_async::<i64>(&mut con)
-                .await?;
-            redis::cmd("ACL")
-                .arg("DELUSER")
-                .arg(&user)
-                .query_async::<i64>(&mut con)
-                .await?;
-            save_acl(&mut con).await;
-            Ok(())
-        })
-        .await
+        let mut con = connect(endpoint, admin).await?;
+        // `reset` first: a retry gets exactly these rights and only the new password.
+        let mut cmd = redis::cmd("ACL");
+        cmd.arg("SETUSER")
+            .arg(user)
+            .arg("reset")
+            .arg("on")
+            .arg(format!(">{}", password.expose()))
+            .arg(BINDING_RULES);
+        cmd.query_async::<()>(&mut con).await?;
+        save_acl(&mut con).await;
+        Ok(())
     }
+
+    /// Deletes ACL user `user` and closes its connections; an unknown user is already gone.
+    async fn delete_account(
+        endpoint: &DeploymentEndpoint,
+        admin: &AdminCredentials,
+        user: &str,
+    ) -> Result<(), BindingError> {
+        let mut con = connect(endpoint, admin).await?;
+        let users: Vec<String> = redis::cmd("ACL").arg("USERS").query_async(&mut con).await?;
+        if !users.iter().any(|u| u == user) {
+            return Ok(());
+        }
+        // Refuse new logins first, then close the open connections, so none slips in between.
+        redis::cmd("ACL")
+            .arg("SETUSER")
+            .arg(user)
+            .arg("off")
+            .query_async::<()>(&mut con)
+            .await?;
+        redis::cmd("CLIENT")
+            .arg("KILL")
+            .arg("USER")
+            .arg(user)
+            .query_async::<i64>(&mut con)
+            .await?;
+        redis::cmd("ACL")
+            .arg("DELUSER")
+            .arg(user)
+            .query_async::<i64>(&mut con)
+            .await?;
+        save_acl(&mut con).await;
+        Ok(())
+    }
+
+    fn credentials(
+        endpoint: &DeploymentEndpoint,
+        user: &str,
+        password: &SecretString,
+    ) -> BindingCredentials {
+        let host = &endpoint.host;
+        let port = endpoint.port;
+        let pw = password.expose();
+        // User names are `[a-z0-9-]`, passwords `[A-Za-z0-9]`: nothing to escape in a URL.
+        let uri = format!("redis://{user}:{pw}@{}:{port}", url_host(host));
+        let credentials = json!({
+            "uri": uri,
+            "host": host,
+            "port": port,
+            "username": user,
+            "password": pw,
+        });
+        BindingCredentials::tcp(endpoint, credentials)
+    }
+}
+
+/// The ACL user of a binding (see [`KeyValue::account_name`]).
+pub fn binding_user_name(binding_id: &str) -> String {
+    KeyValue::account_name(binding_id)
 }
 
 async fn connect(
@@ -189,26 +180,6 @@ async fn save_acl(con: &mut MultiplexedConnection) {
     }
 }
 
-fn credentials(
-    endpoint: &DeploymentEndpoint,
-    user: &str,
-    password: &SecretString,
-) -> BindingCredentials {
-    let host = &endpoint.host;
-    let port = endpoint.port;
-    let pw = password.expose();
-    // User names are `[a-z0-9-]`, passwords `[A-Za-z0-9]`: nothing to escape in a URL.
-    let uri = format!("redis://{user}:{pw}@{}:{port}", url_host(host));
-    let credentials = json!({
-        "uri": uri,
-        "host": host,
-        "port": port,
-        "username": user,
-        "password": pw,
-    });
-    BindingCredentials::tcp(endpoint, credentials)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -245,7 +216,7 @@ mod tests {
 
     #[test]
     fn credentials_carry_uri_host_port_user_and_password() {
-        let c = credentials(
+        let c = KeyValue::credentials(
             &DeploymentEndpoint {
                 host: "127.0.0.1".into(),
                 port: 6380,
@@ -263,7 +234,7 @@ mod tests {
 
     #[test]
     fn ipv6_hosts_are_bracketed_in_the_uri() {
-        let c = credentials(
+        let c = KeyValue::credentials(
             &DeploymentEndpoint {
                 host: "::1".into(),
                 port: 6379,

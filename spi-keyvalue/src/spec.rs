@@ -9,10 +9,8 @@ use spi_kit::spec::EngineInfo;
 use spi_kit::Deployment;
 use std::collections::BTreeMap;
 
-pub use spi_kit::spec::{
-    prefixed_name, short_hash, ADMIN_PASSWORD_LEN, ADMIN_USERNAME, LABEL_INSTANCE_ID, LABEL_PLAN,
-    MAX_NAME_LEN,
-};
+/// Shared with every SPI; still reachable under this crate's path.
+pub use spi_kit::spec::short_hash;
 
 /// Major Redis version every plan runs.
 pub const REDIS_VERSION: &str = "7";
@@ -54,38 +52,16 @@ impl Deployment for KeyValue {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::offering::{Offering, Refusal, PLANS, PLAN_MEDIUM_ID, PLAN_SMALL_ID, SERVICE_ID};
-    use common::spi::DeploymentSpecRequest;
+    use crate::offering::{Offering, Refusal, PLANS, PLAN_MEDIUM_ID, PLAN_SMALL_ID};
     use serde_json::json;
+    use spi_kit::testing::instance::spec_request;
+    use spi_kit::testing::spec::UUID;
 
-    fn request(plan_id: &str, parameters: serde_json::Value) -> DeploymentSpecRequest {
-        DeploymentSpecRequest {
-            instance_id: "5e1f6c2a-0d7b-4a8e-9c3f-1b2d3e4f5a6b".into(),
-            service_id: SERVICE_ID.into(),
-            plan_id: plan_id.into(),
-            parameters: parameters.as_object().cloned().unwrap(),
-            previous: None,
-        }
-    }
+    spi_kit::spec_tests!(KeyValue);
 
     #[test]
-    fn a_lowercase_uuid_is_kept_readable() {
-        assert_eq!(
-            deployment_name("5e1f6c2a-0d7b-4a8e-9c3f-1b2d3e4f5a6b"),
-            "kv-5e1f6c2a-0d7b-4a8e-9c3f-1b2d3e4f5a6b"
-        );
-    }
-
-    #[test]
-    fn other_ids_become_a_stable_safe_hash() {
-        for id in ["UPPER", "a b", "../x", "", "x-", &"a".repeat(50)] {
-            let name = deployment_name(id);
-            assert_eq!(name.len(), 3 + 32, "{id:?} → {name}");
-            assert!(name
-                .bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-'));
-            assert_eq!(name, deployment_name(id));
-        }
+    fn a_lowercase_uuid_is_kept_readable_after_kv() {
+        assert_eq!(deployment_name(UUID), format!("kv-{UUID}"));
     }
 
     #[test]
@@ -105,19 +81,19 @@ mod tests {
     }
 
     #[test]
-    fn a_new_spec_has_a_fresh_admin_and_an_update_keeps_it() {
+    fn a_new_spec_describes_a_redis_server_and_an_update_the_new_plan() {
         let o = Offering::new("http://d").unwrap();
-        let first = o
-            .deployment_spec(&request(PLAN_SMALL_ID, json!({})))
-            .unwrap();
+        let request = spec_request::<KeyValue>(UUID, PLAN_SMALL_ID, json!({}), None);
+        let first = o.deployment_spec(&request).unwrap();
         assert_eq!(first.description, "creating Redis 7 server");
         assert_eq!(first.spec.engine, Engine::Redis);
         assert_eq!(first.spec.version, "7");
         assert_eq!(first.spec.admin.username, "osb_admin");
         assert_eq!(first.spec.labels["plan"], "small");
-        let mut req = request(PLAN_MEDIUM_ID, json!({"maxmemory-policy": "volatile-ttl"}));
-        req.previous = Some(first.spec.clone());
-        let next = o.deployment_spec(&req).unwrap();
+        let previous = Some(first.spec.clone());
+        let parameters = json!({"maxmemory-policy": "volatile-ttl"});
+        let request = spec_request::<KeyValue>(UUID, PLAN_MEDIUM_ID, parameters, previous);
+        let next = o.deployment_spec(&request).unwrap();
         assert_eq!(next.spec.name, first.spec.name);
         assert_eq!(next.spec.admin, first.spec.admin);
         assert_eq!(next.spec.settings["maxmemory"], "256mb");
@@ -127,8 +103,10 @@ mod tests {
     #[test]
     fn invalid_parameters_make_no_spec() {
         let o = Offering::new("http://d").unwrap();
+        let parameters = json!({"maxmemory-policy": "x"});
+        let request = spec_request::<KeyValue>(UUID, PLAN_SMALL_ID, parameters, None);
         assert!(matches!(
-            o.deployment_spec(&request(PLAN_SMALL_ID, json!({"maxmemory-policy": "x"}))),
+            o.deployment_spec(&request),
             Err(Refusal::InvalidParameters(_))
         ));
     }

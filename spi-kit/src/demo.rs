@@ -1,13 +1,14 @@
 //! A small data service for this crate's own tests: two plans, two parameters, and bindings
-//! that need no server (an instance without endpoints is unavailable).
+//! that need no server (an instance without endpoints is unavailable, as for every service).
 
-use crate::binding::{first_endpoint, BindingCredentials, Unavailable};
+use crate::binding::{BindingCredentials, Unavailable};
 use crate::error::ErrorKind;
 use crate::offering::{PlanDef, ServiceInfo};
 use crate::service::{Bindings, Catalog, Deployment};
 use crate::spec::EngineInfo;
 use common::deployer::{AdminCredentials, DeploymentEndpoint, Engine};
 use common::osb::JsonObject;
+use common::secret::SecretString;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 
@@ -118,24 +119,32 @@ impl Bindings for Demo {
 
     const BINDING_KIND: &'static str = "token";
 
-    async fn create_binding(
-        binding_id: &str,
-        endpoints: &[DeploymentEndpoint],
-        _admin: &AdminCredentials,
-    ) -> Result<BindingCredentials, DemoBindingError> {
-        let endpoint = first_endpoint(endpoints)?;
-        Ok(BindingCredentials::tcp(
-            endpoint,
-            json!({"username": binding_id}),
-        ))
+    fn account_name(binding_id: &str) -> String {
+        binding_id.to_string()
     }
 
-    async fn delete_binding(
-        _binding_id: &str,
-        endpoints: &[DeploymentEndpoint],
+    async fn create_account(
+        _endpoint: &DeploymentEndpoint,
         _admin: &AdminCredentials,
+        _account: &str,
+        _password: &SecretString,
     ) -> Result<(), DemoBindingError> {
-        first_endpoint(endpoints)?;
         Ok(())
+    }
+
+    async fn delete_account(
+        _endpoint: &DeploymentEndpoint,
+        _admin: &AdminCredentials,
+        _account: &str,
+    ) -> Result<(), DemoBindingError> {
+        Ok(())
+    }
+
+    fn credentials(
+        endpoint: &DeploymentEndpoint,
+        account: &str,
+        _password: &SecretString,
+    ) -> BindingCredentials {
+        BindingCredentials::tcp(endpoint, json!({"username": account}))
     }
 }

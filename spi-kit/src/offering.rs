@@ -1,18 +1,20 @@
-//! The generic half of an offering, without I/O: the catalog built from a [`Catalog`]'s data,
-//! its JSON schemas (compiled once), which plan may change to which, and the validation of
-//! provision, update and bind requests.
+//! The generic half of an offering, without I/O: the catalog built from a [`Catalog`]'s data
+//! (in its `catalog` module), its JSON schemas (compiled once), which plan may change to which,
+//! and the validation of provision, update and bind requests.
 
+mod catalog;
+
+pub use self::catalog::{binding_schema, instance_schema};
+
+use self::catalog::{catalog_service, ParameterSchemas};
 use crate::service::Catalog;
 use crate::validation::{CompiledSchema, SchemaError};
-use common::osb::{
-    InputParametersSchema, JsonObject, MaintenanceInfo, Plan, Schemas, Service,
-    ServiceBindingSchema, ServiceInstanceSchema,
-};
+use common::osb::{JsonObject, Service};
 use common::spi::{
     CatalogFragment, InstanceOperation, SpiInfo, ValidateBindingRequest, ValidateInstanceRequest,
     ValidateInstanceResponse, CONTRACT_VERSION,
 };
-use serde_json::{json, Value};
+use serde_json::Value;
 use std::collections::HashMap;
 use std::marker::PhantomData;
 
@@ -110,18 +112,13 @@ impl<S: Catalog> Offering<S> {
     pub fn new(dashboard_base_url: &str) -> Result<Self, SchemaError> {
         let mut schemas = HashMap::new();
         for plan in S::PLANS {
+            let values = ParameterSchemas::of::<S>(plan);
             schemas.insert(
                 plan.id,
                 PlanSchemas {
-                    create: CompiledSchema::compile(&instance_schema::<S>(
-                        plan,
-                        InstanceOperation::Provision,
-                    ))?,
-                    update: CompiledSchema::compile(&instance_schema::<S>(
-                        plan,
-                        InstanceOperation::Update,
-                    ))?,
-                    binding: CompiledSchema::compile(&binding_schema::<S>())?,
+                    create: CompiledSchema::compile(&values.create)?,
+                    update: CompiledSchema::compile(&values.update)?,
+                    binding: CompiledSchema::compile(&values.binding)?,
                 },
             );
         }
@@ -266,104 +263,11 @@ fn check_parameters(
     schema.check(&value).map_err(Refusal::InvalidParameters)
 }
 
-/// The schema of instance parameters for `plan`: draft-04, no parameter but the service's own.
-pub fn instance_schema<S: Catalog>(
-    plan: &PlanDef<S::Sizing>,
-    operation: InstanceOperation,
-) -> Value {
-    let verb = match operation {
-        InstanceOperation::Provision => "Parameters of a new",
-        InstanceOperation::Update => "Parameters to change on a",
-    };
-    json!({
-        "$schema": SCHEMA_DRAFT,
-        "title": format!("{verb} {} {} instance", plan.name, S::SERVICE.noun),
-        "type": "object",
-        "additionalProperties": false,
-        "properties": S::instance_properties(plan),
-    })
-}
-
-/// The schema of binding parameters: none are accepted.
-pub fn binding_schema<S: Catalog>() -> Value {
-    json!({
-        "$schema": SCHEMA_DRAFT,
-        "title": format!("Parameters of a {} binding", S::SERVICE.noun),
-        "type": "object",
-        "additionalProperties": false,
-        "properties": {}
-    })
-}
-
-fn catalog_plan<S: Catalog>(def: &PlanDef<S::Sizing>) -> Plan {
-    let wrap = |v: Value| {
-        Some(InputParametersSchema {
-            parameters: Some(v),
-        })
-    };
-    let bullets: Vec<String> = std::iter::once(S::SERVICE.product.to_string())
-        .chain(S::sizing_bullets(def))
-        .collect();
-    Plan {
-        id: def.id.to_string(),
-        name: def.name.to_string(),
-        description: def.description.to_string(),
-        metadata: Some(json!({
-            "displayName": def.display_name,
-            "bullets": bullets,
-        })),
-        free: Some(true),
-        bindable: Some(true),
-        // Every binding is its own account (a login role, an ACL user), so a successor binding
-        // gets fresh credentials while its predecessor keeps working until it is unbound.
-        binding_rotatable: Some(true),
-        // Left to the service's `true`: a refused change then reaches the broker, whose answer
-        // names the allowed plans, instead of a platform's generic "plan not updateable".
-        plan_updateable: None,
-        schemas: Some(Schemas {
-            service_instance: Some(ServiceInstanceSchema {
-                create: wrap(instance_schema::<S>(def, InstanceOperation::Provision)),
-                update: wrap(instance_schema::<S>(def, InstanceOperation::Update)),
-            }),
-            service_binding: Some(ServiceBindingSchema {
-                create: wrap(binding_schema::<S>()),
-            }),
-        }),
-        maximum_polling_duration: Some(S::SERVICE.maximum_polling_duration_s),
-        maintenance_info: Some(MaintenanceInfo {
-            version: S::SERVICE.maintenance_version.to_string(),
-            description: Some(S::SERVICE.product.to_string()),
-        }),
-    }
-}
-
-fn catalog_service<S: Catalog>() -> Service {
-    let info = S::SERVICE;
-    Service {
-        id: info.id.to_string(),
-        name: info.name.to_string(),
-        description: info.description.to_string(),
-        bindable: true,
-        plans: S::PLANS.iter().map(catalog_plan::<S>).collect(),
-        tags: info.tags.iter().map(|t| t.to_string()).collect(),
-        requires: vec![],
-        instances_retrievable: Some(true),
-        bindings_retrievable: Some(true),
-        allow_context_updates: Some(true),
-        metadata: Some(json!({
-            "displayName": info.display_name,
-            "longDescription": info.long_description,
-            "providerDisplayName": PROVIDER_DISPLAY_NAME,
-        })),
-        dashboard_client: None,
-        plan_updateable: Some(true),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::demo::{Demo, PLANS};
+    use serde_json::json;
 
     fn offering() -> Offering<Demo> {
         Offering::new("https://dash.example/").unwrap()

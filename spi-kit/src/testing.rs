@@ -1,14 +1,21 @@
 //! Helpers for the SPIs' own tests (feature `testing`): [`spawn_app`] starts an SPI in-process
 //! on port 0 with real mTLS (certificates made at test time) and clients that speak to it the
-//! way the broker does; [`deployer::spawn_deployer`] starts the real deployer beside it; the
-//! [`edge`], [`offering`] and [`bindings`] checks are what every SPI must pass, generated into
-//! its tests by [`crate::edge_tests!`], [`crate::offering_tests!`] and
-//! [`crate::binding_tests!`]. Servers are stopped on drop, even when a test fails.
+//! way the broker does; [`deployer::spawn_deployer`] starts the real deployer beside it and
+//! [`instance`] provisions on it; the [`edge`], [`api`], [`offering`], [`spec`], [`config`]
+//! and [`bindings`] checks are what every SPI must pass, generated into its tests by
+//! [`crate::edge_tests!`], [`crate::api_tests!`], [`crate::offering_tests!`],
+//! [`crate::spec_tests!`], [`crate::config_tests!`] and [`crate::binding_tests!`]. Servers are
+//! stopped on drop, even when a test fails.
 
+pub mod api;
 pub mod bindings;
+mod checks;
+pub mod config;
 pub mod deployer;
 pub mod edge;
+pub mod instance;
 pub mod offering;
+pub mod spec;
 
 pub use self::deployer::{spawn_deployer, TestDeployer, TASK_TIMEOUT};
 

@@ -7,11 +7,10 @@
 use crate::sql::{binding_role_name, quote_ident, quote_literal};
 use crate::Postgres;
 use common::deployer::{AdminCredentials, DeploymentEndpoint};
-use common::secret::{random_password, SecretString};
+use common::secret::SecretString;
 use futures_util::SinkExt;
 use serde_json::json;
-use spi_kit::binding::{bounded, first_endpoint, url_host, Unavailable};
-use spi_kit::error::ErrorKind;
+use spi_kit::binding::url_host;
 use spi_kit::Bindings;
 use std::time::Duration;
 use tokio_postgres::error::SqlState;
@@ -23,54 +22,33 @@ pub const APP_DATABASE: &str = "app";
 pub const OWNER_ROLE: &str = "app_owner";
 /// The database the admin connects to for cluster-wide work.
 pub const ADMIN_DATABASE: &str = "postgres";
-/// Length of binding passwords.
-pub const BINDING_PASSWORD_LEN: usize = 32;
 /// The session's temporary table that carries a role's password verifier to the server.
 const SECRET_TABLE: &str = "pg_temp.osb_role_secret";
 /// How long to wait for a TCP connection and startup of one session.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
-pub use spi_kit::binding::{BindingCredentials, OPERATION_TIMEOUT};
+pub use spi_kit::binding::{
+    BindingCredentials, OPERATION_TIMEOUT, PASSWORD_LEN as BINDING_PASSWORD_LEN,
+};
 
-/// Failure of a bind or unbind.
-#[derive(Debug, thiserror::Error)]
-pub enum BindingError {
-    /// The instance cannot be reached or is not accepting work now; the caller may retry.
-    #[error(transparent)]
-    Unavailable(#[from] Unavailable),
-    /// The instance answered with an error we did not expect.
-    #[error("database error: {0}")]
-    Database(#[source] tokio_postgres::Error),
-}
+spi_kit::binding_error!(
+    /// Failure of a bind or unbind: the instance cannot be reached or is not accepting work
+    /// now (the caller may retry), or it answered with an error we did not expect.
+    pub enum BindingError { Database(tokio_postgres::Error) = "database", retryable: is_retryable }
+);
 
-impl From<tokio_postgres::Error> for BindingError {
-    fn from(e: tokio_postgres::Error) -> Self {
-        // No server error: the connection failed, timed out or broke. Server errors that mean
-        // "not now" are retryable too; everything else is a real failure.
-        let retryable = match e.code() {
-            None => true,
-            Some(code) => [
-                SqlState::CANNOT_CONNECT_NOW,
-                SqlState::TOO_MANY_CONNECTIONS,
-                SqlState::ADMIN_SHUTDOWN,
-                SqlState::CRASH_SHUTDOWN,
-            ]
-            .contains(code),
-        };
-        if retryable {
-            Self::Unavailable(Unavailable(e.to_string()))
-        } else {
-            Self::Database(e)
-        }
-    }
-}
-
-impl From<BindingError> for ErrorKind {
-    fn from(e: BindingError) -> Self {
-        match e {
-            BindingError::Unavailable(u) => u.into(),
-            BindingError::Database(e) => Self::Internal(anyhow::Error::new(e)),
-        }
+/// Whether `e` means "not now": no server error (the connection failed, timed out or broke),
+/// or a server error saying so. Everything else is a real failure.
+fn is_retryable(e: &tokio_postgres::Error) -> bool {
+    match e.code() {
+        None => true,
+        Some(code) => [
+            SqlState::CANNOT_CONNECT_NOW,
+            SqlState::TOO_MANY_CONNECTIONS,
+            SqlState::ADMIN_SHUTDOWN,
+            SqlState::CRASH_SHUTDOWN,
+        ]
+        .contains(code),
     }
 }
 
@@ -79,75 +57,91 @@ impl Bindings for Postgres {
 
     const BINDING_KIND: &'static str = "role";
 
-    /// Creates (or, on a retry, re-keys) the login role of `binding_id` and returns its
-    /// credentials.
-    async fn create_binding(
-        binding_id: &str,
-        endpoints: &[DeploymentEndpoint],
-        admin: &AdminCredentials,
-    ) -> Result<BindingCredentials, BindingError> {
-        let endpoint = first_endpoint(endpoints)?;
-        let role = binding_role_name(binding_id);
-        let password = random_password(BINDING_PASSWORD_LEN);
-        bounded::<_, BindingError>(async {
-            let client = connect(endpoint, admin, ADMIN_DATABASE).await?;
-            ensure_owner_role(&client).await?;
-            ensure_app_database(&client).await?;
-            ensure_login_role(&client, &role, &password).await?;
-            Ok(())
-        })
-        .await?;
-        Ok(credentials(endpoint, &role, &password))
+    fn account_name(binding_id: &str) -> String {
+        binding_role_name(binding_id)
     }
 
-    /// Drops the login role of `binding_id`; a role that does not exist is already gone.
-    async fn delete_binding(
-        binding_id: &str,
-        endpoints: &[DeploymentEndpoint],
+    /// Creates (or, on a retry, re-keys) login `role`, with the owner role and the database
+    /// `app` it joins created first when missing.
+    async fn create_account(
+        endpoint: &DeploymentEndpoint,
         admin: &AdminCredentials,
+        role: &str,
+        password: &SecretString,
     ) -> Result<(), BindingError> {
-        let endpoint = first_endpoint(endpoints)?;
-        let role = binding_role_name(binding_id);
-        bounded(async {
-            let client = connect(endpoint, admin, ADMIN_DATABASE).await?;
-            if !role_exists(&client, &role).await? {
-                return Ok(());
-            }
-            let ident = quote_ident(&role);
-            // Refuse new logins first, then close the open sessions, so none slips in between.
-            client
-                .batch_execute(&format!("ALTER ROLE {ident} NOLOGIN"))
-                .await?;
-            client
-                .execute(
-                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+        let client = connect(endpoint, admin, ADMIN_DATABASE).await?;
+        ensure_owner_role(&client).await?;
+        ensure_app_database(&client).await?;
+        ensure_login_role(&client, role, password).await
+    }
+
+    /// Drops login `role`; a role that does not exist is already gone.
+    async fn delete_account(
+        endpoint: &DeploymentEndpoint,
+        admin: &AdminCredentials,
+        role: &str,
+    ) -> Result<(), BindingError> {
+        let client = connect(endpoint, admin, ADMIN_DATABASE).await?;
+        if !role_exists(&client, role).await? {
+            return Ok(());
+        }
+        let ident = quote_ident(role);
+        // Refuse new logins first, then close the open sessions, so none slips in between.
+        client
+            .batch_execute(&format!("ALTER ROLE {ident} NOLOGIN"))
+            .await?;
+        client
+            .execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
                  WHERE usename = $1 AND pid <> pg_backend_pid()",
-                    &[&role],
-                )
-                .await?;
-            let owner = quote_ident(OWNER_ROLE);
-            let disown = format!("REASSIGN OWNED BY {ident} TO {owner}; DROP OWNED BY {ident};");
-            // REASSIGN/DROP OWNED act on the current database only: do it where the role can have
-            // objects or privileges, then drop the role (which fails if anything is left).
-            if database_exists(&client, APP_DATABASE).await?
-                && role_exists(&client, OWNER_ROLE).await?
-            {
-                let app = connect(endpoint, admin, APP_DATABASE).await?;
-                app.batch_execute(&disown).await?;
-            }
-            if role_exists(&client, OWNER_ROLE).await? {
-                client.batch_execute(&disown).await?;
-            } else {
-                client
-                    .batch_execute(&format!("DROP OWNED BY {ident}"))
-                    .await?;
-            }
+                &[&role],
+            )
+            .await?;
+        let owner = quote_ident(OWNER_ROLE);
+        let disown = format!("REASSIGN OWNED BY {ident} TO {owner}; DROP OWNED BY {ident};");
+        // REASSIGN/DROP OWNED act on the current database only: do it where the role can have
+        // objects or privileges, then drop the role (which fails if anything is left).
+        if database_exists(&client, APP_DATABASE).await? && role_exists(&client, OWNER_ROLE).await?
+        {
+            let app = connect(endpoint, admin, APP_DATABASE).await?;
+            app.batch_execute(&disown).await?;
+        }
+        if role_exists(&client, OWNER_ROLE).await? {
+            client.batch_execute(&disown).await?;
+        } else {
             client
-                .batch_execute(&format!("DROP ROLE IF EXISTS {ident}"))
+                .batch_execute(&format!("DROP OWNED BY {ident}"))
                 .await?;
-            Ok(())
-        })
-        .await
+        }
+        client
+            .batch_execute(&format!("DROP ROLE IF EXISTS {ident}"))
+            .await?;
+        Ok(())
+    }
+
+    fn credentials(
+        endpoint: &DeploymentEndpoint,
+        role: &str,
+        password: &SecretString,
+    ) -> BindingCredentials {
+        let host = &endpoint.host;
+        let port = endpoint.port;
+        let pw = password.expose();
+        let url_host = url_host(host);
+        // Role names and passwords are `[a-z0-9_]` and `[A-Za-z0-9]`: nothing to escape in a URL.
+        let uri = format!("postgresql://{role}:{pw}@{url_host}:{port}/{APP_DATABASE}");
+        let jdbc =
+            format!("jdbc:postgresql://{url_host}:{port}/{APP_DATABASE}?user={role}&password={pw}");
+        let credentials = json!({
+            "uri": uri,
+            "jdbcUrl": jdbc,
+            "host": host,
+            "port": port,
+            "database": APP_DATABASE,
+            "username": role,
+            "password": pw,
+        });
+        BindingCredentials::tcp(endpoint, credentials)
     }
 }
 
@@ -282,31 +276,6 @@ async fn ensure_login_role(
     Ok(())
 }
 
-fn credentials(
-    endpoint: &DeploymentEndpoint,
-    role: &str,
-    password: &SecretString,
-) -> BindingCredentials {
-    let host = &endpoint.host;
-    let port = endpoint.port;
-    let pw = password.expose();
-    let url_host = url_host(host);
-    // Role names and passwords are `[a-z0-9_]` and `[A-Za-z0-9]`: nothing to escape in a URL.
-    let uri = format!("postgresql://{role}:{pw}@{url_host}:{port}/{APP_DATABASE}");
-    let jdbc =
-        format!("jdbc:postgresql://{url_host}:{port}/{APP_DATABASE}?user={role}&password={pw}");
-    let credentials = json!({
-        "uri": uri,
-        "jdbcUrl": jdbc,
-        "host": host,
-        "port": port,
-        "database": APP_DATABASE,
-        "username": role,
-        "password": pw,
-    });
-    BindingCredentials::tcp(endpoint, credentials)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -315,7 +284,7 @@ mod tests {
 
     #[test]
     fn credentials_carry_every_form_the_applications_use() {
-        let c = credentials(
+        let c = Postgres::credentials(
             &DeploymentEndpoint {
                 host: "10.0.0.5".into(),
                 port: 5433,
@@ -339,7 +308,7 @@ mod tests {
 
     #[test]
     fn ipv6_hosts_are_bracketed_in_urls() {
-        let c = credentials(
+        let c = Postgres::credentials(
             &DeploymentEndpoint {
                 host: "::1".into(),
                 port: 5432,

@@ -11,13 +11,5 @@ pub type Settings = spi_kit::config::Settings<crate::Postgres>;
 
 #[cfg(test)]
 mod tests {
-    use super::*;
-    use std::path::Path;
-
-    #[test]
-    fn defaults_listen_on_loopback_only() {
-        let s = Settings::default();
-        assert!(s.listen.starts_with("127.0.0.1:"));
-        assert_eq!(s.tls.cert_file, Path::new("certs/spi-postgres.pem"));
-    }
+    spi_kit::config_tests!(crate::Postgres, super::ENV_PREFIX, super::CONFIG_ENV);
 }

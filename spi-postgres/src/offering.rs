@@ -7,22 +7,14 @@ use serde_json::{json, Value};
 use spi_kit::offering::ServiceInfo;
 use spi_kit::Catalog;
 
-pub use spi_kit::offering::{check_transition, Refusal, SCHEMA_DRAFT};
+pub use spi_kit::offering::Refusal;
 
 /// Id of the `postgresql` offering; never changes.
 pub const SERVICE_ID: &str = "57412afa-663c-4ce1-9c75-0820caad8441";
-/// Name of the offering.
-pub const SERVICE_NAME: &str = "postgresql";
 /// Id of the `small` plan; never changes.
 pub const PLAN_SMALL_ID: &str = "0f272df9-a839-4537-9e84-b71ed11d9bc9";
 /// Id of the `medium` plan; never changes.
 pub const PLAN_MEDIUM_ID: &str = "c10ea867-b1ff-496d-bf96-ec99182dab31";
-/// Maintenance version of every plan (PostgreSQL 15, first release of this offering).
-pub const MAINTENANCE_VERSION: &str = "15.0.0";
-/// Seconds after which the platform gives up polling an operation.
-pub const MAXIMUM_POLLING_DURATION_S: u64 = 1800;
-/// Name of this SPI in its catalog fragment.
-pub const SPI_NAME: &str = "spi-postgres";
 
 /// Parameter overriding the plan's `max_connections`.
 pub const PARAM_MAX_CONNECTIONS: &str = "max_connections";
@@ -81,16 +73,17 @@ impl Catalog for Postgres {
 
     const SERVICE: ServiceInfo = ServiceInfo {
         id: SERVICE_ID,
-        name: SERVICE_NAME,
+        name: "postgresql",
         description: "PostgreSQL 15 relational database, one dedicated server per instance",
         display_name: "PostgreSQL",
         long_description: "A dedicated PostgreSQL 15 server. Every binding gets its own login role; all bindings share the database `app` and own its tables together.",
         tags: &["postgresql", "relational", "sql"],
         product: "PostgreSQL 15",
         noun: "PostgreSQL",
-        maintenance_version: MAINTENANCE_VERSION,
-        maximum_polling_duration_s: MAXIMUM_POLLING_DURATION_S,
-        spi_name: SPI_NAME,
+        // PostgreSQL 15, first release of this offering.
+        maintenance_version: "15.0.0",
+        maximum_polling_duration_s: 1800,
+        spi_name: "spi-postgres",
         spi_version: env!("CARGO_PKG_VERSION"),
     };
     const PLANS: &'static [PlanDef] = PLANS;
@@ -129,22 +122,9 @@ impl Catalog for Postgres {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use common::spi::ValidateInstanceRequest;
-    use spi_kit::testing::offering as check;
+    use spi_kit::testing::offering::{validate_provision, validate_update};
 
     spi_kit::offering_tests!(Postgres);
-
-    fn offering() -> Offering {
-        check::offering()
-    }
-
-    fn provision(plan_id: &str, parameters: Value) -> ValidateInstanceRequest {
-        check::provision::<Postgres>(plan_id, parameters)
-    }
-
-    fn update(from: &str, to: &str, parameters: Value) -> ValidateInstanceRequest {
-        check::update::<Postgres>(from, to, parameters)
-    }
 
     #[test]
     fn the_plans_really_differ_in_server_settings() {
@@ -154,26 +134,17 @@ mod tests {
     }
 
     #[test]
-    fn a_valid_provision_gets_the_instance_dashboard() {
-        let ok = offering()
-            .validate_instance(&provision(
-                PLAN_SMALL_ID,
-                json!({"max_connections": 100, "work_mem_mb": 16, "statement_timeout_ms": 0}),
-            ))
-            .unwrap();
-        assert_eq!(
-            ok.dashboard_url.as_deref(),
-            Some("https://dash.example/instances/i-1")
-        );
+    fn every_parameter_within_its_range_is_accepted() {
+        let parameters =
+            json!({"max_connections": 100, "work_mem_mb": 16, "statement_timeout_ms": 0});
+        validate_provision::<Postgres>(PLAN_SMALL_ID, parameters).unwrap();
     }
 
     #[test]
     fn a_float_for_max_connections_is_refused_naming_the_parameter() {
-        let err = offering()
-            .validate_instance(&provision(PLAN_SMALL_ID, json!({"max_connections": 1.5})))
-            .unwrap_err();
+        let parameters = json!({"max_connections": 1.5});
         assert_eq!(
-            err,
+            validate_provision::<Postgres>(PLAN_SMALL_ID, parameters).unwrap_err(),
             Refusal::InvalidParameters(
                 "parameter 'max_connections': integer expected, got 1.5".into()
             )
@@ -182,11 +153,9 @@ mod tests {
 
     #[test]
     fn an_unknown_parameter_is_refused_listing_the_known_ones() {
-        let err = offering()
-            .validate_instance(&provision(PLAN_SMALL_ID, json!({"fsync": "off"})))
-            .unwrap_err();
+        let parameters = json!({"fsync": "off"});
         assert_eq!(
-            err,
+            validate_provision::<Postgres>(PLAN_SMALL_ID, parameters).unwrap_err(),
             Refusal::InvalidParameters(
                 "unknown parameter 'fsync' (allowed parameters: max_connections, statement_timeout_ms, work_mem_mb)".into()
             )
@@ -195,9 +164,8 @@ mod tests {
 
     #[test]
     fn max_connections_outside_its_range_is_refused() {
-        let err = offering()
-            .validate_instance(&provision(PLAN_MEDIUM_ID, json!({"max_connections": 5000})))
-            .unwrap_err();
+        let parameters = json!({"max_connections": 5000});
+        let err = validate_provision::<Postgres>(PLAN_MEDIUM_ID, parameters).unwrap_err();
         assert_eq!(
             err.to_string(),
             "parameter 'max_connections': must be at most 1000, got 5000"
@@ -205,44 +173,19 @@ mod tests {
     }
 
     #[test]
-    fn small_may_grow_to_medium() {
-        offering()
-            .validate_instance(&update(PLAN_SMALL_ID, PLAN_MEDIUM_ID, json!({})))
-            .unwrap();
-    }
-
-    #[test]
-    fn medium_may_not_shrink_to_small() {
-        let err = offering()
-            .validate_instance(&update(PLAN_MEDIUM_ID, PLAN_SMALL_ID, json!({})))
-            .unwrap_err();
-        assert_eq!(
-            err,
-            Refusal::PlanChangeNotAllowed(
-                "plan change from medium to small is not allowed; medium may change to: (none)"
-                    .into()
-            )
-        );
+    fn small_may_grow_to_medium_and_medium_may_not_shrink_to_small() {
+        // `offering_tests!` checks that these lists are what validation enforces.
+        assert_eq!(PLANS[0].may_change_to, ["medium"]);
+        assert!(PLANS[1].may_change_to.is_empty());
     }
 
     #[test]
     fn an_update_on_the_same_plan_checks_only_the_parameters_sent() {
-        offering()
-            .validate_instance(&update(
-                PLAN_MEDIUM_ID,
-                PLAN_MEDIUM_ID,
-                json!({"work_mem_mb": 64}),
-            ))
-            .unwrap();
-        let err = offering()
-            .validate_instance(&update(
-                PLAN_MEDIUM_ID,
-                PLAN_MEDIUM_ID,
-                json!({"work_mem_mb": 0}),
-            ))
-            .unwrap_err();
+        let update =
+            |parameters| validate_update::<Postgres>(PLAN_MEDIUM_ID, PLAN_MEDIUM_ID, parameters);
+        update(json!({"work_mem_mb": 64})).unwrap();
         assert_eq!(
-            err.to_string(),
+            update(json!({"work_mem_mb": 0})).unwrap_err().to_string(),
             "parameter 'work_mem_mb': must be at least 1, got 0"
         );
     }

@@ -11,10 +11,6 @@ use spi_kit::spec::EngineInfo;
 use spi_kit::Deployment;
 use std::collections::BTreeMap;
 
-pub use spi_kit::spec::{
-    short_hash, ADMIN_PASSWORD_LEN, ADMIN_USERNAME, LABEL_INSTANCE_ID, LABEL_PLAN, MAX_NAME_LEN,
-};
-
 /// Major PostgreSQL version every plan runs.
 pub const POSTGRES_VERSION: &str = "15";
 /// Prefix of deployment names.
@@ -59,51 +55,16 @@ impl Deployment for Postgres {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::offering::{Offering, Refusal, PLANS, PLAN_MEDIUM_ID, PLAN_SMALL_ID, SERVICE_ID};
-    use common::spi::DeploymentSpecRequest;
+    use crate::offering::{Offering, Refusal, PLANS, PLAN_MEDIUM_ID, PLAN_SMALL_ID};
     use serde_json::json;
+    use spi_kit::testing::instance::spec_request;
+    use spi_kit::testing::spec::UUID;
 
-    fn request(plan_id: &str, parameters: serde_json::Value) -> DeploymentSpecRequest {
-        DeploymentSpecRequest {
-            instance_id: "5e1f6c2a-0d7b-4a8e-9c3f-1b2d3e4f5a6b".into(),
-            service_id: SERVICE_ID.into(),
-            plan_id: plan_id.into(),
-            parameters: parameters.as_object().cloned().unwrap(),
-            previous: None,
-        }
-    }
-
-    fn is_safe_name(name: &str) -> bool {
-        name.len() <= MAX_NAME_LEN
-            && name
-                .bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-    }
+    spi_kit::spec_tests!(Postgres);
 
     #[test]
-    fn a_lowercase_uuid_is_kept_readable() {
-        assert_eq!(
-            deployment_name("5e1f6c2a-0d7b-4a8e-9c3f-1b2d3e4f5a6b"),
-            "pg-5e1f6c2a-0d7b-4a8e-9c3f-1b2d3e4f5a6b"
-        );
-    }
-
-    #[test]
-    fn other_ids_become_a_stable_hash() {
-        for id in [
-            "5E1F6C2A-0D7B-4A8E-9C3F-1B2D3E4F5A6B",
-            "with space",
-            "../../etc",
-            "",
-            "ends-",
-            &"a".repeat(100),
-        ] {
-            let name = deployment_name(id);
-            assert!(is_safe_name(&name), "{id:?} → {name}");
-            assert_eq!(name.len(), 3 + 32);
-            assert_eq!(name, deployment_name(id), "not deterministic");
-        }
-        assert_ne!(deployment_name("A"), deployment_name("B"));
+    fn a_lowercase_uuid_is_kept_readable_after_pg() {
+        assert_eq!(deployment_name(UUID), format!("pg-{UUID}"));
     }
 
     #[test]
@@ -128,39 +89,20 @@ mod tests {
     }
 
     #[test]
-    fn a_new_spec_has_a_fresh_admin_and_labels() {
+    fn a_new_spec_describes_a_postgresql_cluster_and_an_update_the_new_plan() {
         let o = Offering::new("http://d").unwrap();
-        let a = o
-            .deployment_spec(&request(PLAN_SMALL_ID, json!({})))
-            .unwrap();
-        let b = o
-            .deployment_spec(&request(PLAN_SMALL_ID, json!({})))
-            .unwrap();
+        let request = spec_request::<Postgres>(UUID, PLAN_SMALL_ID, json!({}), None);
+        let a = o.deployment_spec(&request).unwrap();
         assert_eq!(a.description, "creating PostgreSQL 15 cluster");
         assert_eq!(a.spec.engine, Engine::Postgresql);
         assert_eq!(a.spec.version, "15");
         assert_eq!(a.spec.admin.username, "osb_admin");
         assert_eq!(a.spec.admin.password.expose().len(), 32);
-        assert_ne!(a.spec.admin.password, b.spec.admin.password);
-        assert_eq!(a.spec.name, b.spec.name);
         assert_eq!(a.spec.labels["plan"], "small");
-        assert_eq!(
-            a.spec.labels["instance_id"],
-            "5e1f6c2a-0d7b-4a8e-9c3f-1b2d3e4f5a6b"
-        );
-    }
-
-    #[test]
-    fn an_update_keeps_name_and_admin_and_takes_the_new_plan() {
-        let o = Offering::new("http://d").unwrap();
-        let first = o
-            .deployment_spec(&request(PLAN_SMALL_ID, json!({})))
-            .unwrap();
-        let mut req = request(PLAN_MEDIUM_ID, json!({"work_mem_mb": 32}));
-        req.previous = Some(first.spec.clone());
-        let next = o.deployment_spec(&req).unwrap();
-        assert_eq!(next.spec.name, first.spec.name);
-        assert_eq!(next.spec.admin, first.spec.admin);
+        let previous = Some(a.spec.clone());
+        let parameters = json!({"work_mem_mb": 32});
+        let request = spec_request::<Postgres>(UUID, PLAN_MEDIUM_ID, parameters, previous);
+        let next = o.deployment_spec(&request).unwrap();
         assert_eq!(next.spec.settings["max_connections"], "200");
         assert_eq!(next.spec.settings["work_mem"], "32MB");
         assert_eq!(
@@ -172,9 +114,9 @@ mod tests {
     #[test]
     fn invalid_parameters_make_no_spec() {
         let o = Offering::new("http://d").unwrap();
-        let err = o
-            .deployment_spec(&request(PLAN_SMALL_ID, json!({"max_connections": "many"})))
-            .unwrap_err();
+        let parameters = json!({"max_connections": "many"});
+        let request = spec_request::<Postgres>(UUID, PLAN_SMALL_ID, parameters, None);
+        let err = o.deployment_spec(&request).unwrap_err();
         assert!(matches!(err, Refusal::InvalidParameters(_)));
     }
 }

@@ -1,7 +1,7 @@
 //! SQL text helpers: identifier and literal quoting for the statements that cannot take bind
 //! parameters (`CREATE ROLE`, `ALTER ROLE`, …), and the deterministic role name of a binding.
 
-use crate::spec::short_hash;
+use spi_kit::spec::short_hash;
 use spi_kit::spec::usable_verbatim;
 
 /// Prefix of binding role names (never `pg_`, which PostgreSQL reserves).

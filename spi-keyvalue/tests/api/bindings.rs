@@ -1,14 +1,12 @@
 //! Bindings against a real Redis 7 server, created by the real deployer from this SPI's own
 //! deployment spec.
 
-use crate::helpers::{ctx, spawn_app, spawn_deployer, TestApp, TestDeployer};
 use common::deployer::{DeploymentEndpoint, DeploymentSpec};
-use common::spi::{
-    CreateBindingRequest, CreateBindingResponse, DeleteBindingRequest, DeploymentSpecRequest,
-};
 use redis::aio::MultiplexedConnection;
 use serde_json::json;
-use spi_keyvalue::offering::{PLAN_MEDIUM_ID, PLAN_SMALL_ID, SERVICE_ID};
+use spi_keyvalue::offering::{PLAN_MEDIUM_ID, PLAN_SMALL_ID};
+use spi_keyvalue::KeyValue;
+use spi_kit::testing::instance::{credential, spawn_with_instance};
 use std::time::Duration;
 
 async fn connect(uri: &str) -> redis::RedisResult<MultiplexedConnection> {
@@ -19,10 +17,6 @@ async fn connect(uri: &str) -> redis::RedisResult<MultiplexedConnection> {
     client
         .get_multiplexed_async_connection_with_config(&config)
         .await
-}
-
-fn uri(binding: &CreateBindingResponse) -> String {
-    binding.credentials["uri"].as_str().unwrap().to_string()
 }
 
 fn admin_uri(spec: &DeploymentSpec, endpoint: &DeploymentEndpoint) -> String {
@@ -41,66 +35,20 @@ async fn run(con: &mut MultiplexedConnection, args: &[&str]) -> redis::RedisResu
     cmd.query_async(con).await
 }
 
-/// An instance of `plan_id` made from this SPI's spec and run by the deployer.
-async fn provision(
-    app: &TestApp,
-    deployer: &TestDeployer,
-    instance_id: &str,
-    plan_id: &str,
-    parameters: serde_json::Value,
-    previous: Option<DeploymentSpec>,
-) -> (DeploymentSpec, Vec<DeploymentEndpoint>) {
-    let spec = app
-        .spi
-        .deployment_spec(
-            &DeploymentSpecRequest {
-                instance_id: instance_id.into(),
-                service_id: SERVICE_ID.into(),
-                plan_id: plan_id.into(),
-                parameters: parameters.as_object().cloned().unwrap(),
-                previous,
-            },
-            &ctx(),
-        )
-        .await
-        .unwrap()
-        .spec;
-    let deployment = deployer.deploy(&spec).await;
-    (spec, deployment.endpoints)
+/// The value of `key`, which must exist.
+async fn get(con: &mut MultiplexedConnection, key: &str) -> String {
+    redis::cmd("GET").arg(key).query_async(con).await.unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bindings_share_the_keys_cannot_administer_and_an_unbound_user_is_locked_out() {
-    let app = spawn_app().await;
-    let deployer = spawn_deployer(app.cert_dir()).await;
-    let instance_id = common::new_request_id();
-    let (spec, endpoints) = provision(
-        &app,
-        &deployer,
-        &instance_id,
-        PLAN_SMALL_ID,
-        json!({"maxmemory-policy": "allkeys-lru"}),
-        None,
-    )
-    .await;
-    let bind = |binding_id: &str| CreateBindingRequest {
-        instance_id: instance_id.clone(),
-        binding_id: binding_id.into(),
-        service_id: SERVICE_ID.into(),
-        plan_id: PLAN_SMALL_ID.into(),
-        parameters: None,
-        endpoints: endpoints.clone(),
-        admin: spec.admin.clone(),
-    };
-    let unbind = |binding_id: &str| DeleteBindingRequest {
-        instance_id: instance_id.clone(),
-        binding_id: binding_id.into(),
-        endpoints: endpoints.clone(),
-        admin: spec.admin.clone(),
-    };
+    let parameters = json!({"maxmemory-policy": "allkeys-lru"});
+    let (app, _deployer, instance) =
+        spawn_with_instance::<KeyValue>(PLAN_SMALL_ID, parameters).await;
+    let (spec, endpoints) = (&instance.spec, &instance.endpoints);
 
     // The server runs with the plan's sizing and the chosen policy.
-    let mut admin = connect(&admin_uri(&spec, &endpoints[0])).await.unwrap();
+    let mut admin = connect(&admin_uri(spec, &endpoints[0])).await.unwrap();
     let memory: Vec<String> = redis::cmd("CONFIG")
         .arg("GET")
         .arg("maxmemory*")
@@ -120,18 +68,14 @@ async fn bindings_share_the_keys_cannot_administer_and_an_unbound_user_is_locked
 
     // First binding: reads and writes keys, but no admin or dangerous command.
     let first_id = common::new_request_id();
-    let first = app
-        .spi
-        .create_binding(&bind(&first_id), &ctx())
-        .await
-        .unwrap();
+    let first = instance.bind(&app, &first_id).await;
     assert_eq!(first.credentials["port"], endpoints[0].port);
     assert_eq!(first.credentials["host"], endpoints[0].host.as_str());
     // The user was saved to the ACL file: reloading the file keeps it.
     run(&mut admin, &["ACL", "LOAD"]).await.unwrap();
     // Redis closes connections of reloaded users, the admin's included.
-    let mut admin = connect(&admin_uri(&spec, &endpoints[0])).await.unwrap();
-    let mut one = connect(&uri(&first)).await.unwrap();
+    let mut admin = connect(&admin_uri(spec, &endpoints[0])).await.unwrap();
+    let mut one = connect(&credential(&first, "uri")).await.unwrap();
     run(&mut one, &["SET", "greeting", "hello"]).await.unwrap();
     for denied in [
         &["CONFIG", "GET", "maxmemory"][..],
@@ -150,31 +94,20 @@ async fn bindings_share_the_keys_cannot_administer_and_an_unbound_user_is_locked
 
     // Second binding: sees the first one's keys.
     let second_id = common::new_request_id();
-    let second = app
-        .spi
-        .create_binding(&bind(&second_id), &ctx())
-        .await
-        .unwrap();
+    let second = instance.bind(&app, &second_id).await;
     assert_ne!(
         second.credentials["username"],
         first.credentials["username"]
     );
-    let mut two = connect(&uri(&second)).await.unwrap();
-    let value: String = redis::cmd("GET")
-        .arg("greeting")
-        .query_async(&mut two)
-        .await
-        .unwrap();
+    let mut two = connect(&credential(&second, "uri")).await.unwrap();
+    let value = get(&mut two, "greeting").await;
     assert_eq!(value, "hello");
 
     // Unbind the first: its connection is closed and its credentials stop working.
-    app.spi
-        .delete_binding(&unbind(&first_id), &ctx())
-        .await
-        .unwrap();
+    instance.unbind(&app, &first_id).await;
     let closed = run(&mut one, &["PING"]).await;
     assert!(closed.is_err(), "the unbound user's connection still works");
-    let Err(refused) = connect(&uri(&first)).await else {
+    let Err(refused) = connect(&credential(&first, "uri")).await else {
         panic!("the unbound user can still log in");
     };
     assert!(
@@ -190,81 +123,32 @@ async fn bindings_share_the_keys_cannot_administer_and_an_unbound_user_is_locked
     assert!(!users.contains(&first.credentials["username"].as_str().unwrap().to_string()));
 
     // The data survives; unbinding again is fine; binding again re-keys the user.
-    let value: String = redis::cmd("GET")
-        .arg("greeting")
-        .query_async(&mut two)
-        .await
-        .unwrap();
+    let value = get(&mut two, "greeting").await;
     assert_eq!(value, "hello");
-    app.spi
-        .delete_binding(&unbind(&first_id), &ctx())
-        .await
-        .unwrap();
-    let again = app
-        .spi
-        .create_binding(&bind(&second_id), &ctx())
-        .await
-        .unwrap();
-    assert_eq!(
-        again.credentials["username"],
-        second.credentials["username"]
-    );
-    assert_ne!(
-        again.credentials["password"],
-        second.credentials["password"]
-    );
+    instance.unbind(&app, &first_id).await;
+    let again = instance.rebind(&app, &second_id, &second).await;
     assert!(
-        connect(&uri(&second)).await.is_err(),
+        connect(&credential(&second, "uri")).await.is_err(),
         "old password still works"
     );
-    connect(&uri(&again)).await.unwrap();
+    connect(&credential(&again, "uri")).await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_upgrade_to_medium_resizes_the_server_and_keeps_data_and_bindings() {
-    let app = spawn_app().await;
-    let deployer = spawn_deployer(app.cert_dir()).await;
-    let instance_id = common::new_request_id();
-    let (small, endpoints) = provision(
-        &app,
-        &deployer,
-        &instance_id,
-        PLAN_SMALL_ID,
-        json!({}),
-        None,
-    )
-    .await;
-    let binding = app
-        .spi
-        .create_binding(
-            &CreateBindingRequest {
-                instance_id: instance_id.clone(),
-                binding_id: "survives-the-upgrade".into(),
-                service_id: SERVICE_ID.into(),
-                plan_id: PLAN_SMALL_ID.into(),
-                parameters: None,
-                endpoints: endpoints.clone(),
-                admin: small.admin.clone(),
-            },
-            &ctx(),
-        )
-        .await
-        .unwrap();
-    let mut con = connect(&uri(&binding)).await.unwrap();
+    let (app, deployer, small) = spawn_with_instance::<KeyValue>(PLAN_SMALL_ID, json!({})).await;
+    let binding = small.bind(&app, "survives-the-upgrade").await;
+    let mut con = connect(&credential(&binding, "uri")).await.unwrap();
     run(&mut con, &["SET", "kept", "7"]).await.unwrap();
 
-    let (medium, after) = provision(
-        &app,
-        &deployer,
-        &instance_id,
-        PLAN_MEDIUM_ID,
-        json!({}),
-        Some(small.clone()),
-    )
-    .await;
-    assert_eq!(medium.name, small.name);
-    assert_eq!(after, endpoints);
-    let mut admin = connect(&admin_uri(&medium, &after[0])).await.unwrap();
+    let medium = small
+        .update(&app, &deployer, PLAN_MEDIUM_ID, json!({}))
+        .await;
+    assert_eq!(medium.spec.name, small.spec.name);
+    assert_eq!(medium.endpoints, small.endpoints);
+    let mut admin = connect(&admin_uri(&medium.spec, &medium.endpoints[0]))
+        .await
+        .unwrap();
     let maxclients: Vec<String> = redis::cmd("CONFIG")
         .arg("GET")
         .arg("maxclients")
@@ -272,11 +156,7 @@ async fn an_upgrade_to_medium_resizes_the_server_and_keeps_data_and_bindings() {
         .await
         .unwrap();
     assert_eq!(maxclients, ["maxclients", "1000"]);
-    let mut con = connect(&uri(&binding)).await.unwrap();
-    let kept: String = redis::cmd("GET")
-        .arg("kept")
-        .query_async(&mut con)
-        .await
-        .unwrap();
+    let mut con = connect(&credential(&binding, "uri")).await.unwrap();
+    let kept = get(&mut con, "kept").await;
     assert_eq!(kept, "7");
 }

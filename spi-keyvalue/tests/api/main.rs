@@ -4,5 +4,4 @@
 mod bindings;
 mod catalog;
 mod edge;
-mod helpers;
 mod validate;

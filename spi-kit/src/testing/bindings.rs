@@ -69,18 +69,10 @@ pub async fn an_unreachable_instance_is_a_retryable_503<S: Bindings>() {
 #[macro_export]
 macro_rules! binding_tests {
     ($service:ty) => {
-        $crate::binding_tests!(@each $service;
+        $crate::__spi_checks!(awaited bindings $service;
             an_instance_without_endpoints_is_unavailable,
             a_closed_port_is_unavailable_not_an_internal_error,
             an_unreachable_instance_is_a_retryable_503,
         );
-    };
-    (@each $service:ty; $($check:ident,)+) => {
-        $(
-            #[tokio::test]
-            async fn $check() {
-                $crate::testing::bindings::$check::<$service>().await;
-            }
-        )+
     };
 }

@@ -5,7 +5,9 @@
 use crate::offering::{Offering, Refusal, SCHEMA_DRAFT};
 use crate::service::Catalog;
 use common::osb::Service;
-use common::spi::{InstanceOperation, ValidateBindingRequest, ValidateInstanceRequest};
+use common::spi::{
+    InstanceOperation, ValidateBindingRequest, ValidateInstanceRequest, ValidateInstanceResponse,
+};
 use serde_json::Value;
 use std::collections::HashSet;
 
@@ -34,6 +36,24 @@ pub fn update<S: Catalog>(from: &str, to: &str, parameters: Value) -> ValidateIn
         previous_plan_id: Some(from.into()),
         ..provision::<S>(to, parameters)
     }
+}
+
+/// Validates a provision of instance `i-1` on `plan_id` with `parameters` against [`offering`].
+pub fn validate_provision<S: Catalog>(
+    plan_id: &str,
+    parameters: Value,
+) -> Result<ValidateInstanceResponse, Refusal> {
+    offering::<S>().validate_instance(&provision::<S>(plan_id, parameters))
+}
+
+/// Validates an update of instance `i-1` from plan `from` to plan `to` with `parameters`
+/// against [`offering`].
+pub fn validate_update<S: Catalog>(
+    from: &str,
+    to: &str,
+    parameters: Value,
+) -> Result<ValidateInstanceResponse, Refusal> {
+    offering::<S>().validate_instance(&update::<S>(from, to, parameters))
 }
 
 /// Every parameter schema of `service`: create, update and binding of each plan.
@@ -119,6 +139,42 @@ pub fn an_unknown_plan_is_refused_listing_the_plans<S: Catalog>() {
     }
 }
 
+/// A provision without parameters is valid on every plan and gets the instance's dashboard.
+pub fn a_valid_provision_gets_the_instance_dashboard<S: Catalog>() {
+    for plan in S::PLANS {
+        let ok = validate_provision::<S>(plan.id, serde_json::json!({})).unwrap();
+        assert_eq!(
+            ok.dashboard_url.as_deref(),
+            Some("https://dash.example/instances/i-1")
+        );
+    }
+}
+
+/// A plan may change to itself and to the plans it lists, and to no other: the refusal names
+/// both plans and what is allowed.
+pub fn plans_change_only_to_the_plans_they_list<S: Catalog>() {
+    for from in S::PLANS {
+        for to in S::PLANS {
+            let result = validate_update::<S>(from.id, to.id, serde_json::json!({}));
+            if from.id == to.id || from.may_change_to.contains(&to.name) {
+                result.unwrap();
+                continue;
+            }
+            let allowed = match from.may_change_to {
+                [] => "(none)".to_string(),
+                names => names.join(", "),
+            };
+            let (f, t) = (from.name, to.name);
+            assert_eq!(
+                result.unwrap_err(),
+                Refusal::PlanChangeNotAllowed(format!(
+                    "plan change from {f} to {t} is not allowed; {f} may change to: {allowed}"
+                ))
+            );
+        }
+    }
+}
+
 /// A binding accepts no parameters: none at all passes, any one is refused by name.
 pub fn bindings_take_no_parameters<S: Catalog>() {
     let o = offering::<S>();
@@ -143,21 +199,15 @@ pub fn bindings_take_no_parameters<S: Catalog>() {
 #[macro_export]
 macro_rules! offering_tests {
     ($service:ty) => {
-        $crate::offering_tests!(@each $service;
+        $crate::__spi_checks!(plain offering $service;
             ids_are_unique_across_the_service_and_its_plans,
             plan_names_are_unique_and_cli_friendly,
             every_schema_declares_draft_04_forbids_extra_properties_and_is_small,
             maintenance_versions_are_semver,
             an_unknown_plan_is_refused_listing_the_plans,
+            a_valid_provision_gets_the_instance_dashboard,
+            plans_change_only_to_the_plans_they_list,
             bindings_take_no_parameters,
         );
-    };
-    (@each $service:ty; $($check:ident,)+) => {
-        $(
-            #[test]
-            fn $check() {
-                $crate::testing::offering::$check::<$service>();
-            }
-        )+
     };
 }

@@ -1,13 +1,10 @@
 //! Bindings against a real PostgreSQL 15 server, created by the real deployer from this SPI's
 //! own deployment spec.
 
-use crate::helpers::{ctx, spawn_app, spawn_deployer};
-use common::deployer::{AdminCredentials, DeploymentEndpoint};
-use common::spi::{
-    CreateBindingRequest, CreateBindingResponse, DeleteBindingRequest, DeploymentSpecRequest,
-};
 use serde_json::json;
-use spi_postgres::offering::{PLAN_SMALL_ID, SERVICE_ID};
+use spi_kit::testing::instance::{credential, spawn_with_instance};
+use spi_postgres::offering::{PLAN_MEDIUM_ID, PLAN_SMALL_ID, SERVICE_ID};
+use spi_postgres::Postgres;
 use std::time::Duration;
 use tokio_postgres::error::SqlState;
 use tokio_postgres::{Client, NoTls};
@@ -18,58 +15,17 @@ async fn connect(uri: &str) -> Result<Client, tokio_postgres::Error> {
     Ok(client)
 }
 
-fn uri(binding: &CreateBindingResponse) -> String {
-    binding.credentials["uri"].as_str().unwrap().to_string()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bindings_share_the_app_database_and_an_unbound_role_is_locked_out() {
-    let app = spawn_app().await;
-    let deployer = spawn_deployer(app.cert_dir()).await;
-    let instance_id = common::new_request_id();
-
     // The instance: this SPI's spec, run by the deployer.
-    let spec = app
-        .spi
-        .deployment_spec(
-            &DeploymentSpecRequest {
-                instance_id: instance_id.clone(),
-                service_id: SERVICE_ID.into(),
-                plan_id: PLAN_SMALL_ID.into(),
-                parameters: json!({"work_mem_mb": 16}).as_object().cloned().unwrap(),
-                previous: None,
-            },
-            &ctx(),
-        )
-        .await
-        .unwrap()
-        .spec;
-    let deployment = deployer.deploy(&spec).await;
-    let endpoints: Vec<DeploymentEndpoint> = deployment.endpoints.clone();
-    let admin: AdminCredentials = spec.admin.clone();
-    let bind = |binding_id: &str| CreateBindingRequest {
-        instance_id: instance_id.clone(),
-        binding_id: binding_id.into(),
-        service_id: SERVICE_ID.into(),
-        plan_id: PLAN_SMALL_ID.into(),
-        parameters: None,
-        endpoints: endpoints.clone(),
-        admin: admin.clone(),
-    };
-    let unbind = |binding_id: &str| DeleteBindingRequest {
-        instance_id: instance_id.clone(),
-        binding_id: binding_id.into(),
-        endpoints: endpoints.clone(),
-        admin: admin.clone(),
-    };
+    let parameters = json!({"work_mem_mb": 16});
+    let (app, _deployer, instance) =
+        spawn_with_instance::<Postgres>(PLAN_SMALL_ID, parameters).await;
+    let endpoints = &instance.endpoints;
 
     // First binding: a working login to database `app`, on a server with the plan's settings.
     let first_id = common::new_request_id();
-    let first = app
-        .spi
-        .create_binding(&bind(&first_id), &ctx())
-        .await
-        .unwrap();
+    let first = instance.bind(&app, &first_id).await;
     assert_eq!(first.credentials["database"], "app");
     assert_eq!(first.credentials["port"], endpoints[0].port);
     assert_eq!(first.endpoints[0].protocol.as_deref(), Some("tcp"));
@@ -78,7 +34,7 @@ async fn bindings_share_the_app_database_and_an_unbound_role_is_locked_out() {
         "jdbc:postgresql://{}:{}/app?user=",
         endpoints[0].host, endpoints[0].port
     )));
-    let one = connect(&uri(&first)).await.unwrap();
+    let one = connect(&credential(&first, "uri")).await.unwrap();
     let settings = one
         .query_one(
             "SELECT current_setting('max_connections'), current_setting('work_mem')",
@@ -102,16 +58,12 @@ async fn bindings_share_the_app_database_and_an_unbound_role_is_locked_out() {
 
     // Second binding: sees, writes and owns the same table.
     let second_id = common::new_request_id();
-    let second = app
-        .spi
-        .create_binding(&bind(&second_id), &ctx())
-        .await
-        .unwrap();
+    let second = instance.bind(&app, &second_id).await;
     assert_ne!(
         second.credentials["username"],
         first.credentials["username"]
     );
-    let two = connect(&uri(&second)).await.unwrap();
+    let two = connect(&credential(&second, "uri")).await.unwrap();
     two.execute(
         "INSERT INTO notes VALUES (2, 'from the second binding')",
         &[],
@@ -129,10 +81,7 @@ async fn bindings_share_the_app_database_and_an_unbound_role_is_locked_out() {
     assert_eq!(owner, "app_owner");
 
     // Unbind the first: its open session is closed and its credentials stop working.
-    app.spi
-        .delete_binding(&unbind(&first_id), &ctx())
-        .await
-        .unwrap();
+    instance.unbind(&app, &first_id).await;
     let mut closed = false;
     for _ in 0..50 {
         if one.query_one("SELECT 1", &[]).await.is_err() {
@@ -142,7 +91,7 @@ async fn bindings_share_the_app_database_and_an_unbound_role_is_locked_out() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert!(closed, "the unbound role's session is still open");
-    let Err(refused) = connect(&uri(&first)).await else {
+    let Err(refused) = connect(&credential(&first, "uri")).await else {
         panic!("the unbound role can still log in");
     };
     assert_eq!(
@@ -160,28 +109,13 @@ async fn bindings_share_the_app_database_and_an_unbound_role_is_locked_out() {
     assert_eq!(count, 2);
 
     // Unbinding again is fine; binding again re-keys the role.
-    app.spi
-        .delete_binding(&unbind(&first_id), &ctx())
-        .await
-        .unwrap();
-    let again = app
-        .spi
-        .create_binding(&bind(&second_id), &ctx())
-        .await
-        .unwrap();
-    assert_eq!(
-        again.credentials["username"],
-        second.credentials["username"]
-    );
-    assert_ne!(
-        again.credentials["password"],
-        second.credentials["password"]
-    );
+    instance.unbind(&app, &first_id).await;
+    let again = instance.rebind(&app, &second_id, &second).await;
     assert!(
-        connect(&uri(&second)).await.is_err(),
+        connect(&credential(&second, "uri")).await.is_err(),
         "old password still works"
     );
-    let three = connect(&uri(&again)).await.unwrap();
+    let three = connect(&credential(&again, "uri")).await.unwrap();
     let count: i64 = three
         .query_one("SELECT count(*) FROM notes", &[])
         .await
@@ -192,31 +126,15 @@ async fn bindings_share_the_app_database_and_an_unbound_role_is_locked_out() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_wrong_admin_password_is_a_500_that_reveals_nothing() {
-    let app = spawn_app().await;
-    let deployer = spawn_deployer(app.cert_dir()).await;
-    let spec = app
-        .spi
-        .deployment_spec(
-            &DeploymentSpecRequest {
-                instance_id: common::new_request_id(),
-                service_id: SERVICE_ID.into(),
-                plan_id: PLAN_SMALL_ID.into(),
-                parameters: Default::default(),
-                previous: None,
-            },
-            &ctx(),
-        )
-        .await
-        .unwrap()
-        .spec;
-    let deployment = deployer.deploy(&spec).await;
+    let (app, _deployer, instance) =
+        spawn_with_instance::<Postgres>(PLAN_SMALL_ID, json!({})).await;
     let (status, id, body) = app
         .post(
             "/bindings",
             &json!({
                 "instance_id": "i", "binding_id": "b",
                 "service_id": SERVICE_ID, "plan_id": PLAN_SMALL_ID,
-                "endpoints": deployment.endpoints,
+                "endpoints": instance.endpoints,
                 "admin": {"username": "osb_admin", "password": "not-the-password"},
             }),
         )
@@ -234,65 +152,26 @@ async fn a_wrong_admin_password_is_a_500_that_reveals_nothing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_upgrade_to_medium_changes_the_server_and_keeps_data_and_bindings() {
-    let app = spawn_app().await;
-    let deployer = spawn_deployer(app.cert_dir()).await;
-    let instance_id = common::new_request_id();
-    let request = |plan_id: &str, previous| DeploymentSpecRequest {
-        instance_id: instance_id.clone(),
-        service_id: SERVICE_ID.into(),
-        plan_id: plan_id.into(),
-        parameters: Default::default(),
-        previous,
-    };
-    let small = app
-        .spi
-        .deployment_spec(&request(PLAN_SMALL_ID, None), &ctx())
-        .await
-        .unwrap();
-    let deployment = deployer.deploy(&small.spec).await;
-    let binding = app
-        .spi
-        .create_binding(
-            &CreateBindingRequest {
-                instance_id: instance_id.clone(),
-                binding_id: "keeps-working".into(),
-                service_id: SERVICE_ID.into(),
-                plan_id: PLAN_SMALL_ID.into(),
-                parameters: None,
-                endpoints: deployment.endpoints.clone(),
-                admin: small.spec.admin.clone(),
-            },
-            &ctx(),
-        )
-        .await
-        .unwrap();
-    connect(&uri(&binding))
+    let (app, deployer, small) = spawn_with_instance::<Postgres>(PLAN_SMALL_ID, json!({})).await;
+    let binding = small.bind(&app, "keeps-working").await;
+    connect(&credential(&binding, "uri"))
         .await
         .unwrap()
         .batch_execute("CREATE TABLE kept (x int); INSERT INTO kept VALUES (7)")
         .await
         .unwrap();
 
-    let medium = app
-        .spi
-        .deployment_spec(
-            &request(
-                spi_postgres::offering::PLAN_MEDIUM_ID,
-                Some(small.spec.clone()),
-            ),
-            &ctx(),
-        )
-        .await
-        .unwrap();
+    let medium = small
+        .update(&app, &deployer, PLAN_MEDIUM_ID, json!({}))
+        .await;
     assert_eq!(
         medium.description,
         "updating PostgreSQL 15 cluster to plan medium"
     );
     assert_eq!(medium.spec.name, small.spec.name);
-    let upgraded = deployer.deploy(&medium.spec).await;
-    assert_eq!(upgraded.endpoints, deployment.endpoints);
+    assert_eq!(medium.endpoints, small.endpoints);
 
-    let client = connect(&uri(&binding)).await.unwrap();
+    let client = connect(&credential(&binding, "uri")).await.unwrap();
     let row = client
         .query_one(
             "SELECT current_setting('max_connections'), current_setting('shared_buffers'), (SELECT x FROM kept)",
