@@ -117,6 +117,12 @@ pub async fn probe(
         .map_err(|_| "no answer within 5s".to_string())?
 }
 
+/// The version in the server binary's `--version` output.
+pub fn version_from(output: &str) -> Option<String> {
+    // "postgres (PostgreSQL) 15.18 (Debian 15.18-0+deb12u1)"
+    output.split_whitespace().nth(2).map(str::to_string)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -148,5 +154,14 @@ mod tests {
             let bad = BTreeMap::from([(key.to_string(), "x".to_string())]);
             assert!(validate_settings(&bad).is_err(), "{key}");
         }
+    }
+
+    #[test]
+    fn the_version_is_read_from_the_version_output() {
+        assert_eq!(
+            version_from("postgres (PostgreSQL) 15.18 (Debian 15.18-0+deb12u1)\n").as_deref(),
+            Some("15.18")
+        );
+        assert_eq!(version_from(""), None);
     }
 }

@@ -191,6 +191,15 @@ fn encode(args: &[&str]) -> Vec<u8> {
     out
 }
 
+/// The version in the server binary's `--version` output.
+pub fn version_from(output: &str) -> Option<String> {
+    // "Redis server v=7.0.15 sha=00000000:0 malloc=jemalloc-5.3.0 bits=64 build=…"
+    output
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix("v="))
+        .map(str::to_string)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -235,5 +244,17 @@ mod tests {
         }
         let ok = BTreeMap::from([("maxclients".to_string(), "100".to_string())]);
         assert!(validate_settings(&ok).is_ok());
+    }
+
+    #[test]
+    fn the_version_is_read_from_the_version_output() {
+        assert_eq!(
+            version_from(
+                "Redis server v=7.0.15 sha=00000000:0 malloc=jemalloc-5.3.0 bits=64 build=1\n"
+            )
+            .as_deref(),
+            Some("7.0.15")
+        );
+        assert_eq!(version_from(""), None);
     }
 }

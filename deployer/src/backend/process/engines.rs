@@ -79,15 +79,29 @@ pub(super) fn config_file(dir: &Path, engine: Engine) -> PathBuf {
     }
 }
 
-/// The installed server's version, e.g. `15.18`.
+/// The installed server's version, e.g. `15.18`, from its `--version`.
 pub(super) async fn installed_version(
     backend: &ProcessBackend,
     engine: Engine,
 ) -> Result<String, BackendError> {
-    match engine {
-        Engine::Postgresql => postgres::installed_version(backend).await,
-        Engine::Redis => redis::installed_version(backend).await,
-    }
+    let (bin, version_from): (PathBuf, fn(&str) -> Option<String>) = match engine {
+        Engine::Postgresql => (
+            postgres::server_bin(backend),
+            engine::postgres::version_from,
+        ),
+        Engine::Redis => (redis::server_bin(backend), engine::redis::version_from),
+    };
+    let output = tokio::process::Command::new(&bin)
+        .arg("--version")
+        .kill_on_drop(true)
+        .output()
+        .await
+        .map_err(BackendError::io(format!(
+            "running {} --version",
+            bin.display()
+        )))?;
+    version_from(&String::from_utf8_lossy(&output.stdout))
+        .ok_or_else(|| BackendError::Server(format!("{} --version said nothing", bin.display())))
 }
 
 /// The pid in the engine's pid file, if that process is alive and is this deployment's server.

@@ -33,7 +33,7 @@ pub(super) fn is_server_cmdline(cmdline: &str, dir: &Path) -> bool {
 }
 
 pub(super) fn server_command(backend: &ProcessBackend, dir: &Path) -> tokio::process::Command {
-    let mut cmd = backend.command(&backend.settings.postgres_bin_dir.join("postgres"), dir);
+    let mut cmd = backend.command(&server_bin(backend), dir);
     cmd.arg("-D").arg(dir.join(PGDATA));
     cmd
 }
@@ -116,22 +116,7 @@ fn remove_interrupted_inits(dir: &Path) {
     }
 }
 
-/// The installed server's version, e.g. `15.18`.
-pub(super) async fn installed_version(backend: &ProcessBackend) -> Result<String, BackendError> {
-    let bin = backend.settings.postgres_bin_dir.join("postgres");
-    let output = tokio::process::Command::new(&bin)
-        .arg("--version")
-        .kill_on_drop(true)
-        .output()
-        .await
-        .map_err(BackendError::io(format!(
-            "running {} --version",
-            bin.display()
-        )))?;
-    // "postgres (PostgreSQL) 15.18 (Debian 15.18-0+deb12u1)"
-    String::from_utf8_lossy(&output.stdout)
-        .split_whitespace()
-        .nth(2)
-        .map(str::to_string)
-        .ok_or_else(|| BackendError::Server(format!("{} --version said nothing", bin.display())))
+/// The server binary, whose `--version` tells the installed version.
+pub(super) fn server_bin(backend: &ProcessBackend) -> PathBuf {
+    backend.settings.postgres_bin_dir.join("postgres")
 }

@@ -32,7 +32,7 @@ pub(super) fn is_server_cmdline(cmdline: &str, port: u16) -> bool {
 }
 
 pub(super) fn server_command(backend: &ProcessBackend, dir: &Path) -> tokio::process::Command {
-    let mut cmd = backend.command(&backend.settings.redis_server_bin, dir);
+    let mut cmd = backend.command(&server_bin(backend), dir);
     cmd.arg(dir.join(CONFIG_FILE));
     cmd
 }
@@ -49,22 +49,7 @@ pub(super) fn initialize(
     backend.write_user_file(&dir.join(ACL_FILE), acl.as_bytes(), 0o600)
 }
 
-/// The installed server's version, e.g. `7.0.15`.
-pub(super) async fn installed_version(backend: &ProcessBackend) -> Result<String, BackendError> {
-    let bin = &backend.settings.redis_server_bin;
-    let output = tokio::process::Command::new(bin)
-        .arg("--version")
-        .kill_on_drop(true)
-        .output()
-        .await
-        .map_err(BackendError::io(format!(
-            "running {} --version",
-            bin.display()
-        )))?;
-    // "Redis server v=7.0.15 sha=00000000:0 malloc=jemalloc-5.3.0 bits=64 build=…"
-    String::from_utf8_lossy(&output.stdout)
-        .split_whitespace()
-        .find_map(|w| w.strip_prefix("v="))
-        .map(str::to_string)
-        .ok_or_else(|| BackendError::Server(format!("{} --version said nothing", bin.display())))
+/// The server binary, whose `--version` tells the installed version.
+pub(super) fn server_bin(backend: &ProcessBackend) -> PathBuf {
+    backend.settings.redis_server_bin.clone()
 }
