@@ -3,9 +3,15 @@
 //! deployment; a backend only has to make each operation idempotent. A backend also keeps
 //! the servers it started running (restarting one that dies, within a crash-loop limit) and
 //! reports their [`DeploymentHealth`].
+//!
+//! A backend holds only orchestration (how a server is started, stopped, found again and
+//! supervised): what PostgreSQL and Redis need is in [`crate::engine`], and what every
+//! backend keeps alike about a deployment (its directory, record and admin secret) in
+//! [`shared`].
 
 pub mod docker;
 pub mod process;
+pub mod shared;
 
 use common::deployer::{
     DeploymentEndpoint, DeploymentHealth, DeploymentSpec, DeploymentState, Health,

@@ -5,6 +5,7 @@
 pub mod backend;
 pub mod config;
 pub mod docker_support;
+pub mod engine;
 pub mod error;
 pub mod request;
 pub mod routes;
@@ -14,6 +15,7 @@ pub mod store;
 pub mod sys;
 pub mod testing;
 
-pub use backend::process::{default_run_as_user, deployment_dir, stop_all_servers};
+pub use backend::process::{default_run_as_user, stop_all_servers};
+pub use backend::shared::deployment_dir;
 pub use config::Settings;
 pub use startup::Application;

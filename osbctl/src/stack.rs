@@ -118,6 +118,50 @@ pub struct Stack {
     services: Vec<Running>,
 }
 
+/// The settings of the stack's broker: `opts`' listen address and user, its SQLite state in
+/// `layout`, the local encryption key, and the two SPIs (`[postgres, keyvalue]` URLs) and the
+/// deployer of this stack.
+fn broker_settings(
+    opts: &StackOptions,
+    layout: &Layout,
+    key: String,
+    password: &str,
+    [pg_url, kv_url]: [String; 2],
+    deployer_url: &str,
+) -> broker::config::Settings {
+    let mut bs = broker::config::Settings {
+        listen: opts.listen.clone(),
+        tls: layout.tls("broker"),
+        ..Default::default()
+    };
+    bs.auth.username = opts.username.clone();
+    bs.auth.password = SecretString::new(password.to_string());
+    bs.database.url = format!("sqlite://{}", layout.broker_db().display());
+    bs.encryption = broker::config::EncryptionSettings {
+        current: "local-1".into(),
+        keys: vec![broker::config::EncryptionKey {
+            id: "local-1".into(),
+            key: SecretString::new(key),
+        }],
+    };
+    bs.spis = vec![
+        broker::config::SpiSettings {
+            name: "spi-postgres".into(),
+            url: pg_url,
+        },
+        broker::config::SpiSettings {
+            name: "spi-keyvalue".into(),
+            url: kv_url,
+        },
+    ];
+    bs.deployer.url = deployer_url.to_string();
+    bs.worker.poll_interval_ms = opts.poll_interval_ms;
+    bs.worker.lease_ms = opts.lease_ms;
+    // The one broker of this stack: after a crash it takes its own leases back at once.
+    bs.worker.identity = Some("osbctl-local".into());
+    bs
+}
+
 /// Makes the certificates, the encryption key and the password on first run; reuses them after.
 fn prepare(opts: &StackOptions) -> anyhow::Result<(Layout, String, String)> {
     // Started as root, the deployer runs the data servers as another OS user, who must pass
@@ -236,36 +280,14 @@ impl Stack {
             app.run_until_stopped(),
         ));
 
-        let mut bs = broker::config::Settings {
-            listen: opts.listen.clone(),
-            tls: layout.tls("broker"),
-            ..Default::default()
-        };
-        bs.auth.username = opts.username.clone();
-        bs.auth.password = SecretString::new(password.clone());
-        bs.database.url = format!("sqlite://{}", layout.broker_db().display());
-        bs.encryption = broker::config::EncryptionSettings {
-            current: "local-1".into(),
-            keys: vec![broker::config::EncryptionKey {
-                id: "local-1".into(),
-                key: SecretString::new(key),
-            }],
-        };
-        bs.spis = vec![
-            broker::config::SpiSettings {
-                name: "spi-postgres".into(),
-                url: pg_url,
-            },
-            broker::config::SpiSettings {
-                name: "spi-keyvalue".into(),
-                url: kv_url,
-            },
-        ];
-        bs.deployer.url = deployer_url.clone();
-        bs.worker.poll_interval_ms = opts.poll_interval_ms;
-        bs.worker.lease_ms = opts.lease_ms;
-        // The one broker of this stack: after a crash it takes its own leases back at once.
-        bs.worker.identity = Some("osbctl-local".into());
+        let bs = broker_settings(
+            &opts,
+            &layout,
+            key,
+            &password,
+            [pg_url, kv_url],
+            &deployer_url,
+        );
         let app = broker::startup::Application::build(bs.clone())
             .await
             .context("starting the broker")?;

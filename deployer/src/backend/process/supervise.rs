@@ -8,7 +8,8 @@
 //! deployment's operation lock, so a restart never races an apply that is stopping the server
 //! on purpose or a delete that is removing its directory.
 
-use super::{read_instance, read_secret, ProcessBackend, SERVERS_STOPPED_MARKER};
+use super::{read_instance, ProcessBackend, SERVERS_STOPPED_MARKER};
+use crate::backend::shared::read_secret;
 use crate::backend::BackendError;
 use crate::config::SupervisionSettings;
 use crate::sys;
