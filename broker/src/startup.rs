@@ -4,12 +4,12 @@
 use crate::catalog::{CatalogCache, SpiSource};
 use crate::config::Settings;
 use crate::crypto::Cipher;
+use crate::journal::Journal;
 use crate::reconcile;
 use crate::routes::connections::ConnectionLimiter;
 use crate::routes::{self, bindings, catalog, edge, health, instances};
 use crate::service::Broker;
 use crate::store::Store;
-use crate::worker::Journal;
 use actix_web::dev::{Server, ServerHandle};
 use actix_web::{middleware, web, App, HttpServer};
 use anyhow::Context as _;
