@@ -10,7 +10,7 @@ pub mod domain;
 pub mod error;
 pub mod journal;
 pub mod reconcile;
-pub mod rotation;
+pub mod reencrypt;
 pub mod routes;
 pub mod service;
 pub mod startup;
