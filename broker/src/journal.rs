@@ -135,7 +135,7 @@ impl Journal {
             instance_id: instance_id.to_string(),
             binding_id: binding_id.map(str::to_string),
             kind: kind.as_str().into(),
-            state: OperationState::InProgress.as_str().into(),
+            state: OperationState::InProgress,
             description: kind.initial_description().into(),
             step: kind.first_step().as_str().into(),
             payload: payload.encode(),
@@ -205,7 +205,7 @@ impl Journal {
             // Registered before the check so a completion in between is not missed.
             let notified = self.finished.notified();
             if let Some(op) = self.store.operation(op_id).await? {
-                if op.state != "in progress" {
+                if op.state != OperationState::InProgress {
                     return Ok(Some(op));
                 }
             }

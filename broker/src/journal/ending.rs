@@ -20,7 +20,7 @@ pub(super) fn ended_changes(
     payload: Option<&OperationPayload>,
 ) -> OperationChanges {
     OperationChanges {
-        state: Some(state.as_str().into()),
+        state: Some(state.into()),
         description: Some(description),
         step: (state == OperationState::Succeeded).then(|| Step::Done.as_str().into()),
         payload: payload.map(OperationPayload::encode),
@@ -49,10 +49,10 @@ impl Ending {
     fn effects(mut self, ctx: &OpCtx, state: OperationState) -> Vec<Effect> {
         match end_state(ctx.kind, state) {
             Some(EndState::Instance(s)) => {
-                self.instance.get_or_insert_with(Default::default).state = Some(s.as_str().into())
+                self.instance.get_or_insert_with(Default::default).state = Some(s)
             }
             Some(EndState::Binding(s)) => {
-                self.binding.get_or_insert_with(Default::default).state = Some(s.as_str().into())
+                self.binding.get_or_insert_with(Default::default).state = Some(s)
             }
             None => {}
         }

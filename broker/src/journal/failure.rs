@@ -25,6 +25,12 @@ impl From<StoreError> for StepError {
     }
 }
 
+impl From<crate::store::columns::JsonColumnError> for StepError {
+    fn from(e: crate::store::columns::JsonColumnError) -> Self {
+        Self::Internal(e.into())
+    }
+}
+
 impl From<crate::crypto::CryptoError> for StepError {
     fn from(e: crate::crypto::CryptoError) -> Self {
         Self::Internal(e.into())

@@ -70,7 +70,9 @@ impl Journal {
         let Some(op) = self.store.operation(op_id).await? else {
             return Ok(None);
         };
-        if op.state != "in progress" || op.lease_owner.as_deref() != Some(self.owner.as_str()) {
+        if op.state != OperationState::InProgress
+            || op.lease_owner.as_deref() != Some(self.owner.as_str())
+        {
             return Err(StepError::LeaseLost);
         }
         let kind = OperationKind::parse(&op.kind)

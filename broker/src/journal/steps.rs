@@ -9,9 +9,7 @@ use super::run::OpCtx;
 use super::Journal;
 use crate::store::models::InstanceRow;
 use crate::store::now_ms;
-use anyhow::Context as _;
 use common::deployer::DeploymentSpec;
-use common::osb::JsonObject;
 
 impl Journal {
     /// The instance's current deployment spec, decrypted.
@@ -27,15 +25,6 @@ impl Journal {
             .map_err(StepError::from)
     }
 
-    /// A stored parameters object.
-    pub(super) fn parameters(json: &str) -> Result<JsonObject, StepError> {
-        serde_json::from_str(json)
-            .context("stored parameters")
-            .map_err(StepError::Internal)
-    }
-
-    /// Waits until no other worker holds a live lease on the instance (or binding): a
-    /// cancelled provision or bind may still be finishing an external call.
     pub(super) async fn wait_for_cancelled(
         &self,
         ctx: &OpCtx,

@@ -6,7 +6,7 @@ use super::super::failure::StepError;
 use super::super::run::{Flow, OpCtx};
 use super::super::Journal;
 use crate::store::models::{BindingChanges, InstanceRow};
-use anyhow::{anyhow, Context as _};
+use anyhow::anyhow;
 use common::deployer::{DeploymentEndpoint, DeploymentSpec};
 use common::spi::{CreateBindingRequest, DeleteBindingRequest};
 
@@ -19,15 +19,11 @@ impl Journal {
         let Some(spec) = self.current_spec(instance)? else {
             return Ok(None);
         };
-        let endpoints: Vec<DeploymentEndpoint> = match &instance.endpoints {
-            Some(json) => serde_json::from_str(json)
-                .context("stored endpoints")
-                .map_err(StepError::Internal)?,
-            None => vec![],
-        };
+        let endpoints: Vec<DeploymentEndpoint> = instance.endpoint_list()?;
         Ok(Some((spec, endpoints)))
     }
 
+    /// Creates the binding's credentials through the SPI; the binding becomes ready.
     pub(in crate::journal) async fn step_bind(&self, ctx: &OpCtx) -> Result<Flow, StepError> {
         let binding = ctx
             .binding
@@ -42,7 +38,7 @@ impl Journal {
             binding_id: binding.id.clone(),
             service_id: binding.service_id.clone(),
             plan_id: binding.plan_id.clone(),
-            parameters: Some(Self::parameters(&binding.parameters)?).filter(|p| !p.is_empty()),
+            parameters: Some(binding.parameters_object()?).filter(|p| !p.is_empty()),
             endpoints,
             admin: spec.admin,
         };
@@ -65,6 +61,8 @@ impl Journal {
         self.succeed(ctx, &ctx.payload, ending).await
     }
 
+    /// Revokes the binding's credentials through the SPI (after a cancelled bind stopped);
+    /// the binding is deleted.
     pub(in crate::journal) async fn step_unbind(&self, ctx: &OpCtx) -> Result<Flow, StepError> {
         let binding = ctx
             .binding

@@ -18,9 +18,11 @@ use common::deployer::{DeploymentSpec, TaskState};
 use common::spi::DeploymentSpecRequest;
 
 impl Journal {
+    /// Asks the SPI for the deployment spec (an update's new one, with the current one as
+    /// `previous`); a provision stores it on the instance, an update keeps it in the payload.
     pub(in crate::journal) async fn step_spec(&self, ctx: &OpCtx) -> Result<Flow, StepError> {
         let spi = self.spi(ctx).await?;
-        let current = Self::parameters(&ctx.instance.parameters)?;
+        let current = ctx.instance.parameters_object()?;
         let (plan_id, parameters, previous) = match ctx.kind {
             OperationKind::Update => (
                 ctx.payload
@@ -70,6 +72,7 @@ impl Journal {
             .await
     }
 
+    /// Hands the spec to the deployer and keeps the task id.
     pub(in crate::journal) async fn step_deploy(&self, ctx: &OpCtx) -> Result<Flow, StepError> {
         let spec: DeploymentSpec = match (ctx.kind, &ctx.payload.new_spec_enc) {
             (OperationKind::Update, Some(enc)) => self.cipher.decrypt_json(enc)?,
@@ -90,6 +93,7 @@ impl Journal {
             .await
     }
 
+    /// Polls the deployer task until it ends (or the deadline passes), showing its progress.
     pub(in crate::journal) async fn step_wait(&self, ctx: &OpCtx) -> Result<Flow, StepError> {
         let Some(task_id) = ctx.payload.task_id.clone() else {
             return Err(StepError::Internal(anyhow!("no deployer task to wait for")));
@@ -201,7 +205,7 @@ impl Journal {
         payload: &mut OperationPayload,
         changes: &mut InstanceChanges,
     ) -> Result<(), StepError> {
-        let current = Self::parameters(&ctx.instance.parameters)?;
+        let current = ctx.instance.parameters_object()?;
         if let Some(update) = &ctx.payload.parameters {
             let merged = merge_parameters(&current, update);
             changes.parameters =
@@ -218,6 +222,7 @@ impl Journal {
         Ok(())
     }
 
+    /// Deletes the instance's deployment once a cancelled operation let go of it.
     pub(in crate::journal) async fn step_delete_deployment(
         &self,
         ctx: &OpCtx,
