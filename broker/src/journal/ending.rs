@@ -159,3 +159,163 @@ impl Journal {
             .await
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::binding::BindingState;
+    use crate::domain::instance::InstanceState;
+    use crate::domain::operation::{OperationKind, OperationPayload};
+    use crate::store::models::{BindingRow, InstanceRow, OperationRow};
+    use common::client::CallContext;
+
+    fn ctx(kind: OperationKind, binding: bool) -> OpCtx {
+        let instance = InstanceRow::bare("i1", "svc", "small", InstanceState::Ready, 1);
+        let binding = binding.then(|| BindingRow {
+            id: "b1".into(),
+            instance_id: "i1".into(),
+            service_id: "svc".into(),
+            plan_id: "small".into(),
+            parameters: "{}".into(),
+            context: None,
+            bind_resource: None,
+            app_guid: None,
+            state: BindingState::Creating,
+            credentials_enc: None,
+            endpoints: None,
+            created_at_ms: 1,
+            updated_at_ms: 1,
+        });
+        let op = OperationRow {
+            id: "op1".into(),
+            instance_id: "i1".into(),
+            binding_id: binding.as_ref().map(|b| b.id.clone()),
+            kind: kind.as_str().into(),
+            state: OperationState::InProgress,
+            description: String::new(),
+            step: kind.first_step().as_str().into(),
+            payload: "{}".into(),
+            request_id: None,
+            originating_identity: None,
+            lease_owner: Some("me".into()),
+            lease_expires_ms: Some(2),
+            attempts: 1,
+            created_at_ms: 1,
+            updated_at_ms: 1,
+            finished_at_ms: None,
+        };
+        OpCtx {
+            op,
+            kind,
+            payload: OperationPayload::default(),
+            instance,
+            binding,
+            call: CallContext::default(),
+            deadline_ms: 10,
+            max_secs: 1,
+        }
+    }
+
+    #[test]
+    fn a_succeeded_provision_makes_its_instance_ready_together_with_the_step_changes() {
+        let ending = Ending {
+            instance: Some(InstanceChanges {
+                endpoints: Some(Some("[]".into())),
+                ..Default::default()
+            }),
+            ..Ending::default()
+        };
+        let effects = ending.effects(
+            &ctx(OperationKind::Provision, false),
+            OperationState::Succeeded,
+        );
+        assert!(
+            matches!(
+                effects.as_slice(),
+                [Effect::Instance { id, changes }]
+                    if id == "i1"
+                        && changes.state == Some(InstanceState::Ready)
+                        && changes.endpoints == Some(Some("[]".into()))
+            ),
+            "{effects:?}"
+        );
+    }
+
+    #[test]
+    fn a_succeeded_deprovision_deletes_the_instance_before_its_bindings() {
+        let ending = Ending {
+            instance: Some(InstanceChanges::default()),
+            more: vec![Effect::DeleteBindingsOf {
+                instance_id: "i1".into(),
+            }],
+            ..Ending::default()
+        };
+        let effects = ending.effects(
+            &ctx(OperationKind::Deprovision, false),
+            OperationState::Succeeded,
+        );
+        assert!(
+            matches!(
+                effects.as_slice(),
+                [
+                    Effect::Instance { changes, .. },
+                    Effect::DeleteBindingsOf { .. }
+                ] if changes.state == Some(InstanceState::Deleted)
+            ),
+            "{effects:?}"
+        );
+    }
+
+    #[test]
+    fn a_failed_update_changes_nothing_but_a_failed_provision_fails_the_instance() {
+        let update =
+            Ending::default().effects(&ctx(OperationKind::Update, false), OperationState::Failed);
+        assert!(update.is_empty(), "{update:?}");
+        let provision = Ending::default().effects(
+            &ctx(OperationKind::Provision, false),
+            OperationState::Failed,
+        );
+        assert!(
+            matches!(
+                provision.as_slice(),
+                [Effect::Instance { changes, .. }] if changes.state == Some(InstanceState::Failed)
+            ),
+            "{provision:?}"
+        );
+    }
+
+    #[test]
+    fn a_failed_bind_fails_its_binding_and_one_whose_binding_is_gone_changes_nothing() {
+        let effects =
+            Ending::default().effects(&ctx(OperationKind::Bind, true), OperationState::Failed);
+        assert!(
+            matches!(
+                effects.as_slice(),
+                [Effect::Binding { id, changes }]
+                    if id == "b1" && changes.state == Some(BindingState::Failed)
+            ),
+            "{effects:?}"
+        );
+        let gone =
+            Ending::default().effects(&ctx(OperationKind::Unbind, false), OperationState::Failed);
+        assert!(gone.is_empty(), "{gone:?}");
+    }
+
+    #[test]
+    fn an_ended_operation_releases_its_lease_and_only_a_success_reaches_the_done_step() {
+        let done = ended_changes(OperationState::Succeeded, "ready".into(), None);
+        assert_eq!(done.state, Some(OperationState::Succeeded.into()));
+        assert_eq!(done.step.as_deref(), Some("done"));
+        assert_eq!(done.lease_owner, Some(None));
+        assert_eq!(done.lease_expires_ms, Some(None));
+        assert!(matches!(done.finished_at_ms, Some(Some(_))));
+        assert_eq!(done.payload, None);
+        let failed = ended_changes(
+            OperationState::Failed,
+            "bad".into(),
+            Some(&OperationPayload::default()),
+        );
+        assert_eq!(failed.step, None);
+        assert_eq!(failed.payload.as_deref(), Some("{}"));
+    }
+}

@@ -1,10 +1,10 @@
 //! Queries of service bindings: reading one with its running operation, and starting bind and
 //! unbind operations together with their binding change.
 
-use super::instances::running_instance_operation;
+use super::instances::{instance_state, running_instance_operation};
 use super::models::{BindingRow, OperationRow};
 use super::operations::{cancel_operation, insert_operation, IN_PROGRESS};
-use super::schema::{operations, service_bindings, service_instances};
+use super::schema::{operations, service_bindings};
 use super::{busy_on_rollback, now_ms, Outcome, Store, StoreError};
 use crate::domain::binding::BindingState;
 use crate::domain::instance::InstanceState;
@@ -64,12 +64,7 @@ impl Store {
     ) -> Result<Outcome, StoreError> {
         busy_on_rollback(
             self.write(move |conn| {
-                let state: Option<InstanceState> = service_instances::table
-                    .find(&row.instance_id)
-                    .select(service_instances::state)
-                    .first(conn)
-                    .optional()?;
-                if state != Some(InstanceState::Ready)
+                if instance_state(conn, &row.instance_id)? != Some(InstanceState::Ready)
                     || running_instance_operation(conn, &row.instance_id)?.is_some()
                 {
                     return Ok(Outcome::Busy(

@@ -9,6 +9,18 @@ use crate::domain::binding::BindingState;
 use crate::domain::instance::InstanceState;
 use diesel::prelude::*;
 
+/// The state of instance `id`, if it exists.
+pub(super) fn instance_state(
+    conn: &mut super::DbConnection,
+    id: &str,
+) -> Result<Option<InstanceState>, StoreError> {
+    Ok(service_instances::table
+        .find(id)
+        .select(service_instances::state)
+        .first(conn)
+        .optional()?)
+}
+
 /// The instance-level operation in progress on `instance_id`, if any.
 pub(super) fn running_instance_operation(
     conn: &mut super::DbConnection,
@@ -71,12 +83,7 @@ impl Store {
     ) -> Result<Outcome, StoreError> {
         busy_on_rollback(
             self.write(move |conn| {
-                let existing: Option<InstanceState> = service_instances::table
-                    .find(&row.id)
-                    .select(service_instances::state)
-                    .first(conn)
-                    .optional()?;
-                match existing {
+                match instance_state(conn, &row.id)? {
                     Some(InstanceState::Deleted) => {
                         diesel::update(service_instances::table.find(&row.id))
                             .set(&row)
@@ -102,12 +109,7 @@ impl Store {
     pub async fn begin_update(&self, op: OperationRow) -> Result<Outcome, StoreError> {
         busy_on_rollback(
             self.write(move |conn| {
-                let state: Option<InstanceState> = service_instances::table
-                    .find(&op.instance_id)
-                    .select(service_instances::state)
-                    .first(conn)
-                    .optional()?;
-                if state != Some(InstanceState::Ready) {
+                if instance_state(conn, &op.instance_id)? != Some(InstanceState::Ready) {
                     return Ok(Outcome::Busy(
                         "the service instance changed meanwhile; retry".into(),
                     ));
