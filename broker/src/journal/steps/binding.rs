@@ -1,10 +1,10 @@
 //! The steps of bind and unbind: create or revoke the binding's credentials through the SPI,
 //! with the instance's admin access and endpoints.
 
-use super::super::ending::Ending;
-use super::super::failure::StepError;
-use super::super::run::{Flow, OpCtx};
-use super::super::Journal;
+use crate::journal::ending::Ending;
+use crate::journal::failure::StepError;
+use crate::journal::run::{Flow, OpCtx};
+use crate::journal::Journal;
 use crate::store::models::{BindingChanges, InstanceRow};
 use anyhow::anyhow;
 use common::deployer::{DeploymentEndpoint, DeploymentSpec};

@@ -2,15 +2,15 @@
 //! it to the deployer (or delete the deployment), wait for the deployer task, and record the
 //! outcome on the instance.
 
-use super::super::calls::DEPLOYER;
-use super::super::ending::Ending;
-use super::super::failure::StepError;
-use super::super::run::{Flow, OpCtx};
-use super::super::Journal;
 use crate::domain::operation::{
     merge_parameters, progress_description, OperationKind, OperationPayload, Step,
 };
 use crate::domain::steps::step_after_lost_task;
+use crate::journal::calls::DEPLOYER;
+use crate::journal::ending::Ending;
+use crate::journal::failure::StepError;
+use crate::journal::run::{Flow, OpCtx};
+use crate::journal::Journal;
 use crate::store::models::{InstanceChanges, OperationChanges};
 use crate::store::{now_ms, Effect};
 use anyhow::anyhow;
