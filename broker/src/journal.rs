@@ -8,10 +8,10 @@
 //! delete-binding of an unknown binding succeeds), so repeating the step a dead broker was in
 //! is safe.
 //!
-//! Modules: [`lease`] claiming, renewing and handing back leases; [`run`] loading an operation
-//! and dispatching its step; [`steps`] the steps; [`calls`] internal calls with retries until
-//! the deadline; [`failure`] what went wrong in a step; [`ending`] the one place an operation
-//! ends, with what it does to its instance or binding.
+//! Modules: `lease` claiming, renewing and handing back leases; `run` loading an operation and
+//! dispatching its step; `steps` the steps; `calls` internal calls with retries until the
+//! deadline; `failure` what went wrong in a step; `ending` the one place an operation ends,
+//! with what it does to its instance or binding.
 
 mod calls;
 mod ending;
