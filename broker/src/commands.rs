@@ -5,7 +5,7 @@
 use crate::config::Settings;
 use crate::crypto::Cipher;
 use crate::startup::{deployer_client, open_store};
-use crate::{reconcile, rotation};
+use crate::{reconcile, reencrypt};
 use anyhow::Context as _;
 use std::time::Duration;
 
@@ -52,10 +52,10 @@ pub async fn reconcile(settings: &Settings, delete_orphans: bool) -> anyhow::Res
 pub async fn reencrypt(settings: &Settings) -> anyhow::Result<bool> {
     let cipher = Cipher::new(&settings.encryption).context("encryption keys")?;
     let store = open_store(settings).await?;
-    let rotation = rotation::reencrypt(&store, &cipher).await?;
+    let report = reencrypt::reencrypt_all(&store, &cipher).await?;
     println!(
         "{} secrets re-encrypted under key {:?}; {} still under other keys",
-        rotation.rewritten, settings.encryption.current, rotation.remaining
+        report.rewritten, settings.encryption.current, report.remaining
     );
-    Ok(rotation.remaining == 0)
+    Ok(report.remaining == 0)
 }

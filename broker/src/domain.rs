@@ -1,11 +1,15 @@
 //! The broker's rules without I/O: request headers, the states of instances, bindings and
-//! operations, and the decisions each OSB request leads to. Unit-tested inline.
+//! operations, the decisions each OSB request leads to, and the journal's step table, retry
+//! and deadline policy and end states. Unit-tested inline.
 
 pub mod binding;
+pub mod ending;
 pub mod headers;
 pub mod identity;
 pub mod instance;
 pub mod operation;
+pub mod policy;
+pub mod steps;
 
 use common::osb::JsonObject;
 

@@ -3,6 +3,7 @@
 //! deployment the deployer does not hold. The running broker reports both periodically;
 //! `broker reconcile --delete-orphans` also deletes orphan deployments.
 
+use crate::domain::instance::InstanceState;
 use crate::store::{OwnedDeployment, Store};
 use anyhow::Context as _;
 use common::client::CallContext;
@@ -80,7 +81,9 @@ pub async fn reconcile(
         instances: owned.len(),
         missing_deployments: owned
             .iter()
-            .filter(|o| o.state == "ready" && !held.contains(o.deployment_name.as_str()))
+            .filter(|o| {
+                o.state == InstanceState::Ready && !held.contains(o.deployment_name.as_str())
+            })
             .cloned()
             .collect(),
         ..Report::default()

@@ -12,15 +12,15 @@ pub use instances::{ProvisionOutcome, UpdateOutcome};
 use crate::catalog::{CatalogCache, CatalogSnapshot};
 use crate::config::{BindingSettings, WorkerSettings};
 use crate::crypto::Cipher;
-use crate::domain::binding::{BindingState, BindingView};
+use crate::domain::binding::BindingView;
 use crate::domain::identity::{BindingTarget, Placement};
 use crate::domain::instance::{InstanceState, InstanceView};
 use crate::domain::operation::{OperationKind, OperationPayload};
 use crate::domain::{Attributes, RunningOperation};
 use crate::error::BrokerError;
+use crate::journal::Journal;
 use crate::store::models::{BindingRow, InstanceRow, OperationRow};
 use crate::store::Store;
-use crate::worker::Journal;
 use common::client::CallContext;
 use common::osb::{JsonObject, MaintenanceInfo, Plan};
 use std::sync::Arc;
@@ -68,7 +68,7 @@ struct LoadedInstance {
 
 impl LoadedInstance {
     fn state(&self) -> InstanceState {
-        InstanceState::parse(&self.row.state)
+        self.row.state
     }
 
     fn view(&self) -> InstanceView<'_> {
@@ -98,7 +98,7 @@ impl LoadedBinding {
     fn view(&self) -> BindingView<'_> {
         BindingView {
             instance_id: &self.row.instance_id,
-            state: BindingState::parse(&self.row.state),
+            state: self.row.state,
             attributes: Attributes {
                 service_id: &self.row.service_id,
                 plan_id: &self.row.plan_id,
@@ -115,11 +115,6 @@ fn running_operation(op: &OperationRow) -> Option<RunningOperation> {
         id: op.id.clone(),
         kind: OperationKind::parse(&op.kind)?,
     })
-}
-
-fn decode_object(json: &str) -> Result<JsonObject, BrokerError> {
-    serde_json::from_str(json)
-        .map_err(|e| BrokerError::internal(anyhow::anyhow!("stored JSON: {e}")))
 }
 
 fn encode_object(value: &JsonObject) -> String {
@@ -169,8 +164,8 @@ impl Broker {
         let Some((row, running)) = self.store.instance(id).await? else {
             return Ok(None);
         };
-        let parameters = decode_object(&row.parameters)?;
-        let context = row.context.as_deref().map(decode_object).transpose()?;
+        let parameters = row.parameters_object().map_err(BrokerError::internal)?;
+        let context = row.context_object().map_err(BrokerError::internal)?;
         let placement = Placement::of(
             context.as_ref(),
             row.organization_guid.as_deref(),
@@ -188,12 +183,8 @@ impl Broker {
         let Some((row, running)) = self.store.binding(id).await? else {
             return Ok(None);
         };
-        let parameters = decode_object(&row.parameters)?;
-        let bind_resource = row
-            .bind_resource
-            .as_deref()
-            .map(decode_object)
-            .transpose()?;
+        let parameters = row.parameters_object().map_err(BrokerError::internal)?;
+        let bind_resource = row.bind_resource_object().map_err(BrokerError::internal)?;
         let target = BindingTarget::new(row.app_guid.clone(), bind_resource.as_ref());
         Ok(Some(LoadedBinding {
             row,

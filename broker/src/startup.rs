@@ -4,12 +4,12 @@
 use crate::catalog::{CatalogCache, SpiSource};
 use crate::config::Settings;
 use crate::crypto::Cipher;
+use crate::journal::Journal;
 use crate::reconcile;
 use crate::routes::connections::ConnectionLimiter;
 use crate::routes::{self, bindings, catalog, edge, health, instances};
 use crate::service::Broker;
 use crate::store::Store;
-use crate::worker::Journal;
 use actix_web::dev::{Server, ServerHandle};
 use actix_web::{middleware, web, App, HttpServer};
 use anyhow::Context as _;
@@ -35,7 +35,7 @@ pub struct Application {
     reconcile_every: Option<Duration>,
 }
 
-/// Stops a running broker gracefully.
+/// Stops a running broker gracefully (from [`Application::stopper`]).
 pub struct Stopper {
     server: ServerHandle,
     journal: Arc<Journal>,
@@ -130,7 +130,7 @@ pub fn deployer_client(settings: &Settings) -> anyhow::Result<DeployerClient> {
 
 impl Application {
     /// Opens the database, loads the catalog and binds `settings.listen`. The server does not
-    /// watch signals itself: the binary stops it through [`Application::server_handle`].
+    /// watch signals itself: the binary stops it through [`Application::stopper`].
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
         if settings.auth.username.is_empty() || settings.auth.password.expose().is_empty() {
             anyhow::bail!("auth.username and auth.password must be set");
@@ -222,12 +222,9 @@ impl Application {
         Arc::clone(&self.catalog)
     }
 
-    /// A handle that stops the server (and with it the journal workers).
-    pub fn server_handle(&self) -> ServerHandle {
-        self.server.handle()
-    }
-
-    /// A handle for a graceful stop (the binary calls it on SIGTERM / SIGINT).
+    /// The way to stop the broker: a handle for a graceful stop (the binary calls it on
+    /// SIGTERM / SIGINT). Dropping the [`Application::run_until_stopped`] future instead is
+    /// what a crash does: operations stop mid-step and their leases expire.
     pub fn stopper(&self) -> Stopper {
         Stopper {
             server: self.server.handle(),
@@ -235,7 +232,7 @@ impl Application {
         }
     }
 
-    /// Serves until the server handle stops it, running the journal workers, the catalog
+    /// Serves until the [`Stopper`] stops it, running the journal workers, the catalog
     /// refresher and the reconciliation check beside it. Once the server stopped (in-flight
     /// requests finished, up to the shutdown timeout) the journal hands its leases back; if
     /// this future is dropped instead, its tasks are aborted and the leases expire.

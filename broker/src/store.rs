@@ -1,6 +1,7 @@
 //! The state database (diesel only here): connection pool, embedded migrations, and the queries
 //! of instances, bindings and the operation journal. Every call runs on the blocking pool.
 
+pub mod columns;
 pub mod models;
 pub mod schema;
 
@@ -296,6 +297,9 @@ fn is_unique_violation(e: &diesel::result::Error) -> bool {
 mod tests {
     use super::models::{BindingRow, InstanceChanges, InstanceRow, OperationChanges, OperationRow};
     use super::*;
+    use crate::domain::binding::BindingState;
+    use crate::domain::instance::InstanceState;
+    use common::osb::OperationState;
 
     #[test]
     fn sqlite_urls_and_plain_paths_name_the_same_file() {
@@ -364,7 +368,7 @@ mod tests {
     }
 
     pub(super) fn instance(id: &str) -> InstanceRow {
-        InstanceRow::bare(id, "svc", "small", "provisioning", 1)
+        InstanceRow::bare(id, "svc", "small", InstanceState::Provisioning, 1)
     }
 
     async fn start_provision(store: &Store, id: &str, op: &str, owner: Option<&str>) -> Outcome {
@@ -385,7 +389,7 @@ mod tests {
             instance_id: instance_id.into(),
             binding_id: None,
             kind: kind.into(),
-            state: "in progress".into(),
+            state: OperationState::InProgress,
             description: kind.into(),
             step: "spec".into(),
             payload: "{}".into(),
@@ -474,7 +478,7 @@ mod tests {
             .unwrap();
         assert_eq!(outcome, Outcome::Done);
         let cancelled = store.operation("op1").await.unwrap().unwrap();
-        assert_eq!(cancelled.state, "failed");
+        assert_eq!(cancelled.state.as_str(), "failed");
         assert_eq!(cancelled.description, "cancelled by deprovision");
         assert!(store
             .lease_held_elsewhere("i1", None, "op3", now_ms())
@@ -561,7 +565,7 @@ mod tests {
         let store = db.store().await;
         start_provision(&store, "i1", "op1", Some("a")).await;
         let changes = OperationChanges {
-            state: Some("succeeded".into()),
+            state: Some(OperationState::Succeeded.into()),
             lease_owner: Some(None),
             finished_at_ms: Some(Some(now_ms())),
             ..Default::default()
@@ -569,14 +573,14 @@ mod tests {
         let effect = Effect::Instance {
             id: "i1".into(),
             changes: InstanceChanges {
-                state: Some("ready".into()),
+                state: Some(InstanceState::Ready),
                 deployment_name: Some(Some("d1".into())),
                 ..Default::default()
             },
         };
         assert!(store.advance("op1", "a", changes, vec![effect]).await.unwrap());
         let (row, running) = store.instance("i1").await.unwrap().unwrap();
-        assert_eq!(row.state, "ready");
+        assert_eq!(row.state.as_str(), "ready");
         assert_eq!(row.deployment_name.as_deref(), Some("d1"));
         assert!(running.is_none());
         // A binding, then its unbind; a second bind of the same id meanwhile is refused.
@@ -589,7 +593,7 @@ mod tests {
             context: None,
             bind_resource: None,
             app_guid: None,
-            state: "creating".into(),
+            state: BindingState::Creating,
             credentials_enc: None,
             endpoints: None,
             created_at_ms: now_ms(),
@@ -613,13 +617,34 @@ mod tests {
             .unwrap();
         assert_eq!(outcome, Outcome::Done);
         let (row, running) = store.binding("b1").await.unwrap().unwrap();
-        assert_eq!(row.state, "deleting");
+        assert_eq!(row.state.as_str(), "deleting");
         assert_eq!(running.unwrap().id, "op4");
         let bind = store.operation("op2").await.unwrap().unwrap();
         assert_eq!(
             (bind.state.as_str(), bind.description.as_str()),
             ("failed", "cancelled by unbind")
         );
+    }
+
+    async fn states_are_written_in_their_spelled_out_form_and_read_back_as_enums(db: Db) {
+        let store = db.store().await;
+        start_provision(&store, "i1", "op1", Some("a")).await;
+        let raw = store
+            .run(|conn| {
+                Ok(schema::service_instances::table
+                    .inner_join(schema::operations::table)
+                    .select((
+                        schema::service_instances::state,
+                        schema::operations::state,
+                    ))
+                    .first::<(String, String)>(conn)?)
+            })
+            .await
+            .unwrap();
+        assert_eq!(raw, ("provisioning".to_string(), "in progress".to_string()));
+        let (row, running) = store.instance("i1").await.unwrap().unwrap();
+        assert_eq!(row.state, InstanceState::Provisioning);
+        assert_eq!(running.unwrap().state, OperationState::InProgress);
     }
     }
 

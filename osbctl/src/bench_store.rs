@@ -7,8 +7,10 @@
 use crate::bench::BenchArgs;
 use crate::stack::{Stack, StackOptions};
 use anyhow::{bail, Context};
+use broker::domain::instance::InstanceState;
 use broker::store::models::{InstanceRow, OperationRow};
 use broker::store::{now_ms, Outcome, Store};
+use common::osb::OperationState;
 use deployer::testing::TestPostgres;
 use std::io::Write as _;
 use std::os::unix::fs::OpenOptionsExt;
@@ -90,7 +92,7 @@ async fn seed(url: &str, count: usize) -> anyhow::Result<Vec<String>> {
                             id,
                             spi_postgres::offering::SERVICE_ID,
                             spi_postgres::offering::PLAN_SMALL_ID,
-                            "ready",
+                            InstanceState::Ready,
                             now_ms(),
                         ),
                         provision(id),
@@ -120,7 +122,7 @@ fn provision(id: &str) -> OperationRow {
         instance_id: id.to_string(),
         binding_id: None,
         kind: "provision".into(),
-        state: "succeeded".into(),
+        state: OperationState::Succeeded,
         description: "seeded by osbctl bench".into(),
         step: "done".into(),
         payload: "{}".into(),

@@ -80,7 +80,8 @@ impl Layout {
 /// A running service of the stack.
 struct Running {
     name: &'static str,
-    handle: actix_web::dev::ServerHandle,
+    /// Stops the service gracefully when awaited.
+    stop: std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>,
     task: JoinHandle<anyhow::Result<()>>,
 }
 
@@ -89,7 +90,7 @@ impl Running {
     /// (whatever stopped it: the order of these lines is the order the services stopped).
     fn spawn(
         name: &'static str,
-        handle: actix_web::dev::ServerHandle,
+        stop: impl std::future::Future<Output = ()> + Send + 'static,
         run: impl std::future::Future<Output = anyhow::Result<()>> + Send + 'static,
     ) -> Self {
         let task = tokio::spawn(async move {
@@ -97,8 +98,17 @@ impl Running {
             tracing::info!(service = name, "server ended");
             ended
         });
-        Self { name, handle, task }
+        Self {
+            name,
+            stop: Box::pin(stop),
+            task,
+        }
     }
+}
+
+/// A graceful stop of a server through its handle.
+async fn stop_server(handle: actix_web::dev::ServerHandle) {
+    handle.stop(true).await;
 }
 
 /// A running stack.
@@ -248,7 +258,7 @@ impl Stack {
         let deployer_url = format!("https://127.0.0.1:{}", app.port());
         services.push(Running::spawn(
             "deployer",
-            app.server_handle(),
+            stop_server(app.server_handle()),
             app.run_until_stopped(),
         ));
 
@@ -262,7 +272,7 @@ impl Stack {
         let pg_url = format!("https://127.0.0.1:{}", app.port());
         services.push(Running::spawn(
             "spi-postgres",
-            app.server_handle(),
+            stop_server(app.server_handle()),
             app.run_until_stopped(),
         ));
 
@@ -276,7 +286,7 @@ impl Stack {
         let kv_url = format!("https://127.0.0.1:{}", app.port());
         services.push(Running::spawn(
             "spi-keyvalue",
-            app.server_handle(),
+            stop_server(app.server_handle()),
             app.run_until_stopped(),
         ));
 
@@ -294,7 +304,7 @@ impl Stack {
         let broker_url = format!("http://127.0.0.1:{}", app.port());
         services.push(Running::spawn(
             "broker",
-            app.server_handle(),
+            app.stopper().stop(),
             app.run_until_stopped(),
         ));
 
@@ -332,7 +342,7 @@ impl Stack {
     /// deployer started keep running (they are adopted again by the next start).
     pub async fn stop(mut self) {
         while let Some(s) = self.services.pop() {
-            s.handle.stop(true).await;
+            s.stop.await;
             match tokio::time::timeout(Duration::from_secs(10), s.task).await {
                 Ok(Ok(Ok(()))) => {}
                 Ok(Ok(Err(e))) => {

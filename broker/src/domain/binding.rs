@@ -5,7 +5,8 @@ use super::operation::OperationKind;
 use super::{Attributes, RunningOperation};
 
 /// Lifecycle of a service binding.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, diesel::AsExpression, diesel::FromSqlRow)]
+#[diesel(sql_type = diesel::sql_types::Text)]
 pub enum BindingState {
     /// The bind operation runs.
     Creating,

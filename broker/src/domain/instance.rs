@@ -6,7 +6,8 @@ use super::{Attributes, RunningOperation};
 use common::osb::JsonObject;
 
 /// Lifecycle of a service instance.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, diesel::AsExpression, diesel::FromSqlRow)]
+#[diesel(sql_type = diesel::sql_types::Text)]
 pub enum InstanceState {
     /// The provision operation runs.
     Provisioning,

@@ -17,6 +17,7 @@ use crate::store::models::{BindingRow, OperationRow};
 use crate::store::{now_ms, Outcome};
 use common::osb::{
     BindRequest, BindingMetadata, BindingResponse, Endpoint, JsonObject, LastOperationResponse,
+    OperationState,
 };
 use common::spi::ValidateBindingRequest;
 
@@ -96,14 +97,10 @@ impl Broker {
             .as_deref()
             .map(|enc| self.cipher.decrypt_json(enc))
             .transpose()?;
-        let endpoints: Option<Vec<Endpoint>> = row
-            .endpoints
-            .as_deref()
-            .map(serde_json::from_str)
-            .transpose()
-            .map_err(BrokerError::internal)?;
+        let endpoints: Option<Vec<Endpoint>> =
+            row.endpoint_list().map_err(BrokerError::internal)?;
         let parameters = if with_parameters {
-            Some(serde_json::from_str(&row.parameters).map_err(BrokerError::internal)?)
+            Some(row.parameters_object().map_err(BrokerError::internal)?)
         } else {
             None
         };
@@ -254,7 +251,7 @@ impl Broker {
                 context: body.context.as_ref().map(encode_object),
                 bind_resource: body.bind_resource.as_ref().map(encode_object),
                 app_guid: body.app_guid.clone(),
-                state: BindingState::Creating.as_str().into(),
+                state: BindingState::Creating,
                 credentials_enc: None,
                 endpoints: None,
                 created_at_ms: now,
@@ -332,13 +329,13 @@ impl Broker {
             .wait_finished(&operation, self.worker.sync_timeout())
             .await?;
         match finished {
-            Some(op) if op.state == "succeeded" => {
+            Some(op) if op.state == OperationState::Succeeded => {
                 let (row, _) = self
                     .store
                     .binding(binding_id)
                     .await?
                     .ok_or_else(|| binding_not_found(binding_id))?;
-                if BindingState::parse(&row.state) != BindingState::Ready {
+                if row.state != BindingState::Ready {
                     // An unbind began right after the bind ended: its credentials are going.
                     return Err(unbound_meanwhile());
                 }
@@ -356,8 +353,6 @@ impl Broker {
                     .await?
                     .map(|(row, _)| row.state);
                 if state
-                    .as_deref()
-                    .map(BindingState::parse)
                     .is_some_and(|s| matches!(s, BindingState::Deleting | BindingState::Deleted))
                 {
                     // A concurrent unbind cancelled this bind and deletes what it created.
@@ -474,7 +469,7 @@ impl Broker {
             .wait_finished(&operation, self.worker.sync_timeout())
             .await?
         {
-            Some(op) if op.state == "succeeded" => Ok(UnbindOutcome::Deleted),
+            Some(op) if op.state == OperationState::Succeeded => Ok(UnbindOutcome::Deleted),
             Some(op) => Err(failure(&op)),
             None if accepts_incomplete => Ok(UnbindOutcome::Accepted { operation }),
             // The deletion goes on; a repeated DELETE joins it.
@@ -518,6 +513,6 @@ impl Broker {
             .latest_operation(instance_id, Some(binding_id), operation)
             .await?
             .ok_or_else(|| binding_not_found(binding_id))?;
-        last_operation(&op.kind, &op.state, &op.description)
+        last_operation(&op.kind, op.state, &op.description)
     }
 }

@@ -4,6 +4,7 @@
 //! instances by state and by the health of their server.
 
 use super::Broker;
+use crate::domain::instance::InstanceState;
 use crate::error::{BrokerError, RefusalStatus};
 use crate::store::models::InstanceRow;
 use common::client::CallContext;
@@ -103,14 +104,14 @@ impl Broker {
 
         let mut by_state: BTreeMap<String, u64> = BTreeMap::new();
         for state in states {
-            *by_state.entry(state).or_default() += 1;
+            *by_state.entry(state.as_str().to_string()).or_default() += 1;
         }
         let mut by_health: BTreeMap<&str, u64> = ["healthy", "restarting", "down", "unknown"]
             .into_iter()
             .map(|h| (h, 0))
             .collect();
         let mut unhealthy = Vec::new();
-        for o in owned.iter().filter(|o| o.state == "ready") {
+        for o in owned.iter().filter(|o| o.state == InstanceState::Ready) {
             let status = match health.get(&o.deployment_name) {
                 Some(Some(h)) => h.status.as_str(),
                 // Not held by the deployer at all.

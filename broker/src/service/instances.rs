@@ -197,7 +197,7 @@ impl Broker {
                 space_guid: body.space_guid.clone(),
                 maintenance_version: plan.maintenance_info.as_ref().map(|m| m.version.clone()),
                 dashboard_url: dashboard_url.clone(),
-                state: InstanceState::Provisioning.as_str().into(),
+                state: InstanceState::Provisioning,
                 deployment_name: None,
                 deployment_spec_enc: None,
                 endpoints: None,
@@ -289,11 +289,7 @@ impl Broker {
             UpdateDecision::Concurrency(d) => return Err(BrokerError::Concurrency(d)),
             UpdateDecision::NothingToChange => {
                 if let Some(context) = &context {
-                    let stored = existing
-                        .row
-                        .context
-                        .as_deref()
-                        .and_then(|c| serde_json::from_str::<JsonObject>(c).ok());
+                    let stored = existing.row.context_object().ok().flatten();
                     if !context_updates_allowed(&routed.service) && stored.as_ref() != Some(context)
                     {
                         return Err(BrokerError::Refused {
@@ -475,10 +471,11 @@ impl Broker {
             .latest_operation(instance_id, None, operation)
             .await?
             .ok_or_else(|| not_found(instance_id))?;
-        let mut response = last_operation(&op.kind, &op.state, &op.description)?;
+        let mut response = last_operation(&op.kind, op.state, &op.description)?;
         // A provision or update that succeeded says so, and also whether the server it
         // brought up is still up.
-        let done = matches!(op.kind.as_str(), "provision" | "update") && op.state == "succeeded";
+        let done = matches!(op.kind.as_str(), "provision" | "update")
+            && op.state == OperationState::Succeeded;
         if done {
             if let Some((row, _)) = self.store.instance(instance_id).await? {
                 if let Some(health) = self
@@ -501,13 +498,10 @@ impl Broker {
 /// The last_operation body of a stored operation.
 pub(super) fn last_operation(
     kind: &str,
-    state: &str,
+    state: OperationState,
     description: &str,
 ) -> Result<LastOperationResponse, BrokerError> {
     let kind = OperationKind::parse(kind)
         .ok_or_else(|| BrokerError::internal(anyhow::anyhow!("stored operation kind {kind:?}")))?;
-    let state = OperationState::parse(state).ok_or_else(|| {
-        BrokerError::internal(anyhow::anyhow!("stored operation state {state:?}"))
-    })?;
     Ok(last_operation_view(kind, state, Some(description)))
 }

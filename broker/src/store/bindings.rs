@@ -1,11 +1,13 @@
 //! Queries of service bindings: reading one with its running operation, and starting bind and
 //! unbind operations together with their binding change.
 
-use super::instances::running_instance_operation;
+use super::instances::{instance_state, running_instance_operation};
 use super::models::{BindingRow, OperationRow};
 use super::operations::{cancel_operation, insert_operation, IN_PROGRESS};
-use super::schema::{operations, service_bindings, service_instances};
+use super::schema::{operations, service_bindings};
 use super::{busy_on_rollback, now_ms, Outcome, Store, StoreError};
+use crate::domain::binding::BindingState;
+use crate::domain::instance::InstanceState;
 use diesel::prelude::*;
 
 impl Store {
@@ -43,7 +45,7 @@ impl Store {
     ) -> Result<Vec<(String, String)>, StoreError> {
         self.run(move |conn| {
             Ok(service_bindings::table
-                .filter(service_bindings::state.eq("ready"))
+                .filter(service_bindings::state.eq(BindingState::Ready))
                 .filter(service_bindings::created_at_ms.le(cutoff_ms))
                 .select((service_bindings::id, service_bindings::instance_id))
                 .limit(limit)
@@ -62,12 +64,7 @@ impl Store {
     ) -> Result<Outcome, StoreError> {
         busy_on_rollback(
             self.write(move |conn| {
-                let state: Option<String> = service_instances::table
-                    .find(&row.instance_id)
-                    .select(service_instances::state)
-                    .first(conn)
-                    .optional()?;
-                if state.as_deref() != Some("ready")
+                if instance_state(conn, &row.instance_id)? != Some(InstanceState::Ready)
                     || running_instance_operation(conn, &row.instance_id)?.is_some()
                 {
                     return Ok(Outcome::Busy(
@@ -75,13 +72,13 @@ impl Store {
                             .into(),
                     ));
                 }
-                let existing: Option<String> = service_bindings::table
+                let existing: Option<BindingState> = service_bindings::table
                     .find(&row.id)
                     .select(service_bindings::state)
                     .first(conn)
                     .optional()?;
-                match existing.as_deref() {
-                    Some("deleted" | "failed") => {
+                match existing {
+                    Some(BindingState::Deleted | BindingState::Failed) => {
                         diesel::update(service_bindings::table.find(&row.id))
                             .set(&row)
                             .execute(conn)?;
@@ -117,10 +114,10 @@ impl Store {
                 let n = diesel::update(
                     service_bindings::table
                         .find(&binding_id)
-                        .filter(service_bindings::state.ne("deleted")),
+                        .filter(service_bindings::state.ne(BindingState::Deleted)),
                 )
                 .set((
-                    service_bindings::state.eq("deleting"),
+                    service_bindings::state.eq(BindingState::Deleting),
                     service_bindings::updated_at_ms.eq(now),
                 ))
                 .execute(conn)?;
@@ -144,7 +141,7 @@ impl Store {
             diesel::delete(
                 service_bindings::table
                     .find(&id)
-                    .filter(service_bindings::state.eq("failed")),
+                    .filter(service_bindings::state.eq(BindingState::Failed)),
             )
             .execute(conn)?;
             Ok(())

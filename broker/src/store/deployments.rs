@@ -2,6 +2,7 @@
 
 use super::schema::service_instances;
 use super::{Store, StoreError};
+use crate::domain::instance::InstanceState;
 use diesel::prelude::*;
 
 /// An instance that names a deployment.
@@ -9,18 +10,18 @@ use diesel::prelude::*;
 pub struct OwnedDeployment {
     /// Instance id.
     pub instance_id: String,
-    /// Instance state (`provisioning`, `ready`, `deprovisioning`, `failed`).
-    pub state: String,
+    /// Instance state (provisioning, ready, deprovisioning or failed).
+    pub state: InstanceState,
     /// The deployer deployment it owns.
     pub deployment_name: String,
 }
 
 impl Store {
     /// The state of every instance that is not deleted (for metrics).
-    pub async fn instance_states(&self) -> Result<Vec<String>, StoreError> {
+    pub async fn instance_states(&self) -> Result<Vec<InstanceState>, StoreError> {
         self.run(|conn| {
             Ok(service_instances::table
-                .filter(service_instances::state.ne("deleted"))
+                .filter(service_instances::state.ne(InstanceState::Deleted))
                 .select(service_instances::state)
                 .load(conn)?)
         })
@@ -30,8 +31,8 @@ impl Store {
     /// Every instance that is not deleted and names a deployment.
     pub async fn owned_deployments(&self) -> Result<Vec<OwnedDeployment>, StoreError> {
         self.run(|conn| {
-            let rows: Vec<(String, String, Option<String>)> = service_instances::table
-                .filter(service_instances::state.ne("deleted"))
+            let rows: Vec<(String, InstanceState, Option<String>)> = service_instances::table
+                .filter(service_instances::state.ne(InstanceState::Deleted))
                 .filter(service_instances::deployment_name.is_not_null())
                 .select((
                     service_instances::id,

@@ -5,7 +5,21 @@ use super::models::{InstanceRow, OperationRow};
 use super::operations::{cancel_operation, insert_operation, IN_PROGRESS};
 use super::schema::{operations, service_bindings, service_instances};
 use super::{busy_on_rollback, now_ms, Outcome, Store, StoreError};
+use crate::domain::binding::BindingState;
+use crate::domain::instance::InstanceState;
 use diesel::prelude::*;
+
+/// The state of instance `id`, if it exists.
+pub(super) fn instance_state(
+    conn: &mut super::DbConnection,
+    id: &str,
+) -> Result<Option<InstanceState>, StoreError> {
+    Ok(service_instances::table
+        .find(id)
+        .select(service_instances::state)
+        .first(conn)
+        .optional()?)
+}
 
 /// The instance-level operation in progress on `instance_id`, if any.
 pub(super) fn running_instance_operation(
@@ -27,7 +41,7 @@ impl Store {
     pub async fn live_instances_per_plan(&self) -> Result<Vec<(String, String, i64)>, StoreError> {
         self.run(|conn| {
             Ok(service_instances::table
-                .filter(service_instances::state.ne("deleted"))
+                .filter(service_instances::state.ne(InstanceState::Deleted))
                 .group_by((service_instances::service_id, service_instances::plan_id))
                 .select((
                     service_instances::service_id,
@@ -69,13 +83,8 @@ impl Store {
     ) -> Result<Outcome, StoreError> {
         busy_on_rollback(
             self.write(move |conn| {
-                let existing: Option<String> = service_instances::table
-                    .find(&row.id)
-                    .select(service_instances::state)
-                    .first(conn)
-                    .optional()?;
-                match existing.as_deref() {
-                    Some("deleted") => {
+                match instance_state(conn, &row.id)? {
+                    Some(InstanceState::Deleted) => {
                         diesel::update(service_instances::table.find(&row.id))
                             .set(&row)
                             .execute(conn)?;
@@ -100,12 +109,7 @@ impl Store {
     pub async fn begin_update(&self, op: OperationRow) -> Result<Outcome, StoreError> {
         busy_on_rollback(
             self.write(move |conn| {
-                let state: Option<String> = service_instances::table
-                    .find(&op.instance_id)
-                    .select(service_instances::state)
-                    .first(conn)
-                    .optional()?;
-                if state.as_deref() != Some("ready") {
+                if instance_state(conn, &op.instance_id)? != Some(InstanceState::Ready) {
                     return Ok(Outcome::Busy(
                         "the service instance changed meanwhile; retry".into(),
                     ));
@@ -158,20 +162,23 @@ impl Store {
                 diesel::update(
                     service_bindings::table
                         .filter(service_bindings::instance_id.eq(&op.instance_id))
-                        .filter(service_bindings::state.eq_any(["creating", "deleting"])),
+                        .filter(
+                            service_bindings::state
+                                .eq_any([BindingState::Creating, BindingState::Deleting]),
+                        ),
                 )
                 .set((
-                    service_bindings::state.eq("failed"),
+                    service_bindings::state.eq(BindingState::Failed),
                     service_bindings::updated_at_ms.eq(now),
                 ))
                 .execute(conn)?;
                 let n = diesel::update(
                     service_instances::table
                         .find(&op.instance_id)
-                        .filter(service_instances::state.ne("deleted")),
+                        .filter(service_instances::state.ne(InstanceState::Deleted)),
                 )
                 .set((
-                    service_instances::state.eq("deprovisioning"),
+                    service_instances::state.eq(InstanceState::Deprovisioning),
                     service_instances::updated_at_ms.eq(now),
                 ))
                 .execute(conn)?;

@@ -1,6 +1,10 @@
 //! Rows of the state database and the partial updates written to them.
 
+use super::columns::OperationStateColumn;
 use super::schema::{operations, service_bindings, service_instances};
+use crate::domain::binding::BindingState;
+use crate::domain::instance::InstanceState;
+use common::osb::OperationState;
 use diesel::prelude::*;
 
 /// A `service_instances` row.
@@ -25,8 +29,8 @@ pub struct InstanceRow {
     pub maintenance_version: Option<String>,
     /// Dashboard URL.
     pub dashboard_url: Option<String>,
-    /// `InstanceState` spelling.
-    pub state: String,
+    /// Lifecycle state.
+    pub state: InstanceState,
     /// Deployer deployment name.
     pub deployment_name: Option<String>,
     /// The SPI's deployment spec, encrypted.
@@ -41,7 +45,13 @@ pub struct InstanceRow {
 
 impl InstanceRow {
     /// A row with `{}` parameters and nothing optional set (no context, deployment, endpoints).
-    pub fn bare(id: &str, service_id: &str, plan_id: &str, state: &str, now_ms: i64) -> Self {
+    pub fn bare(
+        id: &str,
+        service_id: &str,
+        plan_id: &str,
+        state: InstanceState,
+        now_ms: i64,
+    ) -> Self {
         Self {
             id: id.to_string(),
             service_id: service_id.to_string(),
@@ -52,7 +62,7 @@ impl InstanceRow {
             space_guid: None,
             maintenance_version: None,
             dashboard_url: None,
-            state: state.to_string(),
+            state,
             deployment_name: None,
             deployment_spec_enc: None,
             endpoints: None,
@@ -82,8 +92,8 @@ pub struct BindingRow {
     pub bind_resource: Option<String>,
     /// Deprecated app guid.
     pub app_guid: Option<String>,
-    /// `BindingState` spelling.
-    pub state: String,
+    /// Lifecycle state.
+    pub state: BindingState,
     /// Credentials (JSON object), encrypted.
     pub credentials_enc: Option<String>,
     /// OSB endpoints (JSON array).
@@ -106,8 +116,12 @@ pub struct OperationRow {
     pub binding_id: Option<String>,
     /// `OperationKind` spelling.
     pub kind: String,
-    /// `in progress`, `succeeded`, `failed`.
-    pub state: String,
+    /// In progress, succeeded or failed.
+    #[diesel(
+        deserialize_as = OperationStateColumn,
+        serialize_as = OperationStateColumn
+    )]
+    pub state: OperationState,
     /// What a person sees.
     pub description: String,
     /// `Step` spelling.
@@ -145,7 +159,7 @@ pub struct InstanceChanges {
     /// New maintenance version.
     pub maintenance_version: Option<Option<String>>,
     /// New state.
-    pub state: Option<String>,
+    pub state: Option<InstanceState>,
     /// New deployment name.
     pub deployment_name: Option<Option<String>>,
     /// New encrypted spec.
@@ -161,7 +175,7 @@ pub struct InstanceChanges {
 #[diesel(table_name = service_bindings)]
 pub struct BindingChanges {
     /// New state.
-    pub state: Option<String>,
+    pub state: Option<BindingState>,
     /// New encrypted credentials.
     pub credentials_enc: Option<Option<String>>,
     /// New endpoints.
@@ -175,7 +189,7 @@ pub struct BindingChanges {
 #[diesel(table_name = operations)]
 pub struct OperationChanges {
     /// New state.
-    pub state: Option<String>,
+    pub state: Option<OperationStateColumn>,
     /// New description.
     pub description: Option<String>,
     /// New step.

@@ -1,15 +1,19 @@
 //! Queries of the operation journal: inserting, claiming under a lease, renewing, and the
 //! lease-checked step writes (a worker that lost its lease writes nothing).
 
+use super::columns::OperationStateColumn;
 use super::models::{BindingChanges, InstanceChanges, OperationChanges, OperationRow};
 use super::schema::{operations, service_bindings, service_instances};
 use super::{is_unique_violation, now_ms, DbConnection, Store, StoreError};
+use crate::domain::binding::BindingState;
+use common::osb::OperationState;
 use diesel::prelude::*;
 
-/// The stored spelling of an operation in progress.
-pub(crate) const IN_PROGRESS: &str = "in progress";
-/// The stored spelling of a failed operation.
-pub(crate) const FAILED: &str = "failed";
+/// The state column of an operation in progress.
+pub(crate) const IN_PROGRESS: OperationStateColumn =
+    OperationStateColumn(OperationState::InProgress);
+/// The state column of a failed operation.
+pub(crate) const FAILED: OperationStateColumn = OperationStateColumn(OperationState::Failed);
 
 /// A change to an instance or binding written in the same transaction as a step result.
 #[derive(Debug, Clone)]
@@ -50,7 +54,7 @@ pub(super) fn insert_operation(
         op.created_at_ms = op.created_at_ms.max(latest + 1);
     }
     match diesel::insert_into(operations::table)
-        .values(&op)
+        .values(op)
         .execute(conn)
     {
         Ok(_) => Ok(()),
@@ -102,7 +106,7 @@ fn apply_effect(conn: &mut DbConnection, effect: Effect, now: i64) -> Result<(),
                 service_bindings::table.filter(service_bindings::instance_id.eq(instance_id)),
             )
             .set((
-                service_bindings::state.eq("deleted"),
+                service_bindings::state.eq(BindingState::Deleted),
                 service_bindings::credentials_enc.eq(None::<String>),
                 service_bindings::updated_at_ms.eq(now),
             ))

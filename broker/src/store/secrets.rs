@@ -1,5 +1,6 @@
-//! The encrypted columns, for key rotation: finding values not written under the current key
-//! and replacing one value only if nobody changed it meanwhile.
+//! The encrypted columns, for re-encryption under the current key (`crate::reencrypt`):
+//! finding values not written under the current key and replacing one value only if nobody
+//! changed it meanwhile.
 
 use super::schema::{operations, service_bindings, service_instances};
 use super::{Store, StoreError};

@@ -312,7 +312,7 @@ async fn a_broker_killed_at_thirty_random_moments_loses_no_operation_and_leaves_
     let mut by_outcome: BTreeMap<(String, String), usize> = BTreeMap::new();
     for op in &journal {
         assert!(
-            op.state == "succeeded" || op.state == "failed",
+            op.state.as_str() == "succeeded" || op.state.as_str() == "failed",
             "operation {} ({} of {}) is {:?} at step {}",
             op.id,
             op.kind,
@@ -320,11 +320,11 @@ async fn a_broker_killed_at_thirty_random_moments_loses_no_operation_and_leaves_
             op.state,
             op.step
         );
-        if op.state == "failed" {
+        if op.state.as_str() == "failed" {
             assert!(!op.description.trim().is_empty(), "{op:?} failed silently");
         }
         *by_outcome
-            .entry((op.kind.clone(), op.state.clone()))
+            .entry((op.kind.clone(), op.state.as_str().to_string()))
             .or_default() += 1;
     }
 
@@ -333,14 +333,14 @@ async fn a_broker_killed_at_thirty_random_moments_loses_no_operation_and_leaves_
     let instances = instance_rows(&app.database_path());
     let live: BTreeSet<String> = instances
         .iter()
-        .filter(|i| i.state != "deleted")
+        .filter(|i| i.state.as_str() != "deleted")
         .map(|i| i.id.clone())
         .collect();
     let tally = std::mem::take(&mut *tally.lock().unwrap());
     assert_eq!(live, tally.kept, "live instances in the database");
     let wanted: BTreeSet<String> = instances
         .iter()
-        .filter(|i| i.state != "deleted")
+        .filter(|i| i.state.as_str() != "deleted")
         .map(|i| {
             i.deployment_name
                 .clone()
@@ -352,8 +352,8 @@ async fn a_broker_killed_at_thirty_random_moments_loses_no_operation_and_leaves_
     assert_eq!(held, wanted, "deployments: {deployments:?}");
     assert!(instances
         .iter()
-        .filter(|i| i.state != "deleted")
-        .all(|i| i.state == "ready"));
+        .filter(|i| i.state.as_str() != "deleted")
+        .all(|i| i.state.as_str() == "ready"));
 
     // The broker's own reconciliation agrees.
     let (code, report) = app.broker_command_output(&settings, &["reconcile"]).await;

@@ -26,7 +26,9 @@ const OPERATION_TIMEOUT: Duration = Duration::from_secs(180);
 
 /// A service started in-process; stopped when dropped.
 struct Running {
-    handle: ServerHandle,
+    /// The server to stop first; without one (the broker) aborting the task stops it, as a
+    /// crash would.
+    handle: Option<ServerHandle>,
     join: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
 }
 
@@ -36,14 +38,24 @@ impl Running {
         F: std::future::Future<Output = anyhow::Result<()>> + Send + 'static,
     {
         Self {
-            handle,
+            handle: Some(handle),
             join: Some(tokio::spawn(run)),
+        }
+    }
+
+    /// A broker: dropping its run future stops its server and aborts its journal tasks.
+    fn broker(app: broker::startup::Application) -> Self {
+        Self {
+            handle: None,
+            join: Some(tokio::spawn(app.run_until_stopped())),
         }
     }
 
     /// Stops the server and waits until its task (with its workers) has ended.
     async fn stop(mut self) {
-        self.handle.stop(false).await;
+        if let Some(handle) = &self.handle {
+            handle.stop(false).await;
+        }
         if let Some(join) = self.join.take() {
             join.abort();
             let _ = join.await;
@@ -54,7 +66,9 @@ impl Running {
 impl Drop for Running {
     fn drop(&mut self) {
         // Sends the stop command at once; the future only waits for it to finish.
-        drop(self.handle.stop(false));
+        if let Some(handle) = &self.handle {
+            drop(handle.stop(false));
+        }
         if let Some(join) = self.join.take() {
             join.abort();
         }
@@ -326,7 +340,7 @@ impl TestApp {
         let app = broker::startup::Application::build(settings).await.unwrap();
         self.address = format!("http://127.0.0.1:{}", app.port());
         self.catalog = Some(app.catalog());
-        self.broker = Some(Running::spawn(app.server_handle(), app.run_until_stopped()));
+        self.broker = Some(Running::broker(app));
     }
 
     /// Stops the broker: the server, then its journal workers, mid-operation if need be.

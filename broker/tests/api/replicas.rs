@@ -6,7 +6,6 @@ use crate::helpers::{
     bind_body, new_id, provision_body, spawn_app_with, Answer, TestApp, PASSWORD, PLAN_MEDIUM,
     PLAN_SMALL, SERVICE_ID, USERNAME,
 };
-use actix_web::dev::ServerHandle;
 use common::deployer::DeploymentState;
 use deployer::testing::TestPostgres;
 use rand::seq::SliceRandom;
@@ -17,10 +16,10 @@ use std::time::{Duration, Instant};
 const SHORT_LEASE_MS: u64 = 1_000;
 const SETTLE_TIMEOUT: Duration = Duration::from_secs(300);
 
-/// A second broker on the stack's database, stopped when dropped.
+/// A second broker on the stack's database, stopped when dropped (as a crash would: its
+/// server and journal tasks end with the aborted task).
 struct Replica {
     address: String,
-    handle: ServerHandle,
     join: tokio::task::JoinHandle<anyhow::Result<()>>,
 }
 
@@ -31,7 +30,6 @@ impl Replica {
         let broker = broker::startup::Application::build(settings).await.unwrap();
         Self {
             address: format!("http://127.0.0.1:{}", broker.port()),
-            handle: broker.server_handle(),
             join: tokio::spawn(broker.run_until_stopped()),
         }
     }
@@ -39,7 +37,6 @@ impl Replica {
 
 impl Drop for Replica {
     fn drop(&mut self) {
-        drop(self.handle.stop(false));
         self.join.abort();
     }
 }

@@ -33,7 +33,7 @@ async fn sigterm_hands_back_the_lease_of_a_running_operation_and_the_next_broker
         .into_iter()
         .find(|op| op.id == operation)
         .unwrap();
-    assert_eq!(row.state, "in progress", "{row:?}");
+    assert_eq!(row.state.as_str(), "in progress", "{row:?}");
     assert_eq!(row.lease_owner, None, "the lease was handed back: {row:?}");
     assert_eq!(row.lease_expires_ms, None, "{row:?}");
     let log = std::fs::read_to_string(app.log_path()).unwrap();

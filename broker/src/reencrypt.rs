@@ -1,5 +1,7 @@
-//! Key rotation: `broker reencrypt` rewrites every stored secret not under
-//! `encryption.current`, so older keys can then be removed from the settings.
+//! Re-encryption of the stored secrets under the current key (`broker reencrypt`, the last
+//! step of an encryption key change): rewrites every stored secret not under
+//! `encryption.current`, so older keys can then be removed from the settings. Not to be
+//! confused with OSB binding rotation (`predecessor_binding_id`).
 
 use crate::crypto::Cipher;
 use crate::domain::operation::OperationPayload;
@@ -11,7 +13,7 @@ const PASSES: usize = 3;
 
 /// What a re-encryption did.
 #[derive(Debug, Default, PartialEq, Eq)]
-pub struct Rotation {
+pub struct Reencryption {
     /// Values rewritten under the current key.
     pub rewritten: usize,
     /// Values still under another key at the end (changing faster than we could rewrite them;
@@ -20,7 +22,7 @@ pub struct Rotation {
 }
 
 /// The value to write instead of `secret`, or `None` when it is under the current key.
-fn rotated(cipher: &Cipher, secret: &StoredSecret) -> anyhow::Result<Option<String>> {
+fn reencrypted(cipher: &Cipher, secret: &StoredSecret) -> anyhow::Result<Option<String>> {
     let what = || format!("{:?} of {}", secret.column, secret.id);
     match secret.column {
         SecretColumn::InstanceSpec | SecretColumn::BindingCredentials => {
@@ -43,26 +45,26 @@ fn rotated(cipher: &Cipher, secret: &StoredSecret) -> anyhow::Result<Option<Stri
 /// Rewrites every secret not under the current key. Safe beside running brokers: each value
 /// is replaced only if it is still the one read, and fresh writes of brokers that already use
 /// the new current key need no rewrite.
-pub async fn reencrypt(store: &Store, cipher: &Cipher) -> anyhow::Result<Rotation> {
-    let mut rotation = Rotation::default();
+pub async fn reencrypt_all(store: &Store, cipher: &Cipher) -> anyhow::Result<Reencryption> {
+    let mut report = Reencryption::default();
     let prefix = cipher.current_prefix();
     for _ in 0..PASSES {
         let stale = store.secrets_not_under(&prefix).await?;
         let mut pending = 0;
         for secret in &stale {
-            let Some(new) = rotated(cipher, secret)? else {
+            let Some(new) = reencrypted(cipher, secret)? else {
                 continue;
             };
             if store.replace_secret(secret, new).await? {
-                rotation.rewritten += 1;
+                report.rewritten += 1;
             } else {
                 pending += 1;
             }
         }
-        rotation.remaining = pending;
+        report.remaining = pending;
         if pending == 0 {
             break;
         }
     }
-    Ok(rotation)
+    Ok(report)
 }
