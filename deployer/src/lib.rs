@@ -4,15 +4,12 @@
 
 pub mod backend;
 pub mod config;
-pub mod docker_support;
 pub mod error;
-pub mod request;
 pub mod routes;
 pub mod service;
 pub mod startup;
 pub mod store;
 pub mod sys;
-pub mod testing;
 
 pub use backend::process::{default_run_as_user, deployment_dir, stop_all_servers};
 pub use config::Settings;

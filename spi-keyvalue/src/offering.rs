@@ -125,9 +125,9 @@ impl Catalog for KeyValue {
 mod tests {
     use super::*;
     use common::spi::ValidateInstanceRequest;
-    use spi_kit::testing::offering as check;
+    use testkit::spi::offering as check;
 
-    spi_kit::offering_tests!(KeyValue);
+    testkit::offering_tests!(KeyValue);
 
     fn offering() -> Offering {
         check::offering()

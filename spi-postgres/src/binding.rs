@@ -311,7 +311,7 @@ fn credentials(
 mod tests {
     use super::*;
 
-    spi_kit::binding_tests!(Postgres);
+    testkit::binding_tests!(Postgres);
 
     #[test]
     fn credentials_carry_every_form_the_applications_use() {

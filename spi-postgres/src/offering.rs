@@ -130,9 +130,9 @@ impl Catalog for Postgres {
 mod tests {
     use super::*;
     use common::spi::ValidateInstanceRequest;
-    use spi_kit::testing::offering as check;
+    use testkit::spi::offering as check;
 
-    spi_kit::offering_tests!(Postgres);
+    testkit::offering_tests!(Postgres);
 
     fn offering() -> Offering {
         check::offering()

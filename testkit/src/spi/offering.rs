@@ -2,11 +2,11 @@
 //! request builders its own offering tests use. [`crate::offering_tests!`] turns each check
 //! into a test.
 
-use crate::offering::{Offering, Refusal, SCHEMA_DRAFT};
-use crate::service::Catalog;
 use common::osb::Service;
 use common::spi::{InstanceOperation, ValidateBindingRequest, ValidateInstanceRequest};
 use serde_json::Value;
+use spi_kit::offering::{Offering, Refusal, SCHEMA_DRAFT};
+use spi_kit::Catalog;
 use std::collections::HashSet;
 
 /// The offering of `S` with the dashboards under `https://dash.example/`.
@@ -138,7 +138,7 @@ pub fn bindings_take_no_parameters<S: Catalog>() {
     );
 }
 
-/// One `#[test]` per check of [`crate::testing::offering`], on the catalog of data service
+/// One `#[test]` per check of [`crate::spi::offering`], on the catalog of data service
 /// `$service`.
 #[macro_export]
 macro_rules! offering_tests {
@@ -156,7 +156,7 @@ macro_rules! offering_tests {
         $(
             #[test]
             fn $check() {
-                $crate::testing::offering::$check::<$service>();
+                $crate::spi::offering::$check::<$service>();
             }
         )+
     };

@@ -1,4 +1,4 @@
-//! Helpers for the SPIs' own tests (feature `testing`): [`spawn_app`] starts an SPI in-process
+//! Helpers for the SPIs' own tests: [`spawn_app`] starts an SPI in-process
 //! on port 0 with real mTLS (certificates made at test time) and clients that speak to it the
 //! way the broker does; [`deployer::spawn_deployer`] starts the real deployer beside it; the
 //! [`edge`], [`offering`] and [`bindings`] checks are what every SPI must pass, generated into
@@ -12,13 +12,13 @@ pub mod offering;
 
 pub use self::deployer::{spawn_deployer, TestDeployer, TASK_TIMEOUT};
 
-use crate::config::Settings;
-use crate::service::DataService;
-use crate::startup::Application;
 use actix_web::dev::ServerHandle;
 use common::client::{CallContext, InternalClient};
 use common::spi::SpiClient;
 use common::tls::TlsFiles;
+use spi_kit::config::Settings;
+use spi_kit::startup::Application;
+use spi_kit::DataService;
 use std::path::Path;
 use std::time::Duration;
 use tempfile::TempDir;
