@@ -84,7 +84,7 @@ pub async fn request_context(
     let service = req.app_data::<ServiceName>().map_or("", |s| s.0);
     let span = tracing::info_span!(
         "request",
-        service,
+        service = %service,
         request.id = %id,
         http.method = %req.method(),
         http.path = %req.path(),
