@@ -12,3 +12,21 @@ pub mod postgres;
 pub mod spi;
 
 pub use postgres::TestPostgres;
+
+use tempfile::TempDir;
+
+/// What every test process needs first: the TLS provider installed and, when `TEST_LOG` is
+/// set, its log on stderr at `level` and above.
+pub fn init(level: &str) {
+    common::tls::install_default_provider();
+    if std::env::var_os("TEST_LOG").is_some() {
+        common::telemetry::init(common::telemetry::LogFormat::Compact, level);
+    }
+}
+
+/// A fresh CA and loopback certificates for the services `names`, in a new temp dir.
+pub fn certs_for(names: &[&str]) -> TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    common::certs::write_bundle(dir.path(), names, &common::certs::loopback_hosts()).unwrap();
+    dir
+}

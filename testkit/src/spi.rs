@@ -87,27 +87,12 @@ pub fn ctx() -> CallContext {
 
 /// Writes a fresh CA and certificates for every service into a new temp dir.
 pub fn make_certs() -> TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    common::certs::write_bundle(
-        dir.path(),
-        common::certs::SERVICE_NAMES,
-        &common::certs::loopback_hosts(),
-    )
-    .unwrap();
-    dir
-}
-
-/// Logs to stderr when `TEST_LOG` is set.
-fn init_logs() {
-    if std::env::var_os("TEST_LOG").is_some() {
-        common::telemetry::init(common::telemetry::LogFormat::Compact, "debug");
-    }
+    crate::certs_for(common::certs::SERVICE_NAMES)
 }
 
 /// Starts the SPI of `S` with fresh certificates on a port of the kernel's choosing.
 pub async fn spawn_app<S: DataService>() -> TestApp {
-    common::tls::install_default_provider();
-    init_logs();
+    crate::init("debug");
     let certs = make_certs();
     let settings = Settings::<S> {
         listen: "127.0.0.1:0".into(),

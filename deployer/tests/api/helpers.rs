@@ -24,17 +24,8 @@ pub struct TestEnv {
 
 impl TestEnv {
     pub fn new() -> Self {
-        common::tls::install_default_provider();
-        if std::env::var_os("TEST_LOG").is_some() {
-            common::telemetry::init(common::telemetry::LogFormat::Compact, "info");
-        }
-        let certs = tempfile::tempdir().unwrap();
-        common::certs::write_bundle(
-            certs.path(),
-            &["deployer", "broker"],
-            &common::certs::loopback_hosts(),
-        )
-        .unwrap();
+        testkit::init("info");
+        let certs = testkit::certs_for(&["deployer", "broker"]);
         Self {
             certs,
             data: tempfile::tempdir().unwrap(),
