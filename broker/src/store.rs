@@ -318,7 +318,7 @@ mod tests {
     /// What keeps a test database alive.
     enum Db {
         Sqlite(tempfile::TempDir),
-        Postgres(deployer::testing::TestPostgres),
+        Postgres(testkit::TestPostgres),
     }
 
     impl Db {
@@ -327,7 +327,7 @@ mod tests {
         }
 
         async fn postgres() -> Self {
-            Self::Postgres(deployer::testing::TestPostgres::start().await.unwrap())
+            Self::Postgres(testkit::TestPostgres::start().await.unwrap())
         }
 
         /// A fresh database: a new file, or a new PostgreSQL database on the one server.
@@ -650,7 +650,7 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn postgres_down_is_unavailable_and_the_store_recovers_with_nothing_lost() {
-        let mut pg = deployer::testing::TestPostgres::start().await.unwrap();
+        let mut pg = testkit::TestPostgres::start().await.unwrap();
         let store = Store::connect(&pg.create_database().await.unwrap())
             .await
             .unwrap();

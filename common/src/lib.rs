@@ -2,7 +2,6 @@
 //! internal contracts (`/spi/v1`, `/deployer/v1`) with their typed clients, mutual TLS from PEM
 //! files, certificate generation, layered config loading and telemetry.
 
-pub mod authz;
 pub mod certs;
 pub mod client;
 pub mod deployer;

@@ -4,8 +4,8 @@
 //!
 //! The certificate and key are re-read when their files change ([`ReloadingIdentity`]), so
 //! renewed certificates are used by new connections without a restart. Which CA-issued
-//! identities may call a service is [`TlsFiles::allowed_clients`], enforced by
-//! [`crate::authz`].
+//! identities may call a service is [`TlsFiles::allowed_clients`], enforced by the internal
+//! services' edge (crate `service-edge`, module `authz`).
 
 pub mod identity;
 

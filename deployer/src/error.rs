@@ -1,12 +1,10 @@
-//! The one error type of the HTTP edge: every non-2xx answer is a
-//! [`common::envelope::ErrorEnvelope`] carrying the request id, built in
-//! [`ApiError::error_response`], where unexpected failures are also logged (once).
+//! The failures of the deployer's requests: [`ErrorKind`] gives each its status, code and
+//! description in the error envelope of `service_edge::error` (which logs the detail of an
+//! unexpected one, once).
 
-use crate::request::RequestId;
 use crate::service::ServiceError;
 use actix_web::http::StatusCode;
-use actix_web::{HttpResponse, ResponseError};
-use common::envelope::ErrorEnvelope;
+use service_edge::{Failure, RequestId};
 
 /// What went wrong with a request.
 #[derive(Debug, thiserror::Error)]
@@ -37,70 +35,70 @@ pub enum ErrorKind {
 }
 
 /// An error answer to one request.
-#[derive(Debug, thiserror::Error)]
-#[error("{kind} (request {request_id})")]
-pub struct ApiError {
-    /// Id of the request that failed.
-    pub request_id: RequestId,
-    /// What failed.
-    pub kind: ErrorKind,
-}
+pub type ApiError = service_edge::ApiError<ErrorKind>;
 
-impl ApiError {
-    /// An error for the request `request_id`.
-    pub fn new(request_id: &RequestId, kind: ErrorKind) -> Self {
-        Self {
-            request_id: request_id.clone(),
-            kind,
+impl From<ServiceError> for ErrorKind {
+    /// Maps a task-runner error.
+    fn from(error: ServiceError) -> Self {
+        match error {
+            ServiceError::Invalid(message) => Self::BadRequest(message),
+            ServiceError::DeploymentNotFound(name) => Self::DeploymentNotFound(name),
+            ServiceError::Conflict(message) => Self::Conflict(message),
+            ServiceError::Store(e) => Self::Internal(e.into()),
         }
-    }
-
-    /// Maps a task-runner error for the request `request_id`.
-    pub fn from_service(request_id: &RequestId, error: ServiceError) -> Self {
-        let kind = match error {
-            ServiceError::Invalid(message) => ErrorKind::BadRequest(message),
-            ServiceError::DeploymentNotFound(name) => ErrorKind::DeploymentNotFound(name),
-            ServiceError::Conflict(message) => ErrorKind::Conflict(message),
-            ServiceError::Store(e) => ErrorKind::Internal(e.into()),
-        };
-        Self::new(request_id, kind)
     }
 }
 
-impl ResponseError for ApiError {
-    fn status_code(&self) -> StatusCode {
-        match &self.kind {
-            ErrorKind::BadRequest(_) => StatusCode::BAD_REQUEST,
-            ErrorKind::Conflict(_) => StatusCode::CONFLICT,
-            ErrorKind::DeploymentNotFound(_)
-            | ErrorKind::TaskNotFound(_)
-            | ErrorKind::RouteNotFound { .. } => StatusCode::NOT_FOUND,
-            ErrorKind::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+impl Failure for ErrorKind {
+    fn bad_request(message: String) -> Self {
+        Self::BadRequest(message)
+    }
+
+    fn route_not_found(method: &str, path: &str) -> Self {
+        Self::RouteNotFound {
+            method: method.to_string(),
+            path: path.to_string(),
         }
     }
 
-    fn error_response(&self) -> HttpResponse {
-        let (code, description) = match &self.kind {
-            ErrorKind::BadRequest(message) => ("BadRequest", message.clone()),
-            ErrorKind::Conflict(message) => ("Conflict", message.clone()),
-            ErrorKind::DeploymentNotFound(_)
-            | ErrorKind::TaskNotFound(_)
-            | ErrorKind::RouteNotFound { .. } => ("NotFound", self.kind.to_string()),
-            ErrorKind::Internal(detail) => {
-                tracing::error!(request.id = %self.request_id, error = %format!("{detail:#}"), "request failed");
-                (
-                    "InternalError",
-                    format!(
-                        "the deployer failed unexpectedly; its log has the detail under request id {}",
-                        self.request_id
-                    ),
-                )
+    fn status(&self) -> StatusCode {
+        match self {
+            Self::BadRequest(_) => StatusCode::BAD_REQUEST,
+            Self::Conflict(_) => StatusCode::CONFLICT,
+            Self::DeploymentNotFound(_) | Self::TaskNotFound(_) | Self::RouteNotFound { .. } => {
+                StatusCode::NOT_FOUND
             }
-        };
-        let envelope = ErrorEnvelope {
-            request_id: Some(self.request_id.to_string()),
-            ..ErrorEnvelope::new(code, description)
-        };
-        HttpResponse::build(self.status_code()).json(envelope)
+            Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn code(&self) -> &'static str {
+        match self {
+            Self::BadRequest(_) => "BadRequest",
+            Self::Conflict(_) => "Conflict",
+            Self::DeploymentNotFound(_) | Self::TaskNotFound(_) | Self::RouteNotFound { .. } => {
+                "NotFound"
+            }
+            Self::Internal(_) => "InternalError",
+        }
+    }
+
+    fn description(&self, request_id: &RequestId) -> String {
+        match self {
+            Self::BadRequest(message) | Self::Conflict(message) => message.clone(),
+            Self::DeploymentNotFound(_) | Self::TaskNotFound(_) | Self::RouteNotFound { .. } => {
+                self.to_string()
+            }
+            Self::Internal(_) => format!(
+                "the deployer failed unexpectedly; its log has the detail under request id {request_id}"
+            ),
+        }
+    }
+
+    fn internal(&self) -> Option<&anyhow::Error> {
+        match self {
+            Self::Internal(e) => Some(e),
+            _ => None,
+        }
     }
 }

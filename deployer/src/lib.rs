@@ -4,16 +4,13 @@
 
 pub mod backend;
 pub mod config;
-pub mod docker_support;
 pub mod engine;
 pub mod error;
-pub mod request;
 pub mod routes;
 pub mod service;
 pub mod startup;
 pub mod store;
 pub mod sys;
-pub mod testing;
 
 pub use backend::process::{default_run_as_user, stop_all_servers};
 pub use backend::shared::deployment_dir;

@@ -1,34 +1,22 @@
 //! The `/deployer/v1` routes: extract, call the task runner, map the answer. No logic here.
 
 use crate::error::{ApiError, ErrorKind};
-use crate::request::RequestId;
 use crate::service::Deployer;
-use actix_web::{web, HttpRequest, HttpResponse};
+use actix_web::{web, HttpResponse};
 use common::deployer::{DeploymentSpec, PREFIX};
+use service_edge::error::{json_config, not_found, query_config};
+use service_edge::RequestId;
 
 /// Largest accepted request body.
 const MAX_BODY: usize = 256 * 1024;
 
 /// Registers the deployer API on an actix app.
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.app_data(
-        web::JsonConfig::default()
-            .limit(MAX_BODY)
-            .error_handler(|err, req| {
-                ApiError::new(
-                    &RequestId::of(req),
-                    ErrorKind::BadRequest(format!("invalid deployment spec: {err}")),
-                )
-                .into()
-            }),
-    )
-    .app_data(web::QueryConfig::default().error_handler(|err, req| {
-        ApiError::new(
-            &RequestId::of(req),
-            ErrorKind::BadRequest(format!("invalid query: {err}")),
-        )
-        .into()
-    }))
+    cfg.app_data(json_config::<ErrorKind>(
+        MAX_BODY,
+        "invalid deployment spec",
+    ))
+    .app_data(query_config::<ErrorKind>())
     .service(
         web::scope(PREFIX)
             .route("/deployments", web::get().to(list_deployments))
@@ -37,7 +25,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .route("/deployments/{name}", web::get().to(get_deployment))
             .route("/tasks/{id}", web::get().to(get_task)),
     )
-    .default_service(web::to(not_found));
+    .default_service(web::to(not_found::<ErrorKind>));
 }
 
 async fn put_deployment(
@@ -49,7 +37,7 @@ async fn put_deployment(
     let task = deployer
         .into_inner()
         .apply(&name, spec.into_inner())
-        .map_err(|e| ApiError::from_service(&request_id, e))?;
+        .map_err(|e| ApiError::new(&request_id, e))?;
     Ok(HttpResponse::Accepted().json(task))
 }
 
@@ -68,7 +56,7 @@ async fn delete_deployment(
     let task = deployer
         .into_inner()
         .delete_owned(&name, query.instance_id.as_deref())
-        .map_err(|e| ApiError::from_service(&request_id, e))?;
+        .map_err(|e| ApiError::new(&request_id, e))?;
     Ok(HttpResponse::Accepted().json(task))
 }
 
@@ -102,14 +90,4 @@ async fn get_task(
             ErrorKind::TaskNotFound(id.into_inner()),
         )),
     }
-}
-
-async fn not_found(req: HttpRequest) -> Result<HttpResponse, ApiError> {
-    Err(ApiError::new(
-        &RequestId::of(&req),
-        ErrorKind::RouteNotFound {
-            method: req.method().to_string(),
-            path: req.path().to_string(),
-        },
-    ))
 }

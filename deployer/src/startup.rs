@@ -8,11 +8,10 @@ use crate::config::{BackendKind, Settings};
 use crate::routes;
 use crate::service::Deployer;
 use crate::store::Store;
-use actix_web::dev::{Server, ServerHandle};
-use actix_web::{middleware, web, App, HttpServer};
+use actix_web::dev::ServerHandle;
+use actix_web::web;
 use anyhow::Context;
-use common::authz::{self, AllowedClients};
-use std::net::TcpListener;
+use service_edge::{EdgeServer, Listener};
 use std::sync::Arc;
 
 /// Directory under the data dir holding the deployer's own state files.
@@ -22,8 +21,7 @@ const WORKERS: usize = 2;
 
 /// A built deployer, listening and ready to run.
 pub struct Application {
-    port: u16,
-    server: Server,
+    server: EdgeServer,
     workers: StopWorkers,
 }
 
@@ -40,10 +38,7 @@ impl Drop for StopWorkers {
 impl Application {
     /// Loads the state under `settings.data_dir`, resumes its tasks and binds `settings.listen`.
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
-        let tls = settings
-            .tls
-            .server_config()
-            .context("loading the deployer's TLS certificate, key and CA")?;
+        let listener = Listener::bind(&settings.listen, &settings.tls)?;
         std::fs::create_dir_all(&settings.data_dir)
             .with_context(|| format!("creating data dir {}", settings.data_dir.display()))?;
         let data_dir = std::fs::canonicalize(&settings.data_dir)
@@ -66,50 +61,31 @@ impl Application {
         deployer.resume();
         let workers = StopWorkers(Arc::clone(&deployer));
 
-        let listener = TcpListener::bind(&settings.listen)
-            .with_context(|| format!("binding {}", settings.listen))?;
-        let port = listener.local_addr()?.port();
         let data = web::Data::from(deployer);
-        let allowed = AllowedClients::new(settings.tls.allowed_clients.clone());
-        let server = HttpServer::new(move || {
-            App::new()
-                .app_data(allowed.clone())
-                .route(authz::HEALTH_PATH, web::get().to(authz::health))
-                .wrap(middleware::from_fn(authz::authorize))
-                .wrap(middleware::from_fn(crate::request::track))
-                .app_data(data.clone())
-                .configure(routes::configure)
-        })
-        .on_connect(authz::capture_peer_identity)
-        .workers(WORKERS)
-        .listen_rustls_0_23(listener, tls)
-        .context("listening with TLS")?
-        // The embedding program stops the server (main.rs on Ctrl-C / SIGTERM, `osbctl up`
-        // with the rest of its stack): actix's own handler would stop the deployer alone.
-        .disable_signals()
-        .run();
-        tracing::info!(port, data_dir = %data_dir.display(), "deployer listening (mTLS)");
-        Ok(Self {
-            port,
-            server,
-            workers,
-        })
+        let server = listener.serve("deployer", WORKERS, move |cfg| {
+            cfg.app_data(data.clone()).configure(routes::configure);
+        })?;
+        tracing::info!(data_dir = %data_dir.display(), "deployer state loaded; tasks resumed");
+        Ok(Self { server, workers })
     }
 
     /// The port it listens on.
     pub fn port(&self) -> u16 {
-        self.port
+        self.server.port()
     }
 
     /// A handle that stops the server (tests, `osbctl up`).
     pub fn server_handle(&self) -> ServerHandle {
-        self.server.handle()
+        self.server.server_handle()
     }
 
     /// Serves until the server handle stops it; then stops the task workers.
     /// The servers of the deployments keep running.
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
         let _workers = self.workers;
-        self.server.await.context("deployer HTTP server")
+        self.server
+            .run_until_stopped()
+            .await
+            .context("deployer HTTP server")
     }
 }

@@ -2,7 +2,9 @@
 //! (RSS) with many instances in its state database, on SQLite and on PostgreSQL. The rows are
 //! seeded through the store API; the broker under load runs as its own OS process (this binary
 //! again, with `--serve-broker`), so its RSS is the broker's alone. PostgreSQL is a throwaway
-//! server started for the run.
+//! server started for the run ([`pg`]).
+
+mod pg;
 
 use crate::bench::BenchArgs;
 use crate::stack::{Stack, StackOptions};
@@ -11,7 +13,6 @@ use broker::domain::instance::InstanceState;
 use broker::store::models::{InstanceRow, OperationRow};
 use broker::store::{now_ms, Outcome, Store};
 use common::osb::OperationState;
-use deployer::testing::TestPostgres;
 use std::io::Write as _;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
@@ -40,7 +41,7 @@ pub async fn run(args: &BenchArgs) -> anyhow::Result<()> {
 }
 
 async fn run_on(stack: &Stack, args: &BenchArgs, dir: &Path) -> anyhow::Result<()> {
-    let pg = TestPostgres::start().await?;
+    let pg = pg::BenchPostgres::start().await?;
     let backends = [
         (
             "sqlite",

@@ -184,7 +184,7 @@ async fn save_acl(con: &mut MultiplexedConnection) {
 mod tests {
     use super::*;
 
-    spi_kit::binding_tests!(KeyValue);
+    testkit::binding_tests!(KeyValue);
 
     #[test]
     fn a_uuid_binding_id_gives_a_readable_user() {

@@ -11,5 +11,5 @@ pub type Settings = spi_kit::config::Settings<crate::KeyValue>;
 
 #[cfg(test)]
 mod tests {
-    spi_kit::config_tests!(crate::KeyValue, super::ENV_PREFIX, super::CONFIG_ENV);
+    testkit::config_tests!(crate::KeyValue, super::ENV_PREFIX, super::CONFIG_ENV);
 }

@@ -117,9 +117,9 @@ impl Catalog for KeyValue {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use spi_kit::testing::offering::validate_provision;
+    use testkit::spi::offering::validate_provision;
 
-    spi_kit::offering_tests!(KeyValue);
+    testkit::offering_tests!(KeyValue);
 
     fn refusal(parameters: Value) -> Refusal {
         validate_provision::<KeyValue>(PLAN_SMALL_ID, parameters).unwrap_err()

@@ -54,10 +54,10 @@ mod tests {
     use super::*;
     use crate::offering::{Offering, Refusal, PLANS, PLAN_MEDIUM_ID, PLAN_SMALL_ID};
     use serde_json::json;
-    use spi_kit::testing::instance::spec_request;
-    use spi_kit::testing::spec::UUID;
+    use testkit::spi::instance::spec_request;
+    use testkit::spi::spec::UUID;
 
-    spi_kit::spec_tests!(KeyValue);
+    testkit::spec_tests!(KeyValue);
 
     #[test]
     fn a_lowercase_uuid_is_kept_readable_after_kv() {

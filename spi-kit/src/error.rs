@@ -1,13 +1,12 @@
-//! The one error type of the HTTP edge: every failure becomes a status and an
-//! [`ErrorEnvelope`] built in [`ApiError::envelope`]; unexpected ones are a 500 with a generic
-//! description, their detail logged once under the request id.
+//! The failures of an SPI's requests, by kind of answer: [`ErrorKind`] gives each its status,
+//! code and description in the error envelope of `service_edge::error`, where unexpected ones
+//! are a 500 with a generic description, their detail logged once under the request id.
 
 use crate::binding::Unavailable;
 use crate::offering::Refusal;
 use crate::request::RequestId;
 use actix_web::http::StatusCode;
-use actix_web::{HttpResponse, ResponseError};
-use common::envelope::ErrorEnvelope;
+use service_edge::Failure;
 
 /// What went wrong, by kind of answer.
 #[derive(Debug, thiserror::Error)]
@@ -36,87 +35,77 @@ impl From<Unavailable> for ErrorKind {
 }
 
 /// An error answer for one request.
-#[derive(Debug, thiserror::Error)]
-#[error("{kind} (request {request_id})")]
-pub struct ApiError {
-    /// The request it answers.
-    pub request_id: RequestId,
-    /// What went wrong.
-    pub kind: ErrorKind,
-}
+pub type ApiError = service_edge::ApiError<ErrorKind>;
 
-impl ApiError {
-    /// An error of `kind` answering request `request_id`.
-    pub fn new(request_id: &RequestId, kind: impl Into<ErrorKind>) -> Self {
-        Self {
-            request_id: request_id.clone(),
-            kind: kind.into(),
+impl Failure for ErrorKind {
+    fn bad_request(message: String) -> Self {
+        Self::BadRequest(message)
+    }
+
+    fn route_not_found(method: &str, path: &str) -> Self {
+        Self::NotFound(format!("no route {method} {path}"))
+    }
+
+    fn status(&self) -> StatusCode {
+        match self {
+            Self::Refused(Refusal::InvalidParameters(_))
+            | Self::Refused(Refusal::PlanChangeNotAllowed(_))
+            | Self::Refused(Refusal::UnknownPlan(_))
+            | Self::BadRequest(_) => StatusCode::BAD_REQUEST,
+            Self::NotFound(_) => StatusCode::NOT_FOUND,
+            Self::InstanceUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 
-    /// The body of the answer.
-    pub fn envelope(&self) -> ErrorEnvelope {
-        let (error, description) = match &self.kind {
-            ErrorKind::Refused(Refusal::InvalidParameters(d)) => ("InvalidParameters", d.clone()),
-            ErrorKind::Refused(Refusal::PlanChangeNotAllowed(d)) => {
-                ("PlanChangeNotAllowed", d.clone())
+    fn code(&self) -> &'static str {
+        match self {
+            Self::Refused(Refusal::InvalidParameters(_)) => "InvalidParameters",
+            Self::Refused(Refusal::PlanChangeNotAllowed(_)) => "PlanChangeNotAllowed",
+            Self::Refused(Refusal::UnknownPlan(_)) => "UnknownPlan",
+            Self::BadRequest(_) => "BadRequest",
+            Self::NotFound(_) => "NotFound",
+            Self::InstanceUnavailable(_) => "InstanceUnavailable",
+            Self::Internal(_) => "InternalError",
+        }
+    }
+
+    fn description(&self, request_id: &RequestId) -> String {
+        match self {
+            Self::Refused(
+                Refusal::InvalidParameters(d)
+                | Refusal::PlanChangeNotAllowed(d)
+                | Refusal::UnknownPlan(d),
+            )
+            | Self::BadRequest(d)
+            | Self::NotFound(d) => d.clone(),
+            Self::InstanceUnavailable(_) => {
+                "the service instance cannot be reached right now; try again later".to_string()
             }
-            ErrorKind::Refused(Refusal::UnknownPlan(d)) => ("UnknownPlan", d.clone()),
-            ErrorKind::BadRequest(d) => ("BadRequest", d.clone()),
-            ErrorKind::NotFound(d) => ("NotFound", d.clone()),
-            ErrorKind::InstanceUnavailable(_) => (
-                "InstanceUnavailable",
-                "the service instance cannot be reached right now; try again later".to_string(),
+            Self::Internal(_) => format!(
+                "an internal error occurred; the operator can find it in the log under request id {request_id}"
             ),
-            ErrorKind::Internal(_) => (
-                "InternalError",
-                format!(
-                    "an internal error occurred; the operator can find it in the log under request id {}",
-                    self.request_id
-                ),
-            ),
-        };
-        ErrorEnvelope {
-            error: error.to_string(),
-            description,
-            request_id: Some(self.request_id.0.clone()),
-        }
-    }
-}
-
-impl ResponseError for ApiError {
-    fn status_code(&self) -> StatusCode {
-        match &self.kind {
-            ErrorKind::Refused(Refusal::InvalidParameters(_))
-            | ErrorKind::Refused(Refusal::PlanChangeNotAllowed(_))
-            | ErrorKind::Refused(Refusal::UnknownPlan(_))
-            | ErrorKind::BadRequest(_) => StatusCode::BAD_REQUEST,
-            ErrorKind::NotFound(_) => StatusCode::NOT_FOUND,
-            ErrorKind::InstanceUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
-            ErrorKind::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 
-    fn error_response(&self) -> HttpResponse {
-        // The one place 5xx details are logged.
-        match &self.kind {
-            ErrorKind::Internal(e) => {
-                tracing::error!(request.id = %self.request_id, error = format!("{e:#}"), "request failed")
-            }
-            ErrorKind::InstanceUnavailable(detail) => {
-                tracing::warn!(request.id = %self.request_id, error = %detail, "instance unavailable")
-            }
-            _ => {}
+    fn internal(&self) -> Option<&anyhow::Error> {
+        match self {
+            Self::Internal(e) => Some(e),
+            _ => None,
         }
-        HttpResponse::build(self.status_code())
-            .insert_header((common::REQUEST_ID_HEADER, self.request_id.0.as_str()))
-            .json(self.envelope())
+    }
+
+    fn log_hidden_detail(&self, request_id: &RequestId) {
+        if let Self::InstanceUnavailable(detail) = self {
+            tracing::warn!(request.id = %request_id, error = %detail, "instance unavailable");
+        }
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use actix_web::ResponseError;
 
     fn rid() -> RequestId {
         RequestId("req-1".into())

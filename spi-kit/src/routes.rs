@@ -36,23 +36,12 @@ pub fn configure<S: DataService>(cfg: &mut web::ServiceConfig) {
 
 /// JSON extractor settings: a malformed body is a 400 envelope naming the problem.
 pub fn json_config() -> web::JsonConfig {
-    web::JsonConfig::default()
-        .limit(MAX_BODY_BYTES)
-        .error_handler(|err, req| {
-            ApiError::new(
-                &RequestId::of(req),
-                ErrorKind::BadRequest(format!("invalid request body: {err}")),
-            )
-            .into()
-        })
+    service_edge::error::json_config::<ErrorKind>(MAX_BODY_BYTES, "invalid request body")
 }
 
 /// Answer for paths and methods outside the contract.
 pub async fn not_found(req: HttpRequest) -> Result<HttpResponse, ApiError> {
-    Err(ApiError::new(
-        &RequestId::of(&req),
-        ErrorKind::NotFound(format!("no route {} {}", req.method(), req.path())),
-    ))
+    service_edge::error::not_found(req).await
 }
 
 async fn catalog<S: DataService>(offering: web::Data<Offering<S>>) -> HttpResponse {

@@ -280,7 +280,7 @@ async fn ensure_login_role(
 mod tests {
     use super::*;
 
-    spi_kit::binding_tests!(Postgres);
+    testkit::binding_tests!(Postgres);
 
     #[test]
     fn credentials_carry_every_form_the_applications_use() {

@@ -11,5 +11,5 @@ pub type Settings = spi_kit::config::Settings<crate::Postgres>;
 
 #[cfg(test)]
 mod tests {
-    spi_kit::config_tests!(crate::Postgres, super::ENV_PREFIX, super::CONFIG_ENV);
+    testkit::config_tests!(crate::Postgres, super::ENV_PREFIX, super::CONFIG_ENV);
 }

@@ -122,9 +122,9 @@ impl Catalog for Postgres {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use spi_kit::testing::offering::{validate_provision, validate_update};
+    use testkit::spi::offering::{validate_provision, validate_update};
 
-    spi_kit::offering_tests!(Postgres);
+    testkit::offering_tests!(Postgres);
 
     #[test]
     fn the_plans_really_differ_in_server_settings() {

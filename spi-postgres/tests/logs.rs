@@ -5,12 +5,12 @@
 use common::deployer::DeploymentEndpoint;
 use common::spi::DeploymentSpecRequest;
 use serde_json::json;
-use spi_kit::testing::{make_certs, spawn_deployer};
 use spi_kit::Bindings;
 use spi_postgres::offering::{PLAN_SMALL_ID, SERVICE_ID};
 use spi_postgres::Postgres;
 use std::io::Write;
 use std::sync::{Arc, Mutex};
+use testkit::spi::{make_certs, spawn_deployer};
 
 /// Every byte the subscriber writes.
 #[derive(Clone, Default)]
@@ -45,7 +45,7 @@ async fn a_bind_at_trace_level_logs_neither_the_password_nor_its_scram_verifier(
 
     let certs = make_certs();
     let deployer = spawn_deployer(certs.path()).await;
-    let offering = spi_kit::testing::offering::offering::<Postgres>();
+    let offering = testkit::spi::offering::offering::<Postgres>();
     let spec = offering
         .deployment_spec(&DeploymentSpecRequest {
             instance_id: common::new_request_id(),

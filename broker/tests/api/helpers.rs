@@ -85,17 +85,8 @@ pub struct TestEnv {
 
 impl TestEnv {
     fn new() -> Self {
-        common::tls::install_default_provider();
-        if std::env::var_os("TEST_LOG").is_some() {
-            common::telemetry::init(common::telemetry::LogFormat::Compact, "info");
-        }
-        let certs = tempfile::tempdir().unwrap();
-        common::certs::write_bundle(
-            certs.path(),
-            common::certs::SERVICE_NAMES,
-            &common::certs::loopback_hosts(),
-        )
-        .unwrap();
+        testkit::init("info");
+        let certs = testkit::certs_for(common::certs::SERVICE_NAMES);
         Self {
             certs,
             deployer_data: tempfile::tempdir().unwrap(),

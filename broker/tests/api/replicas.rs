@@ -7,11 +7,11 @@ use crate::helpers::{
     PLAN_SMALL, SERVICE_ID, USERNAME,
 };
 use common::deployer::DeploymentState;
-use deployer::testing::TestPostgres;
 use rand::seq::SliceRandom;
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
+use testkit::TestPostgres;
 
 const SHORT_LEASE_MS: u64 = 1_000;
 const SETTLE_TIMEOUT: Duration = Duration::from_secs(300);

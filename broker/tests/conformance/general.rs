@@ -561,8 +561,9 @@ async fn a_malformed_originating_identity_is_400_and_changes_nothing() {
     assert_eq!(fetch_instance(app, &s.instance).await, before);
 }
 
-/// Log lines written while a test runs, from every thread of the process (each test runs in a
-/// process of its own under nextest, so one global subscriber per test is fine).
+/// Log lines written while the tests run, from every thread of the process: one global
+/// subscriber, installed by the first test that asks (each test runs in a process of its own
+/// under nextest; under `cargo test` the tests share it and find their lines by request id).
 #[derive(Clone, Default)]
 struct CapturedLogs(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
 
@@ -578,16 +579,20 @@ impl std::io::Write for CapturedLogs {
 
 impl CapturedLogs {
     fn install() -> Self {
-        let logs = Self::default();
-        let writer = logs.clone();
-        let subscriber = tracing_subscriber::fmt()
-            .with_ansi(false)
-            .with_max_level(tracing::Level::INFO)
-            .with_writer(move || writer.clone())
-            .finish();
-        tracing::subscriber::set_global_default(subscriber)
-            .expect("the test installs the only subscriber of its process");
-        logs
+        static LOGS: std::sync::OnceLock<CapturedLogs> = std::sync::OnceLock::new();
+        LOGS.get_or_init(|| {
+            let logs = Self::default();
+            let writer = logs.clone();
+            let subscriber = tracing_subscriber::fmt()
+                .with_ansi(false)
+                .with_max_level(tracing::Level::INFO)
+                .with_writer(move || writer.clone())
+                .finish();
+            tracing::subscriber::set_global_default(subscriber)
+                .expect("the tests install the only subscriber of their process");
+            logs
+        })
+        .clone()
     }
 
     /// The lines logged by `target` that carry `needle`.
@@ -597,6 +602,18 @@ impl CapturedLogs {
             .filter(|l| l.contains(target) && l.contains(needle))
             .map(str::to_string)
             .collect()
+    }
+
+    /// The lines the HTTP edge of internal service `service` (`spi-postgres`, `deployer`)
+    /// logged for the requests it served under request id `request_id`, exactly that id.
+    fn served_by(&self, service: &str, request_id: &str) -> Vec<String> {
+        self.lines(
+            "service_edge::request",
+            &format!("request.id={request_id} "),
+        )
+        .into_iter()
+        .filter(|l| l.contains(&format!("service={service} ")))
+        .collect()
     }
 }
 
@@ -619,15 +636,61 @@ async fn request_and_originating_identity_reach_the_spi_and_the_deployer_and_the
     assert_eq!(last["state"], "succeeded", "{last}");
     // The SPI validated the request and produced the spec; the deployer deployed it: each
     // served those calls under the platform's request id, and knew who asked.
-    for target in ["spi_kit::request", "deployer::request"] {
-        let served = logs.lines(target, &format!("request.id={request_id}"));
+    for service in ["spi-postgres", "deployer"] {
+        let served = logs.served_by(service, &request_id);
         assert!(
             !served.is_empty(),
-            "{target} logged nothing under request id {request_id}"
+            "{service} logged nothing under request id {request_id}"
         );
         assert!(
             served.iter().all(|l| l.contains(&identity)),
-            "{target} did not receive the originating identity: {served:#?}"
+            "{service} did not receive the originating identity: {served:#?}"
+        );
+    }
+    let answer = app.deprovision(&id).await;
+    let (last, _) = app.wait_for_instance(&id, &answer.operation()).await;
+    assert_eq!(last["state"], "succeeded", "{last}");
+}
+
+#[tokio::test]
+async fn a_request_id_of_the_longest_accepted_length_crosses_broker_spi_and_deployer_unchanged() {
+    let logs = CapturedLogs::install();
+    let app = &shared().app;
+    let store = broker::store::Store::connect(&app.broker_settings().database.url)
+        .await
+        .unwrap();
+    let prefix = format!("req-{}-", new_id());
+    let request_id = format!(
+        "{prefix}{}",
+        "x".repeat(common::ids::MAX_ID_LEN - prefix.len())
+    );
+    assert_eq!(request_id.len(), 256);
+    let identity = format!(
+        "cloudfoundry {}",
+        base64::Engine::encode(
+            &base64::engine::general_purpose::STANDARD,
+            r#"{"user_id":"long-request-id-probe"}"#
+        )
+    );
+    let id = new_id();
+    let answer = provision_as(app, &id, &identity, Some(&request_id)).await;
+    assert_eq!(answer.status, 202, "{answer:?}");
+    // The broker answered and recorded the operation under the id as sent...
+    assert_eq!(answer.request_id.as_deref(), Some(request_id.as_str()));
+    let op = store
+        .operation(&answer.operation())
+        .await
+        .unwrap()
+        .expect("the operation is in the journal");
+    assert_eq!(op.request_id.as_deref(), Some(request_id.as_str()));
+    let (last, _) = app.wait_for_instance(&id, &answer.operation()).await;
+    assert_eq!(last["state"], "succeeded", "{last}");
+    // ...and the SPI and the deployer served its calls under the same id, not a fresh one.
+    for service in ["spi-postgres", "deployer"] {
+        assert!(
+            !logs.served_by(service, &request_id).is_empty(),
+            "{service} logged nothing under the {}-character request id",
+            request_id.len()
         );
     }
     let answer = app.deprovision(&id).await;

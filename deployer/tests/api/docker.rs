@@ -9,7 +9,7 @@ use crate::postgres::{connect, show, wait_until_running};
 use crate::redis::{Redis, Reply};
 use common::deployer::{DeploymentState, Engine, Health, TaskState};
 use deployer::config::DockerSettings;
-use deployer::docker_support::{docker, exists};
+use testkit::docker::{docker, exists};
 
 fn inspect(name: &str, format: &str) -> String {
     let (ok, out) = docker(&["inspect", "-f", format, name]);

@@ -24,17 +24,8 @@ pub struct TestEnv {
 
 impl TestEnv {
     pub fn new() -> Self {
-        common::tls::install_default_provider();
-        if std::env::var_os("TEST_LOG").is_some() {
-            common::telemetry::init(common::telemetry::LogFormat::Compact, "info");
-        }
-        let certs = tempfile::tempdir().unwrap();
-        common::certs::write_bundle(
-            certs.path(),
-            &["deployer", "broker"],
-            &common::certs::loopback_hosts(),
-        )
-        .unwrap();
+        testkit::init("info");
+        let certs = testkit::certs_for(&["deployer", "broker"]);
         Self {
             certs,
             data: tempfile::tempdir().unwrap(),
@@ -46,12 +37,12 @@ impl TestEnv {
     /// An environment whose deployer runs the docker backend with the local test images and
     /// its own container name prefix; `None` (with the reason printed) without an engine.
     pub fn docker() -> Option<Self> {
-        if let Err(reason) = deployer::docker_support::engine_with_data_images() {
+        if let Err(reason) = testkit::docker::engine_with_data_images() {
             eprintln!("SKIPPED: {reason}");
             return None;
         }
         let mut env = Self::new();
-        env.docker = Some(deployer::docker_support::local_image_settings());
+        env.docker = Some(testkit::docker::local_image_settings());
         Some(env)
     }
 
@@ -105,7 +96,7 @@ impl Drop for TestEnv {
     fn drop(&mut self) {
         // Servers outlive the deployer on purpose; a test must not leave them behind.
         match &self.docker {
-            Some(docker) => deployer::docker_support::remove_all(&docker.name_prefix),
+            Some(docker) => testkit::docker::remove_all(&docker.name_prefix),
             None => {
                 deployer::stop_all_servers(self.data.path());
             }

@@ -111,7 +111,11 @@ async fn the_health_check_answers_any_certificate_from_the_internal_ca() {
     let app = spawn_app().await;
     let client = http_client(issue(&app, "deployer").client_config().unwrap());
     let response = client
-        .get(format!("{}{}", app.base_url, common::authz::HEALTH_PATH))
+        .get(format!(
+            "{}{}",
+            app.base_url,
+            service_edge::authz::HEALTH_PATH
+        ))
         .send()
         .await
         .unwrap();

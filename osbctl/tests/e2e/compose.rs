@@ -4,11 +4,11 @@
 //! check nothing is left. Skipped, with the reason printed, without an engine or compose.
 
 use crate::docker::{leftovers, lifecycle};
-use deployer::docker_support::{docker, engine_with_data_images, images_script, remove_all};
 use osbctl::osb_client::OsbClient;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
+use testkit::docker::{docker, engine_with_data_images, images_script, remove_all};
 
 /// `docker-compose` (v1, Debian's), else `docker compose` (v2).
 fn compose_command() -> Option<Vec<&'static str>> {
@@ -186,8 +186,5 @@ async fn docker_compose_up_serves_a_working_postgresql_and_down_leaves_nothing()
         Vec::<String>::new(),
         "containers or volumes left"
     );
-    assert!(
-        !deployer::docker_support::exists("network", &name),
-        "network left"
-    );
+    assert!(!testkit::docker::exists("network", &name), "network left");
 }

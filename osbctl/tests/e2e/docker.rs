@@ -4,10 +4,10 @@
 
 use crate::helpers::TestStack;
 use common::osb::{BindRequest, ProvisionRequest};
-use deployer::docker_support::{docker, engine_with_data_images, local_image_settings};
 use osbctl::osb_client::{OsbClient, Target};
 use serde_json::{json, Value};
 use std::time::Duration;
+use testkit::docker::{docker, engine_with_data_images, local_image_settings};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 

@@ -72,7 +72,7 @@ impl Drop for TestStack {
     fn drop(&mut self) {
         // A failed test must not leave database servers behind.
         if let Some(docker) = &self.docker {
-            deployer::docker_support::remove_all(&docker.name_prefix);
+            testkit::docker::remove_all(&docker.name_prefix);
         } else if let Some(stack) = &self.stack {
             deployer::stop_all_servers(&stack.layout.deployer());
         }

@@ -6,7 +6,7 @@ use redis::aio::MultiplexedConnection;
 use serde_json::json;
 use spi_keyvalue::offering::{PLAN_MEDIUM_ID, PLAN_SMALL_ID};
 use spi_keyvalue::KeyValue;
-use spi_kit::testing::instance::{credential, spawn_with_instance};
+use testkit::spi::instance::{credential, spawn_with_instance};
 use std::time::Duration;
 
 async fn connect(uri: &str) -> redis::RedisResult<MultiplexedConnection> {

@@ -2,8 +2,8 @@
 
 use spi_keyvalue::offering::{PLAN_MEDIUM_ID, PLAN_SMALL_ID};
 use spi_keyvalue::KeyValue;
-use spi_kit::testing::api::{catalog, create_schema, ExpectedCatalog};
-use spi_kit::testing::spawn_app;
+use testkit::spi::api::{catalog, create_schema, ExpectedCatalog};
+use testkit::spi::spawn_app;
 
 #[tokio::test]
 async fn the_catalog_offers_keyvalue_with_small_and_medium_plans() {

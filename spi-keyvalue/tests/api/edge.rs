@@ -1,3 +1,3 @@
 //! The HTTP edge every SPI shares: mutual TLS only, request ids, the 404 envelope.
 
-spi_kit::edge_tests!(spi_keyvalue::KeyValue);
+testkit::edge_tests!(spi_keyvalue::KeyValue);

@@ -1,15 +1,15 @@
 //! `POST /spi/v1/instances/validate`, `/instances/deployment-spec` and `/bindings/validate`:
-//! what every SPI answers ([`spi_kit::api_tests!`]) and what the eviction policy makes of it.
+//! what every SPI answers ([`testkit::api_tests!`]) and what the eviction policy makes of it.
 
 use common::deployer::Engine;
 use serde_json::json;
 use spi_keyvalue::offering::{PLAN_MEDIUM_ID, PLAN_SMALL_ID};
 use spi_keyvalue::KeyValue;
-use spi_kit::testing::api::{provision_body, refused_parameters};
-use spi_kit::testing::instance::spec_request;
-use spi_kit::testing::{ctx, spawn_app};
+use testkit::spi::api::{provision_body, refused_parameters};
+use testkit::spi::instance::spec_request;
+use testkit::spi::{ctx, spawn_app};
 
-spi_kit::api_tests!(KeyValue);
+testkit::api_tests!(KeyValue);
 
 #[tokio::test]
 async fn a_known_eviction_policy_is_accepted_with_the_dashboard_url() {

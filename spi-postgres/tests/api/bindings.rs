@@ -2,7 +2,7 @@
 //! own deployment spec.
 
 use serde_json::json;
-use spi_kit::testing::instance::{credential, spawn_with_instance};
+use testkit::spi::instance::{credential, spawn_with_instance};
 use spi_postgres::offering::{PLAN_MEDIUM_ID, PLAN_SMALL_ID, SERVICE_ID};
 use spi_postgres::Postgres;
 use std::time::Duration;

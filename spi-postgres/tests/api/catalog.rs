@@ -1,7 +1,7 @@
 //! `GET /spi/v1/catalog`.
 
-use spi_kit::testing::api::{catalog, create_schema, ExpectedCatalog};
-use spi_kit::testing::spawn_app;
+use testkit::spi::api::{catalog, create_schema, ExpectedCatalog};
+use testkit::spi::spawn_app;
 use spi_postgres::offering::{PLAN_MEDIUM_ID, PLAN_SMALL_ID};
 use spi_postgres::Postgres;
 

@@ -1,16 +1,16 @@
 //! `POST /spi/v1/instances/validate`, `/instances/deployment-spec` and `/bindings/validate`:
-//! what every SPI answers ([`spi_kit::api_tests!`]) and what PostgreSQL's parameters make of it.
+//! what every SPI answers ([`testkit::api_tests!`]) and what PostgreSQL's parameters make of it.
 
 use common::deployer::Engine;
 use common::spi::{InstanceOperation, ValidateInstanceRequest};
 use serde_json::json;
-use spi_kit::testing::api::refused_parameters;
-use spi_kit::testing::instance::spec_request;
-use spi_kit::testing::{ctx, spawn_app};
+use testkit::spi::api::refused_parameters;
+use testkit::spi::instance::spec_request;
+use testkit::spi::{ctx, spawn_app};
 use spi_postgres::offering::{PLAN_MEDIUM_ID, PLAN_SMALL_ID, SERVICE_ID};
 use spi_postgres::Postgres;
 
-spi_kit::api_tests!(Postgres);
+testkit::api_tests!(Postgres);
 
 #[tokio::test]
 async fn good_parameters_are_accepted_with_the_dashboard_url() {

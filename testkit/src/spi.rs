@@ -1,4 +1,4 @@
-//! Helpers for the SPIs' own tests (feature `testing`): [`spawn_app`] starts an SPI in-process
+//! Helpers for the SPIs' own tests: [`spawn_app`] starts an SPI in-process
 //! on port 0 with real mTLS (certificates made at test time) and clients that speak to it the
 //! way the broker does; [`deployer::spawn_deployer`] starts the real deployer beside it and
 //! [`instance`] provisions on it; the [`edge`], [`api`], [`offering`], [`spec`], [`config`]
@@ -19,13 +19,13 @@ pub mod spec;
 
 pub use self::deployer::{spawn_deployer, TestDeployer, TASK_TIMEOUT};
 
-use crate::config::Settings;
-use crate::service::DataService;
-use crate::startup::Application;
 use actix_web::dev::ServerHandle;
 use common::client::{CallContext, InternalClient};
 use common::spi::SpiClient;
 use common::tls::TlsFiles;
+use spi_kit::config::Settings;
+use spi_kit::startup::Application;
+use spi_kit::DataService;
 use std::path::Path;
 use std::time::Duration;
 use tempfile::TempDir;
@@ -94,27 +94,12 @@ pub fn ctx() -> CallContext {
 
 /// Writes a fresh CA and certificates for every service into a new temp dir.
 pub fn make_certs() -> TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    common::certs::write_bundle(
-        dir.path(),
-        common::certs::SERVICE_NAMES,
-        &common::certs::loopback_hosts(),
-    )
-    .unwrap();
-    dir
-}
-
-/// Logs to stderr when `TEST_LOG` is set.
-fn init_logs() {
-    if std::env::var_os("TEST_LOG").is_some() {
-        common::telemetry::init(common::telemetry::LogFormat::Compact, "debug");
-    }
+    crate::certs_for(common::certs::SERVICE_NAMES)
 }
 
 /// Starts the SPI of `S` with fresh certificates on a port of the kernel's choosing.
 pub async fn spawn_app<S: DataService>() -> TestApp {
-    common::tls::install_default_provider();
-    init_logs();
+    crate::init("debug");
     let certs = make_certs();
     let settings = Settings::<S> {
         listen: "127.0.0.1:0".into(),

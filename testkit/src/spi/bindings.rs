@@ -2,13 +2,13 @@
 //! "unavailable", a 503 the broker retries that reveals nothing, never an internal error.
 //! [`crate::binding_tests!`] turns each check into a test.
 
-use crate::error::{ApiError, ErrorKind};
-use crate::request::RequestId;
-use crate::service::Bindings;
 use actix_web::http::StatusCode;
 use actix_web::ResponseError;
 use common::deployer::{AdminCredentials, DeploymentEndpoint};
 use common::secret::SecretString;
+use spi_kit::error::{ApiError, ErrorKind};
+use spi_kit::request::RequestId;
+use spi_kit::Bindings;
 
 fn admin() -> AdminCredentials {
     AdminCredentials {
@@ -64,7 +64,7 @@ pub async fn an_unreachable_instance_is_a_retryable_503<S: Bindings>() {
     assert!(!envelope.description.contains("127.0.0.1"), "{envelope:?}");
 }
 
-/// One `#[tokio::test]` per check of [`crate::testing::bindings`], on the bindings of data
+/// One `#[tokio::test]` per check of [`crate::spi::bindings`], on the bindings of data
 /// service `$service`. The calling crate needs `tokio`.
 #[macro_export]
 macro_rules! binding_tests {

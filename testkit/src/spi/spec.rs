@@ -5,8 +5,8 @@
 
 use super::instance::spec_request;
 use super::offering::offering;
-use crate::service::Deployment;
-use crate::spec::{deployment_name, ADMIN_PASSWORD_LEN, ADMIN_USERNAME, MAX_NAME_LEN};
+use spi_kit::service::Deployment;
+use spi_kit::spec::{deployment_name, ADMIN_PASSWORD_LEN, ADMIN_USERNAME, MAX_NAME_LEN};
 use serde_json::json;
 
 /// An instance id as a platform sends it: a lowercase UUID.
@@ -87,7 +87,7 @@ pub fn an_update_keeps_name_and_admin_and_takes_the_new_plan<S: Deployment>() {
     assert_eq!(next.spec.labels["plan"], largest.name);
 }
 
-/// One `#[test]` per check of [`crate::testing::spec`], on the deployment specs of data service
+/// One `#[test]` per check of [`crate::spi::spec`], on the deployment specs of data service
 /// `$service`.
 #[macro_export]
 macro_rules! spec_tests {

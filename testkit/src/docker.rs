@@ -1,8 +1,8 @@
-//! Helpers for test harnesses and tools that use the docker backend on a machine without a
+//! Helpers for test harnesses that use the deployer's docker backend on a machine without a
 //! registry: whether an engine answers, the local images (`scripts/docker-images`), settings
 //! that use them, and removal of everything a run created.
 
-use crate::config::DockerSettings;
+use deployer::config::DockerSettings;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -31,7 +31,7 @@ pub fn engine_with_data_images() -> Result<(), String> {
     static READY: OnceLock<Result<(), String>> = OnceLock::new();
     READY
         .get_or_init(|| {
-            let socket = crate::config::DEFAULT_DOCKER_SOCKET;
+            let socket = deployer::config::DEFAULT_DOCKER_SOCKET;
             if !Path::new(socket).exists() {
                 return Err(format!("no Docker engine socket at {socket}"));
             }

@@ -2,8 +2,8 @@
 //! certificate, and environment variables named after the SPI. [`crate::config_tests!`] turns
 //! the check into a test.
 
-use crate::config::Settings;
-use crate::service::Catalog;
+use spi_kit::config::Settings;
+use spi_kit::service::Catalog;
 use std::path::PathBuf;
 
 /// The defaults listen on loopback only and take the SPI's own certificate and key
@@ -22,14 +22,14 @@ pub fn defaults_listen_on_loopback_only<S: Catalog>(env_prefix: &str, config_env
     assert_eq!(config_env, format!("{env_prefix}_CONFIG"));
 }
 
-/// A `#[test]` of [`crate::testing::config`] on the settings of data service `$service`, whose
+/// A `#[test]` of [`crate::spi::config`] on the settings of data service `$service`, whose
 /// environment prefix is `$env_prefix` and config file variable `$config_env`.
 #[macro_export]
 macro_rules! config_tests {
     ($service:ty, $env_prefix:expr, $config_env:expr) => {
         #[test]
         fn defaults_listen_on_loopback_only() {
-            $crate::testing::config::defaults_listen_on_loopback_only::<$service>(
+            $crate::spi::config::defaults_listen_on_loopback_only::<$service>(
                 $env_prefix,
                 $config_env,
             );

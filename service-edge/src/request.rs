@@ -1,5 +1,7 @@
-//! Per-request context: the request id (taken from `X-Broker-API-Request-Identity` or made up),
-//! echoed on the response and carried by the request's log span.
+//! Per-request context: the request id (taken from `X-Broker-API-Request-Identity` when it
+//! follows the id rules of [`common::ids`], the broker's, else made up), echoed on the response
+//! and carried by the request's log span with the caller's originating identity and the name
+//! of the service serving it.
 
 use actix_web::body::MessageBody;
 use actix_web::dev::{Payload, ServiceRequest, ServiceResponse};
@@ -11,15 +13,26 @@ use std::future::{ready, Ready};
 use std::time::Instant;
 use tracing::Instrument;
 
-/// Longest request id accepted from a caller (the one limit of every service); longer ones are
-/// replaced by a fresh one.
+/// Longest request id accepted from a caller (the one limit of every service, the broker's
+/// included); longer ones are replaced by a fresh one.
 pub const MAX_REQUEST_ID_LEN: usize = common::ids::MAX_ID_LEN;
+
+/// The name of the service serving the requests (`spi-postgres`, `deployer`, …), in the app
+/// data: every request's log span carries it, so the services of one process (`osbctl up`)
+/// are told apart in the log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ServiceName(pub &'static str);
 
 /// The id of the current request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RequestId(pub String);
 
 impl RequestId {
+    /// The id itself.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
     /// The id stored on `req` by [`request_context`], or a fresh one.
     pub fn of(req: &HttpRequest) -> Self {
         req.extensions()
@@ -64,12 +77,14 @@ pub async fn request_context(
         .get(REQUEST_ID_HEADER)
         .and_then(|v| v.to_str().ok())
         .map(str::trim)
-        .filter(|v| !v.is_empty() && v.len() <= MAX_REQUEST_ID_LEN)
+        .filter(|v| common::ids::is_valid_request_id(v))
         .map(str::to_owned)
         .unwrap_or_else(common::new_request_id);
     req.extensions_mut().insert(RequestId(id.clone()));
+    let service = req.app_data::<ServiceName>().map_or("", |s| s.0);
     let span = tracing::info_span!(
         "request",
+        service = %service,
         request.id = %id,
         http.method = %req.method(),
         http.path = %req.path(),
@@ -87,7 +102,7 @@ pub async fn request_context(
         tracing::info!(
             http.status = res.status().as_u16(),
             duration_ms = started.elapsed().as_millis() as u64,
-            "request finished"
+            "request served"
         );
     });
     Ok(res)
@@ -139,5 +154,11 @@ mod tests {
         }
         let longest = "y".repeat(MAX_REQUEST_ID_LEN);
         assert_eq!(call(Some(&longest)).await.0, longest);
+    }
+
+    #[actix_web::test]
+    async fn an_id_the_broker_would_refuse_is_replaced_too() {
+        let (echoed, _) = call(Some("trace\tme")).await;
+        assert_eq!(echoed.len(), 36, "{echoed}");
     }
 }

@@ -1,11 +1,11 @@
 //! The one way the check macros ([`crate::api_tests!`], [`crate::offering_tests!`],
 //! [`crate::spec_tests!`], [`crate::binding_tests!`]) turn the checks of a module of
-//! [`crate::testing`] into tests of a data service.
+//! [`crate::spi`] into tests of a data service.
 
-/// One test per check `$check` of module `crate::testing::$module`, on data service `$service`:
+/// One test per check `$check` of module `crate::spi::$module`, on data service `$service`:
 /// `plain` checks are plain functions (`#[test]`), `awaited` ones are async (`#[tokio::test]`),
 /// and `on_app` ones are async and take the SPI of `$service` started by
-/// [`crate::testing::spawn_app`]. Async checks need `tokio` in the calling crate.
+/// [`crate::spi::spawn_app`]. Async checks need `tokio` in the calling crate.
 #[doc(hidden)]
 #[macro_export]
 macro_rules! __spi_checks {
@@ -13,7 +13,7 @@ macro_rules! __spi_checks {
         $(
             #[test]
             fn $check() {
-                $crate::testing::$module::$check::<$service>();
+                $crate::spi::$module::$check::<$service>();
             }
         )+
     };
@@ -21,7 +21,7 @@ macro_rules! __spi_checks {
         $(
             #[tokio::test]
             async fn $check() {
-                $crate::testing::$module::$check::<$service>().await;
+                $crate::spi::$module::$check::<$service>().await;
             }
         )+
     };
@@ -29,8 +29,8 @@ macro_rules! __spi_checks {
         $(
             #[tokio::test]
             async fn $check() {
-                let app = $crate::testing::spawn_app::<$service>().await;
-                $crate::testing::$module::$check::<$service>(&app).await;
+                let app = $crate::spi::spawn_app::<$service>().await;
+                $crate::spi::$module::$check::<$service>(&app).await;
             }
         )+
     };

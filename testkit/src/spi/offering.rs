@@ -2,13 +2,13 @@
 //! request builders its own offering tests use. [`crate::offering_tests!`] turns each check
 //! into a test.
 
-use crate::offering::{Offering, Refusal, SCHEMA_DRAFT};
-use crate::service::Catalog;
 use common::osb::Service;
 use common::spi::{
     InstanceOperation, ValidateBindingRequest, ValidateInstanceRequest, ValidateInstanceResponse,
 };
 use serde_json::Value;
+use spi_kit::offering::{Offering, Refusal, SCHEMA_DRAFT};
+use spi_kit::Catalog;
 use std::collections::HashSet;
 
 /// The offering of `S` with the dashboards under `https://dash.example/`.
@@ -194,7 +194,7 @@ pub fn bindings_take_no_parameters<S: Catalog>() {
     );
 }
 
-/// One `#[test]` per check of [`crate::testing::offering`], on the catalog of data service
+/// One `#[test]` per check of [`crate::spi::offering`], on the catalog of data service
 /// `$service`.
 #[macro_export]
 macro_rules! offering_tests {

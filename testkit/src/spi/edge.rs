@@ -141,7 +141,11 @@ pub async fn a_certificate_from_the_ca_with_another_identity_is_forbidden(app: &
 pub async fn the_health_check_answers_any_certificate_from_the_ca(app: &TestApp) {
     let own = client_with(app.tls_files("spi-postgres").client_config().unwrap());
     let resp = own
-        .get(format!("{}{}", app.address, common::authz::HEALTH_PATH))
+        .get(format!(
+            "{}{}",
+            app.address,
+            service_edge::authz::HEALTH_PATH
+        ))
         .send()
         .await
         .unwrap();
@@ -191,8 +195,8 @@ pub async fn a_renewed_server_certificate_is_served_without_a_restart(app: &Test
     );
 }
 
-/// One `#[tokio::test]` per check of [`crate::testing::edge`], against the SPI of data service
-/// `$service` started by [`crate::testing::spawn_app`]. The calling crate needs `tokio`.
+/// One `#[tokio::test]` per check of [`crate::spi::edge`], against the SPI of data service
+/// `$service` started by [`crate::spi::spawn_app`]. The calling crate needs `tokio`.
 #[macro_export]
 macro_rules! edge_tests {
     ($service:ty) => {
@@ -211,8 +215,8 @@ macro_rules! edge_tests {
         $(
             #[tokio::test]
             async fn $check() {
-                let app = $crate::testing::spawn_app::<$service>().await;
-                $crate::testing::edge::$check(&app).await;
+                let app = $crate::spi::spawn_app::<$service>().await;
+                $crate::spi::edge::$check(&app).await;
             }
         )+
     };

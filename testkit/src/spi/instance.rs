@@ -3,7 +3,7 @@
 //! and unbind requests on it that every data service's binding tests make.
 
 use super::{ctx, spawn_app, spawn_deployer, TestApp, TestDeployer};
-use crate::service::{Catalog, DataService};
+use spi_kit::service::{Catalog, DataService};
 use common::deployer::{DeploymentEndpoint, DeploymentSpec};
 use common::spi::{
     CreateBindingRequest, CreateBindingResponse, DeleteBindingRequest, DeploymentSpecRequest,

@@ -1,21 +1,22 @@
 //! Who may call an internal service. The TLS handshake already refuses any certificate the
 //! internal CA did not issue; this middleware then authorizes the caller by the identity in
 //! its certificate (the subject common name): only the names in
-//! [`crate::tls::TlsFiles::allowed_clients`] (the broker by default) get past it, every other
+//! [`common::tls::TlsFiles::allowed_clients`] (the broker by default) get past it, every other
 //! holder of a CA-issued certificate (another service, a stray or stolen certificate) gets
 //! 403 with the error envelope. `GET /healthz` answers any CA-issued certificate, with nothing
 //! but `{"status":"ok"}`, for container health checks that hold only their own certificate.
 //!
-//! Wiring: `HttpServer::on_connect(`[`capture_peer_identity`]`)` records the identity of each
-//! connection, `App::app_data(`[`AllowedClients`]`)` names who may call, and
-//! `App::wrap(from_fn(`[`authorize`]`))` enforces it; [`health`] serves [`HEALTH_PATH`].
+//! Wiring (done by [`crate::server::start`]): `HttpServer::on_connect(`[`capture_peer_identity`]`)`
+//! records the identity of each connection, `App::app_data(`[`AllowedClients`]`)` names who may
+//! call, and `App::wrap(from_fn(`[`authorize`]`))` enforces it, inside
+//! [`crate::request::request_context`]; [`health`] serves [`HEALTH_PATH`].
 
-use crate::envelope::ErrorEnvelope;
+use crate::request::RequestId;
 use actix_web::body::{EitherBody, MessageBody};
 use actix_web::dev::{Extensions, ServiceRequest, ServiceResponse};
-use actix_web::http::header::HeaderValue;
 use actix_web::middleware::Next;
-use actix_web::HttpResponse;
+use actix_web::{HttpMessage, HttpResponse};
+use common::envelope::ErrorEnvelope;
 use std::any::Any;
 use std::sync::Arc;
 
@@ -52,7 +53,7 @@ pub fn capture_peer_identity(connection: &dyn Any, extensions: &mut Extensions) 
         let identity = session
             .peer_certificates()
             .and_then(|chain| chain.first())
-            .and_then(|leaf| crate::tls::identity::common_name(leaf));
+            .and_then(|leaf| common::tls::identity::common_name(leaf));
         extensions.insert(PeerIdentity(identity));
     }
 }
@@ -78,11 +79,9 @@ pub async fn authorize<B: MessageBody>(
         return Ok(next.call(req).await?.map_into_left_body());
     }
     let request_id = req
-        .headers()
-        .get(crate::REQUEST_ID_HEADER)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_string)
-        .unwrap_or_else(crate::new_request_id);
+        .extensions()
+        .get::<RequestId>()
+        .map_or_else(common::new_request_id, |id| id.0.clone());
     tracing::warn!(
         client.identity = ?identity,
         http.method = %req.method(),
@@ -95,20 +94,13 @@ pub async fn authorize<B: MessageBody>(
         |i| format!("identity {i:?}"),
     );
     let envelope = ErrorEnvelope {
-        request_id: Some(request_id.clone()),
+        request_id: Some(request_id),
         ..ErrorEnvelope::new(
             "Forbidden",
             format!("the client certificate's {described} is not allowed to call this service"),
         )
     };
-    let mut response = HttpResponse::Forbidden().json(envelope);
-    if let Ok(value) = HeaderValue::from_str(&request_id) {
-        response.headers_mut().insert(
-            crate::REQUEST_ID_HEADER
-                .parse()
-                .expect("a valid header name"),
-            value,
-        );
-    }
+    // The request id header is put on the answer by [`crate::request::request_context`].
+    let response = HttpResponse::Forbidden().json(envelope);
     Ok(req.into_response(response).map_into_right_body())
 }

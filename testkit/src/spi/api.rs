@@ -4,8 +4,8 @@
 //! test; [`catalog`] and [`refused_parameters`] serve a data service's own tests.
 
 use super::TestApp;
-use crate::offering::SCHEMA_DRAFT;
-use crate::service::Catalog;
+use spi_kit::offering::SCHEMA_DRAFT;
+use spi_kit::service::Catalog;
 use common::spi::CatalogFragment;
 use serde_json::{json, Value};
 
@@ -181,8 +181,8 @@ pub async fn binding_to_an_unreachable_instance_is_a_503_the_broker_can_retry<S:
     }
 }
 
-/// One `#[tokio::test]` per check of [`crate::testing::api`], against the SPI of data service
-/// `$service` started by [`crate::testing::spawn_app`]. The calling crate needs `tokio`.
+/// One `#[tokio::test]` per check of [`crate::spi::api`], against the SPI of data service
+/// `$service` started by [`crate::spi::spawn_app`]. The calling crate needs `tokio`.
 #[macro_export]
 macro_rules! api_tests {
     ($service:ty) => {

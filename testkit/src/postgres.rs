@@ -1,12 +1,11 @@
-//! A throwaway PostgreSQL server for tests and benchmarks of other crates (the broker's state
-//! store runs its tests on it): `initdb` into a fresh temporary directory, `postgres` on a free
+//! A throwaway PostgreSQL server for tests (the broker's state store runs its tests on it): `initdb` into a fresh temporary directory, `postgres` on a free
 //! loopback port (as the OS user `postgres` when run as root, like the process backend), trust
 //! authentication on loopback only, a fresh database per caller. Dropping it stops the server
 //! and removes the directory.
 
-use crate::config::DEFAULT_POSTGRES_BIN_DIR;
-use crate::sys::{self, OsUser};
 use anyhow::{bail, Context};
+use deployer::config::DEFAULT_POSTGRES_BIN_DIR;
+use deployer::sys::{self, OsUser};
 use std::fs;
 use std::os::unix::fs::DirBuilderExt;
 use std::os::unix::process::CommandExt;
