@@ -776,9 +776,9 @@ impl Journal {
             _ => (ctx.instance.plan_id.clone(), current, None),
         };
         let request = DeploymentSpecRequest {
-            instance_id: ctx.instance.id.clone(),
-            service_id: ctx.instance.service_id.clone(),
-            plan_id,
+            instance_id: ctx.instance.id.clone().into(),
+            service_id: ctx.instance.service_id.clone().into(),
+            plan_id: plan_id.into(),
             parameters,
             previous,
         };
@@ -799,7 +799,7 @@ impl Journal {
             _ => vec![Effect::Instance {
                 id: ctx.instance.id.clone(),
                 changes: InstanceChanges {
-                    deployment_name: Some(Some(response.spec.name.clone())),
+                    deployment_name: Some(Some(response.spec.name.to_string())),
                     deployment_spec_enc: Some(Some(spec_enc)),
                     ..Default::default()
                 },
@@ -823,7 +823,7 @@ impl Journal {
             })
             .await?;
         let mut payload = ctx.payload.clone();
-        payload.task_id = Some(task.id.clone());
+        payload.task_id = Some(task.id.to_string());
         let description =
             progress_description(ctx.payload.spi_description.as_deref(), &task.progress);
         self.next_step(ctx, Step::Wait, description, &payload, vec![])
@@ -1002,7 +1002,7 @@ impl Journal {
         {
             Ok(task) => {
                 let mut payload = ctx.payload.clone();
-                payload.task_id = Some(task.id.clone());
+                payload.task_id = Some(task.id.to_string());
                 payload.spi_description = Some("deleting deployment".into());
                 let description = progress_description(Some("deleting deployment"), &task.progress);
                 self.next_step(ctx, Step::Wait, description, &payload, vec![])
@@ -1046,10 +1046,10 @@ impl Journal {
             StepError::Failed("the service instance has no deployment to bind to".into())
         })?;
         let request = CreateBindingRequest {
-            instance_id: ctx.instance.id.clone(),
-            binding_id: binding.id.clone(),
-            service_id: binding.service_id.clone(),
-            plan_id: binding.plan_id.clone(),
+            instance_id: ctx.instance.id.clone().into(),
+            binding_id: binding.id.clone().into(),
+            service_id: binding.service_id.clone().into(),
+            plan_id: binding.plan_id.clone().into(),
             parameters: Some(Self::parameters(&binding.parameters)?).filter(|p| !p.is_empty()),
             endpoints,
             admin: spec.admin,
@@ -1084,8 +1084,8 @@ impl Journal {
         if let Some((spec, endpoints)) = self.admin_and_endpoints(&ctx.instance)? {
             let spi = self.spi(ctx).await?;
             let request = DeleteBindingRequest {
-                instance_id: ctx.instance.id.clone(),
-                binding_id: binding.id.clone(),
+                instance_id: ctx.instance.id.clone().into(),
+                binding_id: binding.id.clone().into(),
                 endpoints,
                 admin: spec.admin,
             };

@@ -4,6 +4,7 @@
 
 mod lenient;
 
+use crate::ids::{BindingId, OperationId};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
@@ -190,7 +191,7 @@ pub struct ProvisionResponse {
     pub dashboard_url: Option<String>,
     /// Operation handle for last_operation (async only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub operation: Option<String>,
+    pub operation: Option<OperationId>,
     /// Instance labels and attributes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub metadata: Option<InstanceMetadata>,
@@ -310,7 +311,7 @@ pub struct UpdateResponse {
     pub dashboard_url: Option<String>,
     /// Operation handle (async only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub operation: Option<String>,
+    pub operation: Option<OperationId>,
     /// Labels and attributes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub metadata: Option<InstanceMetadata>,
@@ -321,7 +322,7 @@ pub struct UpdateResponse {
 pub struct AsyncOperationResponse {
     /// Operation handle (async only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub operation: Option<String>,
+    pub operation: Option<OperationId>,
 }
 
 /// State of an operation, spelled as the spec does.
@@ -398,7 +399,7 @@ pub struct BindRequest {
     pub parameters: Option<JsonObject>,
     /// Binding being rotated.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub predecessor_binding_id: Option<String>,
+    pub predecessor_binding_id: Option<BindingId>,
 }
 
 /// Binding response body (200/201, and GET binding).
@@ -432,7 +433,7 @@ pub struct BindingResponse {
 pub struct AsyncBindResponse {
     /// Operation handle.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub operation: Option<String>,
+    pub operation: Option<OperationId>,
 }
 
 /// Binding metadata.

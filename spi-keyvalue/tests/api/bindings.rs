@@ -84,7 +84,7 @@ async fn bindings_share_the_keys_cannot_administer_and_an_unbound_user_is_locked
     )
     .await;
     let bind = |binding_id: &str| CreateBindingRequest {
-        instance_id: instance_id.clone(),
+        instance_id: instance_id.clone().into(),
         binding_id: binding_id.into(),
         service_id: SERVICE_ID.into(),
         plan_id: PLAN_SMALL_ID.into(),
@@ -93,7 +93,7 @@ async fn bindings_share_the_keys_cannot_administer_and_an_unbound_user_is_locked
         admin: spec.admin.clone(),
     };
     let unbind = |binding_id: &str| DeleteBindingRequest {
-        instance_id: instance_id.clone(),
+        instance_id: instance_id.clone().into(),
         binding_id: binding_id.into(),
         endpoints: endpoints.clone(),
         admin: spec.admin.clone(),
@@ -238,7 +238,7 @@ async fn an_upgrade_to_medium_resizes_the_server_and_keeps_data_and_bindings() {
         .spi
         .create_binding(
             &CreateBindingRequest {
-                instance_id: instance_id.clone(),
+                instance_id: instance_id.clone().into(),
                 binding_id: "survives-the-upgrade".into(),
                 service_id: SERVICE_ID.into(),
                 plan_id: PLAN_SMALL_ID.into(),

@@ -33,7 +33,7 @@ async fn bindings_share_the_app_database_and_an_unbound_role_is_locked_out() {
         .spi
         .deployment_spec(
             &DeploymentSpecRequest {
-                instance_id: instance_id.clone(),
+                instance_id: instance_id.clone().into(),
                 service_id: SERVICE_ID.into(),
                 plan_id: PLAN_SMALL_ID.into(),
                 parameters: json!({"work_mem_mb": 16}).as_object().cloned().unwrap(),
@@ -48,7 +48,7 @@ async fn bindings_share_the_app_database_and_an_unbound_role_is_locked_out() {
     let endpoints: Vec<DeploymentEndpoint> = deployment.endpoints.clone();
     let admin: AdminCredentials = spec.admin.clone();
     let bind = |binding_id: &str| CreateBindingRequest {
-        instance_id: instance_id.clone(),
+        instance_id: instance_id.clone().into(),
         binding_id: binding_id.into(),
         service_id: SERVICE_ID.into(),
         plan_id: PLAN_SMALL_ID.into(),
@@ -57,7 +57,7 @@ async fn bindings_share_the_app_database_and_an_unbound_role_is_locked_out() {
         admin: admin.clone(),
     };
     let unbind = |binding_id: &str| DeleteBindingRequest {
-        instance_id: instance_id.clone(),
+        instance_id: instance_id.clone().into(),
         binding_id: binding_id.into(),
         endpoints: endpoints.clone(),
         admin: admin.clone(),
@@ -198,7 +198,7 @@ async fn a_wrong_admin_password_is_a_500_that_reveals_nothing() {
         .spi
         .deployment_spec(
             &DeploymentSpecRequest {
-                instance_id: common::new_request_id(),
+                instance_id: common::new_request_id().into(),
                 service_id: SERVICE_ID.into(),
                 plan_id: PLAN_SMALL_ID.into(),
                 parameters: Default::default(),
@@ -238,7 +238,7 @@ async fn an_upgrade_to_medium_changes_the_server_and_keeps_data_and_bindings() {
     let deployer = spawn_deployer(app.cert_dir()).await;
     let instance_id = common::new_request_id();
     let request = |plan_id: &str, previous| DeploymentSpecRequest {
-        instance_id: instance_id.clone(),
+        instance_id: instance_id.clone().into(),
         service_id: SERVICE_ID.into(),
         plan_id: plan_id.into(),
         parameters: Default::default(),
@@ -254,7 +254,7 @@ async fn an_upgrade_to_medium_changes_the_server_and_keeps_data_and_bindings() {
         .spi
         .create_binding(
             &CreateBindingRequest {
-                instance_id: instance_id.clone(),
+                instance_id: instance_id.clone().into(),
                 binding_id: "keeps-working".into(),
                 service_id: SERVICE_ID.into(),
                 plan_id: PLAN_SMALL_ID.into(),
