@@ -208,8 +208,14 @@ mod tests {
         assert_eq!(id.to_string(), "t-7");
         assert_eq!(format!("{id:?}"), r#""t-7""#);
         assert_eq!(id.len(), 3);
-        assert!(id == "t-7" && "t-7" == id && id == *"t-7");
-        assert!(id == "t-7".to_string() && "t-7".to_string() == id);
+        let (text, owned): (&str, String) = ("t-7", "t-7".into());
+        assert_eq!(id, text);
+        assert_eq!(text, id);
+        assert_eq!(id, *text);
+        assert_eq!(*text, id);
+        assert_eq!(id, owned);
+        assert_eq!(owned, id);
+        assert!(id != "t-8");
         assert_eq!(String::from(id.clone()), "t-7");
         assert_eq!(id.into_string(), "t-7");
     }
