@@ -233,10 +233,7 @@ impl DeployerClient {
     ) -> Result<Task, ClientError> {
         let req = self
             .inner
-            .request(
-                reqwest::Method::PUT,
-                &format!("{PREFIX}/deployments/{}", spec.name),
-            )
+            .request(reqwest::Method::PUT, &deployment_path(&spec.name))
             .json(spec);
         self.inner.send(req, ctx).await
     }
@@ -247,11 +244,9 @@ impl DeployerClient {
         name: impl Into<DeploymentName>,
         ctx: &CallContext,
     ) -> Result<Task, ClientError> {
-        let name = name.into();
-        let req = self.inner.request(
-            reqwest::Method::DELETE,
-            &format!("{PREFIX}/deployments/{name}"),
-        );
+        let req = self
+            .inner
+            .request(reqwest::Method::DELETE, &deployment_path(&name.into()));
         self.inner.send(req, ctx).await
     }
 
@@ -263,13 +258,10 @@ impl DeployerClient {
         owner: impl Into<InstanceId>,
         ctx: &CallContext,
     ) -> Result<Task, ClientError> {
-        let (name, owner) = (name.into(), owner.into());
+        let owner: InstanceId = owner.into();
         let req = self
             .inner
-            .request(
-                reqwest::Method::DELETE,
-                &format!("{PREFIX}/deployments/{name}"),
-            )
+            .request(reqwest::Method::DELETE, &deployment_path(&name.into()))
             .query(&[(OWNER_QUERY, owner.as_str())]);
         self.inner.send(req, ctx).await
     }
@@ -280,11 +272,9 @@ impl DeployerClient {
         name: impl Into<DeploymentName>,
         ctx: &CallContext,
     ) -> Result<Deployment, ClientError> {
-        let name = name.into();
-        let req = self.inner.request(
-            reqwest::Method::GET,
-            &format!("{PREFIX}/deployments/{name}"),
-        );
+        let req = self
+            .inner
+            .request(reqwest::Method::GET, &deployment_path(&name.into()));
         self.inner.send(req, ctx).await
     }
 
@@ -311,6 +301,11 @@ impl DeployerClient {
             .request(reqwest::Method::GET, &format!("{PREFIX}/tasks/{id}"));
         self.inner.send(req, ctx).await
     }
+}
+
+/// The path of one deployment.
+fn deployment_path(name: &DeploymentName) -> String {
+    format!("{PREFIX}/deployments/{name}")
 }
 
 #[cfg(test)]
