@@ -11,6 +11,7 @@
 //! Errors use [`crate::envelope::ErrorEnvelope`]. Task ids survive a deployer restart.
 
 use crate::client::{CallContext, ClientError, InternalClient};
+use crate::ids::{DeploymentName, InstanceId, TaskId};
 use crate::secret::SecretString;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -48,7 +49,7 @@ pub struct AdminCredentials {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DeploymentSpec {
     /// Deterministic, DNS- and path-safe name (`[a-z0-9-]`, ≤ 63 chars).
-    pub name: String,
+    pub name: DeploymentName,
     /// Server kind.
     pub engine: Engine,
     /// Major version, e.g. `"15"`.
@@ -142,7 +143,7 @@ pub struct DeploymentEndpoint {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Deployment {
     /// Name.
-    pub name: String,
+    pub name: DeploymentName,
     /// Server kind.
     pub engine: Engine,
     /// Current state.
@@ -193,9 +194,9 @@ impl TaskState {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Task {
     /// Id (survives a deployer restart).
-    pub id: String,
+    pub id: TaskId,
     /// Deployment it acts on.
-    pub deployment: String,
+    pub deployment: DeploymentName,
     /// Apply or delete.
     pub action: TaskAction,
     /// Current state.
@@ -211,7 +212,8 @@ pub struct Task {
     pub updated_at_ms: i64,
 }
 
-/// Typed client of the deployer.
+/// Typed client of the deployer. Its calls take a name or id as its newtype or, from code that
+/// holds it as text (tests, a command line), as a `&str` or `&String`.
 #[derive(Debug, Clone)]
 pub struct DeployerClient {
     inner: InternalClient,
@@ -231,10 +233,7 @@ impl DeployerClient {
     ) -> Result<Task, ClientError> {
         let req = self
             .inner
-            .request(
-                reqwest::Method::PUT,
-                &format!("{PREFIX}/deployments/{}", spec.name),
-            )
+            .request(reqwest::Method::PUT, &deployment_path(&spec.name))
             .json(spec);
         self.inner.send(req, ctx).await
     }
@@ -242,13 +241,12 @@ impl DeployerClient {
     /// `DELETE /deployer/v1/deployments/{name}`.
     pub async fn delete_deployment(
         &self,
-        name: &str,
+        name: impl Into<DeploymentName>,
         ctx: &CallContext,
     ) -> Result<Task, ClientError> {
-        let req = self.inner.request(
-            reqwest::Method::DELETE,
-            &format!("{PREFIX}/deployments/{name}"),
-        );
+        let req = self
+            .inner
+            .request(reqwest::Method::DELETE, &deployment_path(&name.into()));
         self.inner.send(req, ctx).await
     }
 
@@ -256,30 +254,27 @@ impl DeployerClient {
     /// only if it belongs to `owner` (409 otherwise).
     pub async fn delete_owned_deployment(
         &self,
-        name: &str,
-        owner: &str,
+        name: impl Into<DeploymentName>,
+        owner: impl Into<InstanceId>,
         ctx: &CallContext,
     ) -> Result<Task, ClientError> {
+        let owner: InstanceId = owner.into();
         let req = self
             .inner
-            .request(
-                reqwest::Method::DELETE,
-                &format!("{PREFIX}/deployments/{name}"),
-            )
-            .query(&[(OWNER_QUERY, owner)]);
+            .request(reqwest::Method::DELETE, &deployment_path(&name.into()))
+            .query(&[(OWNER_QUERY, owner.as_str())]);
         self.inner.send(req, ctx).await
     }
 
     /// `GET /deployer/v1/deployments/{name}`.
     pub async fn get_deployment(
         &self,
-        name: &str,
+        name: impl Into<DeploymentName>,
         ctx: &CallContext,
     ) -> Result<Deployment, ClientError> {
-        let req = self.inner.request(
-            reqwest::Method::GET,
-            &format!("{PREFIX}/deployments/{name}"),
-        );
+        let req = self
+            .inner
+            .request(reqwest::Method::GET, &deployment_path(&name.into()));
         self.inner.send(req, ctx).await
     }
 
@@ -295,12 +290,22 @@ impl DeployerClient {
     }
 
     /// `GET /deployer/v1/tasks/{id}`.
-    pub async fn get_task(&self, id: &str, ctx: &CallContext) -> Result<Task, ClientError> {
+    pub async fn get_task(
+        &self,
+        id: impl Into<TaskId>,
+        ctx: &CallContext,
+    ) -> Result<Task, ClientError> {
+        let id = id.into();
         let req = self
             .inner
             .request(reqwest::Method::GET, &format!("{PREFIX}/tasks/{id}"));
         self.inner.send(req, ctx).await
     }
+}
+
+/// The path of one deployment.
+fn deployment_path(name: &DeploymentName) -> String {
+    format!("{PREFIX}/deployments/{name}")
 }
 
 #[cfg(test)]

@@ -5,6 +5,13 @@
 //! and no Unicode line or paragraph separator, so it can be written to a log line, a URL or a
 //! database column as it is. The OSB specification recommends GUIDs and RFC 3986 unreserved
 //! characters; anything else printable is still accepted.
+//!
+//! The typed ids of the contracts ([`InstanceId`], [`BindingId`], [`DeploymentName`], …) live
+//! here too; [`InstanceId::parse`] and [`BindingId::parse`] apply these rules.
+
+mod newtype;
+
+pub use newtype::{BindingId, DeploymentName, InstanceId, OperationId, PlanId, ServiceId, TaskId};
 
 /// The longest id accepted, in bytes (UTF-8): OSB instance and binding ids, and the request
 /// id of `X-Broker-API-Request-Identity`. One limit for every service, so an id accepted by

@@ -14,6 +14,7 @@
 
 use crate::client::{CallContext, ClientError, InternalClient};
 use crate::deployer::{AdminCredentials, DeploymentEndpoint, DeploymentSpec};
+use crate::ids::{BindingId, InstanceId, PlanId, ServiceId};
 use crate::osb::{Endpoint, JsonObject, Service};
 use serde::{Deserialize, Serialize};
 
@@ -58,14 +59,14 @@ pub struct ValidateInstanceRequest {
     /// Provision or update.
     pub operation: InstanceOperation,
     /// Instance id.
-    pub instance_id: String,
+    pub instance_id: InstanceId,
     /// Offering id.
-    pub service_id: String,
+    pub service_id: ServiceId,
     /// Target plan id.
-    pub plan_id: String,
+    pub plan_id: PlanId,
     /// Current plan (update only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub previous_plan_id: Option<String>,
+    pub previous_plan_id: Option<PlanId>,
     /// Parameters of the request (update: only those sent).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub parameters: Option<JsonObject>,
@@ -86,11 +87,11 @@ pub struct ValidateInstanceResponse {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DeploymentSpecRequest {
     /// Instance id.
-    pub instance_id: String,
+    pub instance_id: InstanceId,
     /// Offering id.
-    pub service_id: String,
+    pub service_id: ServiceId,
     /// Plan id.
-    pub plan_id: String,
+    pub plan_id: PlanId,
     /// Effective parameters (update: previous merged with the new ones).
     #[serde(default)]
     pub parameters: JsonObject,
@@ -112,13 +113,13 @@ pub struct DeploymentSpecResponse {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ValidateBindingRequest {
     /// Instance id.
-    pub instance_id: String,
+    pub instance_id: InstanceId,
     /// Binding id.
-    pub binding_id: String,
+    pub binding_id: BindingId,
     /// Offering id.
-    pub service_id: String,
+    pub service_id: ServiceId,
     /// Plan id.
-    pub plan_id: String,
+    pub plan_id: PlanId,
     /// Binding parameters.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub parameters: Option<JsonObject>,
@@ -128,13 +129,13 @@ pub struct ValidateBindingRequest {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CreateBindingRequest {
     /// Instance id.
-    pub instance_id: String,
+    pub instance_id: InstanceId,
     /// Binding id.
-    pub binding_id: String,
+    pub binding_id: BindingId,
     /// Offering id.
-    pub service_id: String,
+    pub service_id: ServiceId,
     /// Plan id.
-    pub plan_id: String,
+    pub plan_id: PlanId,
     /// Binding parameters.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub parameters: Option<JsonObject>,
@@ -158,9 +159,9 @@ pub struct CreateBindingResponse {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DeleteBindingRequest {
     /// Instance id.
-    pub instance_id: String,
+    pub instance_id: InstanceId,
     /// Binding id.
-    pub binding_id: String,
+    pub binding_id: BindingId,
     /// Where the instance runs.
     pub endpoints: Vec<DeploymentEndpoint>,
     /// The instance's admin account.

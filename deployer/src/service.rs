@@ -108,7 +108,7 @@ impl Deployer {
         self.enqueue(
             name,
             Job::Apply {
-                task_id: task.id.clone(),
+                task_id: task.id.to_string(),
                 spec: Box::new(spec),
             },
         );
@@ -142,7 +142,7 @@ impl Deployer {
         self.enqueue(
             name,
             Job::Delete {
-                task_id: task.id.clone(),
+                task_id: task.id.to_string(),
             },
         );
         Ok(task)
@@ -225,7 +225,7 @@ impl Deployer {
         let mut busy = HashSet::new();
         for record in self.store.unfinished_tasks() {
             let name = record.task.deployment.clone();
-            let task_id = record.task.id.clone();
+            let task_id = record.task.id.to_string();
             busy.insert(name.clone());
             let span = tracing::info_span!("task", task.id = %task_id, deployment.name = %name);
             let _entered = span.enter();
@@ -260,7 +260,7 @@ impl Deployer {
         }
         for record in self.store.deployments() {
             let name = &record.spec.name;
-            if !busy.contains(name) && record.state != DeploymentState::Deleting {
+            if !busy.contains(name.as_str()) && record.state != DeploymentState::Deleting {
                 self.enqueue(name, Job::Recover);
             }
         }
@@ -456,8 +456,8 @@ impl Deployer {
 fn new_task(name: &str, action: TaskAction) -> Task {
     let now = now_ms();
     Task {
-        id: uuid::Uuid::new_v4().to_string(),
-        deployment: name.to_string(),
+        id: uuid::Uuid::new_v4().to_string().into(),
+        deployment: name.into(),
         action,
         state: TaskState::Queued,
         progress: "queued".into(),

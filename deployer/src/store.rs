@@ -62,7 +62,7 @@ impl StoredSpec {
     /// The spec minus its password.
     pub fn from_spec(spec: &DeploymentSpec) -> Self {
         Self {
-            name: spec.name.clone(),
+            name: spec.name.to_string(),
             engine: spec.engine,
             version: spec.version.clone(),
             settings: spec.settings.clone(),
@@ -74,7 +74,7 @@ impl StoredSpec {
     /// The full spec again, given its password.
     pub fn with_password(&self, password: SecretString) -> DeploymentSpec {
         DeploymentSpec {
-            name: self.name.clone(),
+            name: self.name.clone().into(),
             engine: self.engine,
             version: self.version.clone(),
             settings: self.settings.clone(),
@@ -103,7 +103,7 @@ impl DeploymentRecord {
     /// The wire form, with `state` as given (the caller may have looked at the server).
     pub fn to_deployment(&self, state: DeploymentState) -> Deployment {
         Deployment {
-            name: self.spec.name.clone(),
+            name: self.spec.name.clone().into(),
             engine: self.spec.engine,
             state,
             endpoints: self.endpoints.clone(),
@@ -160,7 +160,7 @@ impl Store {
                 .collect();
         let tasks: HashMap<String, TaskRecord> = load_all::<TaskRecord>(&dir.join(TASKS))?
             .into_iter()
-            .map(|r| (r.task.id.clone(), r))
+            .map(|r| (r.task.id.to_string(), r))
             .collect();
         let next_seq = tasks.values().map(|t| t.seq + 1).max().unwrap_or(0);
         Ok(Self {
@@ -210,7 +210,9 @@ impl Store {
         }
         write_json(&self.task_path(&record.task.id), &record)?;
         inner.next_seq += 1;
-        inner.tasks.insert(record.task.id.clone(), record.clone());
+        inner
+            .tasks
+            .insert(record.task.id.to_string(), record.clone());
         Ok(record)
     }
 
@@ -455,7 +457,7 @@ mod tests {
         let ids: Vec<String> = store
             .unfinished_tasks()
             .into_iter()
-            .map(|r| r.task.id)
+            .map(|r| r.task.id.into())
             .collect();
         assert_eq!(ids, ["b", "a"]);
         assert_eq!(store.task("b").unwrap().state, TaskState::Running);

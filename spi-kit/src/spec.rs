@@ -98,7 +98,7 @@ impl<S: Deployment> Offering<S> {
         let (name, admin) = match &req.previous {
             Some(previous) => (previous.name.clone(), previous.admin.clone()),
             None => (
-                deployment_name::<S>(&req.instance_id),
+                deployment_name::<S>(&req.instance_id).into(),
                 AdminCredentials {
                     username: ADMIN_USERNAME.to_string(),
                     password: common::secret::random_password(ADMIN_PASSWORD_LEN),
@@ -106,7 +106,7 @@ impl<S: Deployment> Offering<S> {
             ),
         };
         let labels = BTreeMap::from([
-            (LABEL_INSTANCE_ID.to_string(), req.instance_id.clone()),
+            (LABEL_INSTANCE_ID.to_string(), req.instance_id.to_string()),
             (LABEL_PLAN.to_string(), plan.name.to_string()),
         ]);
         let EngineInfo {

@@ -48,7 +48,7 @@ async fn a_bind_at_trace_level_logs_neither_the_password_nor_its_scram_verifier(
     let offering = testkit::spi::offering::offering::<Postgres>();
     let spec = offering
         .deployment_spec(&DeploymentSpecRequest {
-            instance_id: common::new_request_id(),
+            instance_id: common::new_request_id().into(),
             service_id: SERVICE_ID.into(),
             plan_id: PLAN_SMALL_ID.into(),
             parameters: json!({}).as_object().cloned().unwrap(),

@@ -36,7 +36,7 @@ pub async fn bind(
             BindOutcome::Existing(binding) => HttpResponse::Ok().json(binding),
             BindOutcome::Accepted { operation } => {
                 HttpResponse::Accepted().json(AsyncBindResponse {
-                    operation: Some(operation),
+                    operation: Some(operation.into()),
                 })
             }
         },
@@ -79,7 +79,7 @@ pub async fn unbind(
             UnbindOutcome::Deleted => HttpResponse::Ok().json(AsyncOperationResponse::default()),
             UnbindOutcome::Accepted { operation } => {
                 HttpResponse::Accepted().json(AsyncOperationResponse {
-                    operation: Some(operation),
+                    operation: Some(operation.into()),
                 })
             }
         },

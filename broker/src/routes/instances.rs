@@ -32,7 +32,7 @@ pub async fn provision(
             metadata,
         } => HttpResponse::Accepted().json(ProvisionResponse {
             dashboard_url,
-            operation: Some(operation),
+            operation: Some(operation.into()),
             metadata: Some(metadata),
         }),
         ProvisionOutcome::AlreadyReady {
@@ -74,7 +74,7 @@ pub async fn update(
             UpdateOutcome::Applied => HttpResponse::Ok().json(UpdateResponse::default()),
             UpdateOutcome::Accepted { operation } => {
                 HttpResponse::Accepted().json(UpdateResponse {
-                    operation: Some(operation),
+                    operation: Some(operation.into()),
                     ..Default::default()
                 })
             }
@@ -101,7 +101,7 @@ pub async fn deprovision(
         )
         .await?;
     Ok(HttpResponse::Accepted().json(AsyncOperationResponse {
-        operation: Some(operation),
+        operation: Some(operation.into()),
     }))
 }
 

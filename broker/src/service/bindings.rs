@@ -231,10 +231,10 @@ impl Broker {
             spi.client
                 .validate_binding(
                     &ValidateBindingRequest {
-                        instance_id: instance_id.to_string(),
-                        binding_id: binding_id.to_string(),
-                        service_id: service_id.clone(),
-                        plan_id: plan_id.clone(),
+                        instance_id: instance_id.into(),
+                        binding_id: binding_id.into(),
+                        service_id: service_id.clone().into(),
+                        plan_id: plan_id.clone().into(),
                         parameters: body_parameters.clone(),
                     },
                     &ctx.call(),

@@ -99,7 +99,7 @@ impl Broker {
         let health: HashMap<String, Option<DeploymentHealth>> = deployments
             .iter()
             .flatten()
-            .map(|d| (d.name.clone(), d.health.clone()))
+            .map(|d| (d.name.to_string(), d.health.clone()))
             .collect();
 
         let mut by_state: BTreeMap<String, u64> = BTreeMap::new();

@@ -169,9 +169,9 @@ impl Broker {
                 .validate_instance(
                     &ValidateInstanceRequest {
                         operation: InstanceOperation::Provision,
-                        instance_id: instance_id.to_string(),
-                        service_id: service_id.clone(),
-                        plan_id: plan_id.clone(),
+                        instance_id: instance_id.into(),
+                        service_id: service_id.clone().into(),
+                        plan_id: plan_id.clone().into(),
                         previous_plan_id: None,
                         parameters: Some(parameters.clone()),
                         previous_parameters: None,
@@ -314,10 +314,10 @@ impl Broker {
             .validate_instance(
                 &ValidateInstanceRequest {
                     operation: InstanceOperation::Update,
-                    instance_id: instance_id.to_string(),
-                    service_id: service_id.clone(),
-                    plan_id: target_plan.clone(),
-                    previous_plan_id: Some(existing.row.plan_id.clone()),
+                    instance_id: instance_id.into(),
+                    service_id: service_id.clone().into(),
+                    plan_id: target_plan.clone().into(),
+                    previous_plan_id: Some(existing.row.plan_id.clone().into()),
                     parameters: body.parameters.clone(),
                     previous_parameters: Some(existing.parameters.clone()),
                 },

@@ -258,7 +258,7 @@ async fn a_name_owned_by_another_instance_fails_the_provision_and_its_deprovisio
     let name = Offering::Keyvalue.deployment_name(&id);
     // Another instance's server already holds the name this instance would get.
     let squatter = DeploymentSpec {
-        name: name.clone(),
+        name: name.clone().into(),
         engine: Engine::Redis,
         version: "7".into(),
         settings: BTreeMap::new(),

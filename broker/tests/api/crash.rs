@@ -348,7 +348,7 @@ async fn a_broker_killed_at_thirty_random_moments_loses_no_operation_and_leaves_
         })
         .collect();
     let deployments = app.deployments().await;
-    let held: BTreeSet<String> = deployments.iter().map(|d| d.name.clone()).collect();
+    let held: BTreeSet<String> = deployments.iter().map(|d| d.name.to_string()).collect();
     assert_eq!(held, wanted, "deployments: {deployments:?}");
     assert!(instances
         .iter()

@@ -27,7 +27,7 @@ async fn deployment_names(app: &TestApp) -> BTreeSet<String> {
     app.deployments()
         .await
         .into_iter()
-        .map(|d| d.name)
+        .map(|d| d.name.into())
         .collect()
 }
 

@@ -304,7 +304,7 @@ async fn two_brokers_on_one_postgres_run_each_of_200_conflicting_requests_at_mos
         .deployments()
         .await
         .into_iter()
-        .map(|d| (d.name, d.state))
+        .map(|d| (d.name.into(), d.state))
         .collect();
     let mut live = BTreeSet::new();
     for (instance, _) in &instances {

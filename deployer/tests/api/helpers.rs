@@ -167,7 +167,7 @@ pub fn spec(
     settings: &[(&str, &str)],
 ) -> DeploymentSpec {
     DeploymentSpec {
-        name: name.to_string(),
+        name: name.into(),
         engine,
         version: match engine {
             Engine::Postgresql => "15".into(),

@@ -111,10 +111,10 @@ impl TestInstance {
     /// The request binding `binding_id` to this instance, without parameters.
     pub fn bind_request(&self, binding_id: &str) -> CreateBindingRequest {
         CreateBindingRequest {
-            instance_id: self.id.clone(),
+            instance_id: self.id.clone().into(),
             binding_id: binding_id.into(),
-            service_id: self.service_id.clone(),
-            plan_id: self.plan_id.clone(),
+            service_id: self.service_id.clone().into(),
+            plan_id: self.plan_id.clone().into(),
             parameters: None,
             endpoints: self.endpoints.clone(),
             admin: self.spec.admin.clone(),
@@ -124,7 +124,7 @@ impl TestInstance {
     /// The request unbinding `binding_id` from this instance.
     pub fn unbind_request(&self, binding_id: &str) -> DeleteBindingRequest {
         DeleteBindingRequest {
-            instance_id: self.id.clone(),
+            instance_id: self.id.clone().into(),
             binding_id: binding_id.into(),
             endpoints: self.endpoints.clone(),
             admin: self.spec.admin.clone(),

@@ -34,10 +34,10 @@ impl Journal {
             StepError::Failed("the service instance has no deployment to bind to".into())
         })?;
         let request = CreateBindingRequest {
-            instance_id: ctx.instance.id.clone(),
-            binding_id: binding.id.clone(),
-            service_id: binding.service_id.clone(),
-            plan_id: binding.plan_id.clone(),
+            instance_id: ctx.instance.id.clone().into(),
+            binding_id: binding.id.clone().into(),
+            service_id: binding.service_id.clone().into(),
+            plan_id: binding.plan_id.clone().into(),
             parameters: Some(binding.parameters_object()?).filter(|p| !p.is_empty()),
             endpoints,
             admin: spec.admin,
@@ -73,8 +73,8 @@ impl Journal {
         if let Some((spec, endpoints)) = self.admin_and_endpoints(&ctx.instance)? {
             let spi = self.spi(ctx).await?;
             let request = DeleteBindingRequest {
-                instance_id: ctx.instance.id.clone(),
-                binding_id: binding.id.clone(),
+                instance_id: ctx.instance.id.clone().into(),
+                binding_id: binding.id.clone().into(),
                 endpoints,
                 admin: spec.admin,
             };

@@ -38,9 +38,9 @@ impl Journal {
             _ => (ctx.instance.plan_id.clone(), current, None),
         };
         let request = DeploymentSpecRequest {
-            instance_id: ctx.instance.id.clone(),
-            service_id: ctx.instance.service_id.clone(),
-            plan_id,
+            instance_id: ctx.instance.id.clone().into(),
+            service_id: ctx.instance.service_id.clone().into(),
+            plan_id: plan_id.into(),
             parameters,
             previous,
         };
@@ -61,7 +61,7 @@ impl Journal {
             _ => vec![Effect::Instance {
                 id: ctx.instance.id.clone(),
                 changes: InstanceChanges {
-                    deployment_name: Some(Some(response.spec.name.clone())),
+                    deployment_name: Some(Some(response.spec.name.to_string())),
                     deployment_spec_enc: Some(Some(spec_enc)),
                     ..Default::default()
                 },
@@ -86,7 +86,7 @@ impl Journal {
             })
             .await?;
         let mut payload = ctx.payload.clone();
-        payload.task_id = Some(task.id.clone());
+        payload.task_id = Some(task.id.to_string());
         let description =
             progress_description(ctx.payload.spi_description.as_deref(), &task.progress);
         self.next_step(ctx, Step::Wait, description, &payload, vec![])
@@ -245,7 +245,7 @@ impl Journal {
         {
             Ok(task) => {
                 let mut payload = ctx.payload.clone();
-                payload.task_id = Some(task.id.clone());
+                payload.task_id = Some(task.id.to_string());
                 payload.spi_description = Some("deleting deployment".into());
                 let description = progress_description(Some("deleting deployment"), &task.progress);
                 self.next_step(ctx, Step::Wait, description, &payload, vec![])
