@@ -6,8 +6,8 @@ use redis::aio::MultiplexedConnection;
 use serde_json::json;
 use spi_keyvalue::offering::{PLAN_MEDIUM_ID, PLAN_SMALL_ID};
 use spi_keyvalue::KeyValue;
-use testkit::spi::instance::{credential, spawn_with_instance};
 use std::time::Duration;
+use testkit::spi::instance::{credential, spawn_with_instance};
 
 async fn connect(uri: &str) -> redis::RedisResult<MultiplexedConnection> {
     let client = redis::Client::open(uri)?;

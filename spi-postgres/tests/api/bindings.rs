@@ -2,10 +2,10 @@
 //! own deployment spec.
 
 use serde_json::json;
-use testkit::spi::instance::{credential, spawn_with_instance};
 use spi_postgres::offering::{PLAN_MEDIUM_ID, PLAN_SMALL_ID, SERVICE_ID};
 use spi_postgres::Postgres;
 use std::time::Duration;
+use testkit::spi::instance::{credential, spawn_with_instance};
 use tokio_postgres::error::SqlState;
 use tokio_postgres::{Client, NoTls};
 

@@ -1,9 +1,9 @@
 //! `GET /spi/v1/catalog`.
 
-use testkit::spi::api::{catalog, create_schema, ExpectedCatalog};
-use testkit::spi::spawn_app;
 use spi_postgres::offering::{PLAN_MEDIUM_ID, PLAN_SMALL_ID};
 use spi_postgres::Postgres;
+use testkit::spi::api::{catalog, create_schema, ExpectedCatalog};
+use testkit::spi::spawn_app;
 
 #[tokio::test]
 async fn the_catalog_offers_postgresql_with_small_and_medium_plans() {

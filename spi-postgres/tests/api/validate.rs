@@ -4,11 +4,11 @@
 use common::deployer::Engine;
 use common::spi::{InstanceOperation, ValidateInstanceRequest};
 use serde_json::json;
+use spi_postgres::offering::{PLAN_MEDIUM_ID, PLAN_SMALL_ID, SERVICE_ID};
+use spi_postgres::Postgres;
 use testkit::spi::api::refused_parameters;
 use testkit::spi::instance::spec_request;
 use testkit::spi::{ctx, spawn_app};
-use spi_postgres::offering::{PLAN_MEDIUM_ID, PLAN_SMALL_ID, SERVICE_ID};
-use spi_postgres::Postgres;
 
 testkit::api_tests!(Postgres);
 

@@ -4,10 +4,10 @@
 //! test; [`catalog`] and [`refused_parameters`] serve a data service's own tests.
 
 use super::TestApp;
-use spi_kit::offering::SCHEMA_DRAFT;
-use spi_kit::service::Catalog;
 use common::spi::CatalogFragment;
 use serde_json::{json, Value};
+use spi_kit::offering::SCHEMA_DRAFT;
+use spi_kit::service::Catalog;
 
 /// The instance id the requests of these checks name.
 pub const INSTANCE_ID: &str = "inst-1";

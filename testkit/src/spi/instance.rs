@@ -3,12 +3,12 @@
 //! and unbind requests on it that every data service's binding tests make.
 
 use super::{ctx, spawn_app, spawn_deployer, TestApp, TestDeployer};
-use spi_kit::service::{Catalog, DataService};
 use common::deployer::{DeploymentEndpoint, DeploymentSpec};
 use common::spi::{
     CreateBindingRequest, CreateBindingResponse, DeleteBindingRequest, DeploymentSpecRequest,
 };
 use serde_json::Value;
+use spi_kit::service::{Catalog, DataService};
 
 /// A deployment spec request of `S` for `instance_id` on `plan_id` with `parameters` (a JSON
 /// object), updating `previous` when given.

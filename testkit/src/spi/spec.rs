@@ -5,9 +5,9 @@
 
 use super::instance::spec_request;
 use super::offering::offering;
+use serde_json::json;
 use spi_kit::service::Deployment;
 use spi_kit::spec::{deployment_name, ADMIN_PASSWORD_LEN, ADMIN_USERNAME, MAX_NAME_LEN};
-use serde_json::json;
 
 /// An instance id as a platform sends it: a lowercase UUID.
 pub const UUID: &str = "5e1f6c2a-0d7b-4a8e-9c3f-1b2d3e4f5a6b";
