@@ -185,11 +185,6 @@ impl CatalogSnapshot {
     }
 }
 
-/// Whether a plan is bindable (the plan overrides the offering).
-pub fn plan_bindable(service: &Service, plan: &Plan) -> bool {
-    plan.bindable.unwrap_or(service.bindable)
-}
-
 /// Live instances per `(service id, plan id)`.
 pub type LivePlans = HashMap<(String, String), u64>;
 

@@ -6,6 +6,8 @@ pub mod headers;
 pub mod identity;
 pub mod instance;
 pub mod operation;
+pub mod plan;
+pub mod request;
 
 use common::osb::JsonObject;
 
