@@ -16,7 +16,7 @@ use crate::crypto::Cipher;
 use crate::domain::binding::{BindingState, BindingView};
 use crate::domain::identity::{BindingTarget, Placement};
 use crate::domain::instance::{InstanceState, InstanceView};
-use crate::domain::operation::OperationKind;
+use crate::domain::operation::{OperationKind, OperationPayload};
 use crate::domain::request::Refusal;
 use crate::domain::{Attributes, RunningOperation};
 use crate::error::{BrokerError, RefusalStatus};
@@ -71,6 +71,14 @@ struct LoadedInstance {
 impl LoadedInstance {
     fn state(&self) -> InstanceState {
         InstanceState::parse(&self.row.state)
+    }
+
+    /// The payload of the running operation when it is an update.
+    fn running_update_payload(&self) -> Option<OperationPayload> {
+        self.running
+            .as_ref()
+            .filter(|op| op.kind == OperationKind::Update.as_str())
+            .map(|op| OperationPayload::decode(&op.payload))
     }
 
     fn view(&self) -> InstanceView<'_> {

@@ -166,14 +166,7 @@ impl Broker {
             .plan(&ask.service_id, &ask.plan_id)
             .map_err(|e| BrokerError::BadRequest(e.to_string()))?;
         check_bind_plan(&routed.service, plan, ask.rotation)?;
-        let instance = self.load_instance(instance_id).await?;
-        let view = instance.as_ref().map(LoadedInstance::view);
-        check_instance_for_bind(&ask, instance_id, view.as_ref())?;
-        let Some(instance) = instance else {
-            return Err(BrokerError::NotFound(format!(
-                "service instance {instance_id} not found"
-            )));
-        };
+        let instance = self.instance_to_bind(&ask, instance_id).await?;
         for _ in 0..2 {
             let existing = self.load_binding(binding_id).await?;
             let view = existing.as_ref().map(LoadedBinding::view);
@@ -226,6 +219,20 @@ impl Broker {
         Err(BrokerError::Concurrency(
             "the service binding is being created by a concurrent request; retry".into(),
         ))
+    }
+
+    /// The instance a bind goes to, if the bind may go to it.
+    async fn instance_to_bind(
+        &self,
+        ask: &BindAsk,
+        instance_id: &str,
+    ) -> Result<LoadedInstance, BrokerError> {
+        let instance = self.load_instance(instance_id).await?;
+        let view = instance.as_ref().map(LoadedInstance::view);
+        check_instance_for_bind(ask, instance_id, view.as_ref())?;
+        instance.ok_or_else(|| {
+            BrokerError::NotFound(format!("service instance {instance_id} not found"))
+        })
     }
 
     /// Refuses a bind to a server known to be down, has the SPI validate the binding, then

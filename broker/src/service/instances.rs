@@ -9,7 +9,7 @@ use crate::domain::instance::{
     DeprovisionDecision, FetchDecision, InstanceState, ProvisionAsk, ProvisionDecision, UpdateAsk,
     UpdateDecision,
 };
-use crate::domain::operation::{last_operation_view, OperationKind, OperationPayload};
+use crate::domain::operation::{last_operation_view, OperationKind};
 use crate::domain::plan::{check_context_update, check_maintenance, instance_metadata};
 use crate::domain::request::required;
 use crate::error::{BrokerError, RefusalStatus};
@@ -18,7 +18,7 @@ use crate::store::now_ms;
 use common::client::{CallContext, ClientError};
 use common::osb::{
     FetchInstanceResponse, InstanceMetadata, JsonObject, LastOperationResponse, MaintenanceInfo,
-    OperationState, Plan, ProvisionRequest, UpdateRequest,
+    OperationState, Plan, ProvisionRequest, Service, UpdateRequest,
 };
 use common::spi::{InstanceOperation, ValidateInstanceRequest};
 
@@ -239,11 +239,7 @@ impl Broker {
             .plan(&ask.service_id, &target_plan)
             .map_err(|e| BrokerError::BadRequest(e.to_string()))?;
         check_maintenance(ask.maintenance_info.as_ref(), plan)?;
-        let running_payload = existing
-            .running
-            .as_ref()
-            .filter(|op| op.kind == OperationKind::Update.as_str())
-            .map(|op| OperationPayload::decode(&op.payload));
+        let running_payload = existing.running_update_payload();
         let running_request = running_payload
             .as_ref()
             .map(|p| running_update(p, &existing.row.plan_id));
@@ -258,19 +254,9 @@ impl Broker {
             }
             UpdateDecision::Concurrency(d) => return Err(BrokerError::Concurrency(d)),
             UpdateDecision::NothingToChange => {
-                let Some(context) = &ask.context else {
-                    return Ok(UpdateOutcome::Applied);
-                };
-                let stored = existing
-                    .row
-                    .context
-                    .as_deref()
-                    .and_then(|c| serde_json::from_str::<JsonObject>(c).ok());
-                check_context_update(&routed.service, stored.as_ref(), context)?;
-                self.store
-                    .store_context(instance_id, encode_object(context))
-                    .await?;
-                return Ok(UpdateOutcome::Applied);
+                return self
+                    .store_context(instance_id, &existing, &ask, &routed.service)
+                    .await;
             }
             UpdateDecision::Change => {}
         }
@@ -304,6 +290,30 @@ impl Broker {
             Started::Running(operation) => Ok(UpdateOutcome::Accepted { operation }),
             Started::Exists | Started::Busy(_) => Err(instance_busy()),
         }
+    }
+
+    /// An update that changes nothing but may send a context: the context is stored when the
+    /// offering allows it (or it is the stored one), else 422.
+    async fn store_context(
+        &self,
+        instance_id: &str,
+        existing: &LoadedInstance,
+        ask: &UpdateAsk,
+        service: &Service,
+    ) -> Result<UpdateOutcome, BrokerError> {
+        let Some(context) = &ask.context else {
+            return Ok(UpdateOutcome::Applied);
+        };
+        let stored = existing
+            .row
+            .context
+            .as_deref()
+            .and_then(|c| serde_json::from_str::<JsonObject>(c).ok());
+        check_context_update(service, stored.as_ref(), context)?;
+        self.store
+            .store_context(instance_id, encode_object(context))
+            .await?;
+        Ok(UpdateOutcome::Applied)
     }
 
     /// `DELETE /v2/service_instances/{id}`; the OSB operation of the deprovision.
