@@ -8,7 +8,9 @@ pub mod headers;
 pub mod identity;
 pub mod instance;
 pub mod operation;
+pub mod plan;
 pub mod policy;
+pub mod request;
 pub mod steps;
 
 use common::osb::JsonObject;

@@ -5,6 +5,7 @@
 mod bindings;
 mod health;
 mod instances;
+mod start;
 
 pub use bindings::{BindOutcome, UnbindOutcome};
 pub use instances::{ProvisionOutcome, UpdateOutcome};
@@ -16,13 +17,14 @@ use crate::domain::binding::BindingView;
 use crate::domain::identity::{BindingTarget, Placement};
 use crate::domain::instance::{InstanceState, InstanceView};
 use crate::domain::operation::{OperationKind, OperationPayload};
+use crate::domain::request::Refusal;
 use crate::domain::{Attributes, RunningOperation};
-use crate::error::BrokerError;
+use crate::error::{BrokerError, RefusalStatus};
 use crate::journal::Journal;
 use crate::store::models::{BindingRow, InstanceRow, OperationRow};
 use crate::store::Store;
 use common::client::CallContext;
-use common::osb::{JsonObject, MaintenanceInfo, Plan};
+use common::osb::JsonObject;
 use std::sync::Arc;
 
 /// Who asked: the request id and the platform's originating identity, passed on to every
@@ -69,6 +71,14 @@ struct LoadedInstance {
 impl LoadedInstance {
     fn state(&self) -> InstanceState {
         self.row.state
+    }
+
+    /// The payload of the running operation when it is an update.
+    fn running_update_payload(&self) -> Option<OperationPayload> {
+        self.running
+            .as_ref()
+            .filter(|op| op.kind == OperationKind::Update.as_str())
+            .map(|op| OperationPayload::decode(&op.payload))
     }
 
     fn view(&self) -> InstanceView<'_> {
@@ -121,41 +131,20 @@ fn encode_object(value: &JsonObject) -> String {
     serde_json::Value::Object(value.clone()).to_string()
 }
 
-/// A mandatory, non-empty string field.
-fn required(value: Option<String>, name: &str) -> Result<String, BrokerError> {
-    match value {
-        Some(v) if !v.is_empty() => Ok(v),
-        Some(_) => Err(BrokerError::BadRequest(format!("{name} must not be empty"))),
-        None => Err(BrokerError::BadRequest(format!("{name} is required"))),
-    }
-}
-
-/// An optional string field that must not be empty when present.
-fn non_empty_if_present(value: &Option<String>, name: &str) -> Result<(), BrokerError> {
-    match value {
-        Some(v) if v.is_empty() => {
-            Err(BrokerError::BadRequest(format!("{name} must not be empty")))
+impl From<Refusal> for BrokerError {
+    fn from(refusal: Refusal) -> Self {
+        match refusal {
+            Refusal::BadRequest(d) => Self::BadRequest(d),
+            Refusal::NotFound(d) => Self::NotFound(d),
+            Refusal::Conflict(d) => Self::Conflict(d),
+            Refusal::Concurrency(d) => Self::Concurrency(d),
+            Refusal::MaintenanceInfoConflict(d) => Self::MaintenanceInfoConflict(d),
+            Refusal::Unprocessable(description) => Self::Refused {
+                status: RefusalStatus::Unprocessable,
+                error: None,
+                description,
+            },
         }
-        _ => Ok(()),
-    }
-}
-
-/// 422 `MaintenanceInfoConflict` when the request names a maintenance version other than
-/// the plan's.
-fn check_maintenance(requested: Option<&MaintenanceInfo>, plan: &Plan) -> Result<(), BrokerError> {
-    let Some(requested) = requested else {
-        return Ok(());
-    };
-    match &plan.maintenance_info {
-        Some(current) if current.version == requested.version => Ok(()),
-        Some(current) => Err(BrokerError::MaintenanceInfoConflict(format!(
-            "maintenance_info.version {} does not match version {} of plan {} in the catalog; apply the maintenance update (maintenance_info.version {}) first",
-            requested.version, current.version, plan.name, current.version
-        ))),
-        None => Err(BrokerError::MaintenanceInfoConflict(format!(
-            "plan {} has no maintenance_info; leave maintenance_info out of the request",
-            plan.name
-        ))),
     }
 }
 
@@ -192,25 +181,6 @@ impl Broker {
             parameters,
             target,
         }))
-    }
-
-    /// A new operation row, already claimed by this process so it can start at once.
-    fn new_operation(
-        &self,
-        ctx: &RequestContext,
-        instance_id: &str,
-        binding_id: Option<&str>,
-        kind: OperationKind,
-        payload: &OperationPayload,
-    ) -> OperationRow {
-        self.journal.new_operation(
-            Some(ctx.request_id.clone()),
-            ctx.originating_identity.clone(),
-            instance_id,
-            binding_id,
-            kind,
-            payload,
-        )
     }
 
     /// The catalog snapshot in which `service_id` is known: when it is not and an SPI is

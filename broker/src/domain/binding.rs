@@ -1,5 +1,9 @@
 //! Service binding states and the decisions bind, unbind and fetch lead to.
 
+mod bind;
+
+pub use bind::{check_instance_for_bind, BindAsk};
+
 use super::identity::BindingTarget;
 use super::operation::OperationKind;
 use super::{Attributes, RunningOperation};

@@ -2,19 +2,19 @@
 //! their operation at once and wait for it up to the synchronous window.
 
 use super::instances::last_operation;
-use super::{encode_object, non_empty_if_present, required, Broker, LoadedBinding, RequestContext};
-use crate::catalog::plan_bindable;
+use super::start::{NewOperation, Started};
+use super::{encode_object, Broker, LoadedBinding, LoadedInstance, RequestContext};
+use crate::catalog::NamedSpi;
 use crate::domain::binding::{
-    decide_bind, decide_unbind, expiry, fetchable, format_timestamp, BindDecision, BindingState,
-    UnbindDecision,
+    check_instance_for_bind, decide_bind, decide_unbind, expiry, fetchable, format_timestamp,
+    BindAsk, BindDecision, BindingState, UnbindDecision,
 };
-use crate::domain::identity::{check_bind_resource, BindingTarget};
-use crate::domain::instance::{check_bindable, InstanceState};
 use crate::domain::operation::{OperationKind, OperationPayload};
-use crate::domain::Attributes;
+use crate::domain::plan::check_bind_plan;
+use crate::domain::request::required;
 use crate::error::{BrokerError, RefusalStatus};
-use crate::store::models::{BindingRow, OperationRow};
-use crate::store::{now_ms, Outcome};
+use crate::store::models::{BindingRow, InstanceRow, OperationRow};
+use crate::store::now_ms;
 use common::osb::{
     BindRequest, BindingMetadata, BindingResponse, Endpoint, JsonObject, LastOperationResponse,
     OperationState,
@@ -85,6 +85,26 @@ fn failure(op: &OperationRow) -> BrokerError {
     }
 }
 
+/// The row of a new binding.
+fn binding_row(instance_id: &str, binding_id: &str, ask: &BindAsk) -> BindingRow {
+    let now = now_ms();
+    BindingRow {
+        id: binding_id.to_string(),
+        instance_id: instance_id.to_string(),
+        service_id: ask.service_id.clone(),
+        plan_id: ask.plan_id.clone(),
+        parameters: encode_object(&ask.parameters),
+        context: ask.context.as_ref().map(encode_object),
+        bind_resource: ask.bind_resource.as_ref().map(encode_object),
+        app_guid: ask.app_guid.clone(),
+        state: BindingState::Creating,
+        credentials_enc: None,
+        endpoints: None,
+        created_at_ms: now,
+        updated_at_ms: now,
+    }
+}
+
 impl Broker {
     /// The binding body of a ready binding (credentials decrypted).
     fn binding_response(
@@ -136,71 +156,18 @@ impl Broker {
             Some(predecessor) => Some(self.rotation_source(instance_id, predecessor).await?),
             None => None,
         };
-        let service_id = match (body.service_id, &predecessor) {
-            (None, Some(p)) => p.row.service_id.clone(),
-            (value, _) => required(value, "service_id")?,
-        };
-        let plan_id = match (body.plan_id, &predecessor) {
-            (None, Some(p)) => p.row.plan_id.clone(),
-            (value, _) => required(value, "plan_id")?,
-        };
-        let mut body_parameters = body.parameters;
-        if let (None, Some(p)) = (&body_parameters, &predecessor) {
-            body_parameters = Some(p.parameters.clone()).filter(|p| !p.is_empty());
-        }
-        non_empty_if_present(&body.app_guid, "app_guid")?;
-        check_bind_resource(body.bind_resource.as_ref()).map_err(BrokerError::BadRequest)?;
-        let target = BindingTarget::new(body.app_guid.clone(), body.bind_resource.as_ref());
-        let snapshot = self.catalog_for(&service_id).await;
+        let inherited = predecessor.as_ref().map(|p| p.view().attributes);
+        let ask = BindAsk::from_request(body, inherited.as_ref())?;
+        let snapshot = self.catalog_for(&ask.service_id).await;
         let (routed, plan) = snapshot
-            .plan(&service_id, &plan_id)
+            .plan(&ask.service_id, &ask.plan_id)
             .map_err(|e| BrokerError::BadRequest(e.to_string()))?;
-        if !plan_bindable(&routed.service, plan) {
-            return Err(BrokerError::BadRequest(format!(
-                "plan {} of service {} is not bindable",
-                plan.name, routed.service.name
-            )));
-        }
-        if predecessor.is_some() && plan.binding_rotatable != Some(true) {
-            return Err(BrokerError::Refused {
-                status: RefusalStatus::Unprocessable,
-                error: None,
-                description: format!(
-                    "plan {} of service {} does not support binding rotation (binding_rotatable is not true)",
-                    plan.name, routed.service.name
-                ),
-            });
-        }
-        // A bind to an unknown instance answers 404 (the spec names no code; this is what
-        // the widely used brokerapi does).
-        let instance = self
-            .load_instance(instance_id)
-            .await?
-            .filter(|i| i.state() != InstanceState::Deleted)
-            .ok_or_else(|| {
-                BrokerError::NotFound(format!("service instance {instance_id} not found"))
-            })?;
-        if instance.row.service_id != service_id || instance.row.plan_id != plan_id {
-            return Err(BrokerError::BadRequest(format!(
-                "service_id/plan_id {service_id}/{plan_id} are not those of service instance {instance_id} ({}/{})",
-                instance.row.service_id, instance.row.plan_id
-            )));
-        }
-        check_bindable(&instance.view()).map_err(BrokerError::Concurrency)?;
-        let parameters = body_parameters.clone().unwrap_or_default();
-        let requested = Attributes {
-            service_id: &service_id,
-            plan_id: &plan_id,
-            parameters: &parameters,
-        };
+        check_bind_plan(&routed.service, plan, ask.rotation)?;
+        let instance = self.instance_to_bind(&ask, instance_id).await?;
         for _ in 0..2 {
             let existing = self.load_binding(binding_id).await?;
-            match decide_bind(
-                existing.as_ref().map(|b| b.view()).as_ref(),
-                instance_id,
-                &requested,
-                &target,
-            ) {
+            let view = existing.as_ref().map(LoadedBinding::view);
+            match decide_bind(view.as_ref(), instance_id, &ask.attributes(), &ask.target) {
                 BindDecision::Create => {}
                 BindDecision::AlreadyReady => {
                     let Some(existing) = existing else {
@@ -225,55 +192,12 @@ impl Broker {
                 BindDecision::Conflict(d) => return Err(BrokerError::Conflict(d)),
                 BindDecision::Concurrency(d) => return Err(BrokerError::Concurrency(d)),
             }
-            // Fail fast: a bind to a dead server would only be retried until its deadline.
-            self.check_server_up(&ctx.call(), &instance.row).await?;
             let spi = &routed.spi;
-            spi.client
-                .validate_binding(
-                    &ValidateBindingRequest {
-                        instance_id: instance_id.into(),
-                        binding_id: binding_id.into(),
-                        service_id: service_id.clone().into(),
-                        plan_id: plan_id.clone().into(),
-                        parameters: body_parameters.clone(),
-                    },
-                    &ctx.call(),
-                )
-                .await
-                .map_err(|e| BrokerError::from_call(&spi.name, e))?;
-            let now = now_ms();
-            let row = BindingRow {
-                id: binding_id.to_string(),
-                instance_id: instance_id.to_string(),
-                service_id: service_id.clone(),
-                plan_id: plan_id.clone(),
-                parameters: encode_object(&parameters),
-                context: body.context.as_ref().map(encode_object),
-                bind_resource: body.bind_resource.as_ref().map(encode_object),
-                app_guid: body.app_guid.clone(),
-                state: BindingState::Creating,
-                credentials_enc: None,
-                endpoints: None,
-                created_at_ms: now,
-                updated_at_ms: now,
-            };
-            let op = self.new_operation(
-                ctx,
-                instance_id,
-                Some(binding_id),
-                OperationKind::Bind,
-                &OperationPayload::default(),
-            );
-            let operation = op.id.clone();
-            match self.store.create_binding(row, op).await? {
-                Outcome::Done => {
-                    tracing::info!(
-                        instance.id = %instance_id,
-                        binding.id = %binding_id,
-                        operation.id = %operation,
-                        "bind accepted"
-                    );
-                    self.journal.start(&operation);
+            match self
+                .create_binding(ctx, binding_id, &ask, spi, &instance.row)
+                .await?
+            {
+                Started::Running(operation) => {
                     return self
                         .await_bind(
                             ctx,
@@ -285,13 +209,62 @@ impl Broker {
                         )
                         .await;
                 }
-                Outcome::Exists => continue,
-                Outcome::Busy(d) => return Err(BrokerError::Concurrency(d)),
+                Started::Exists => continue,
+                Started::Busy(d) => return Err(BrokerError::Concurrency(d)),
             }
         }
         Err(BrokerError::Concurrency(
             "the service binding is being created by a concurrent request; retry".into(),
         ))
+    }
+
+    /// The instance a bind goes to, if the bind may go to it.
+    async fn instance_to_bind(
+        &self,
+        ask: &BindAsk,
+        instance_id: &str,
+    ) -> Result<LoadedInstance, BrokerError> {
+        let instance = self.load_instance(instance_id).await?;
+        let view = instance.as_ref().map(LoadedInstance::view);
+        check_instance_for_bind(ask, instance_id, view.as_ref())?;
+        instance.ok_or_else(|| {
+            BrokerError::NotFound(format!("service instance {instance_id} not found"))
+        })
+    }
+
+    /// Refuses a bind to a server known to be down, has the SPI validate the binding, then
+    /// stores it with its bind operation and starts that.
+    async fn create_binding(
+        &self,
+        ctx: &RequestContext,
+        binding_id: &str,
+        ask: &BindAsk,
+        spi: &NamedSpi,
+        instance: &InstanceRow,
+    ) -> Result<Started, BrokerError> {
+        // Fail fast: a bind to a dead server would only be retried until its deadline.
+        self.check_server_up(&ctx.call(), instance).await?;
+        let instance_id = instance.id.as_str();
+        spi.client
+            .validate_binding(
+                &ValidateBindingRequest {
+                    instance_id: instance_id.into(),
+                    binding_id: binding_id.into(),
+                    service_id: ask.service_id.clone().into(),
+                    plan_id: ask.plan_id.clone().into(),
+                    parameters: ask.sent_parameters.clone(),
+                },
+                &ctx.call(),
+            )
+            .await
+            .map_err(|e| BrokerError::from_call(&spi.name, e))?;
+        let row = binding_row(instance_id, binding_id, ask);
+        let new = NewOperation {
+            binding_id: Some(binding_id),
+            ..NewOperation::new(OperationKind::Bind, instance_id, "bind accepted")
+        };
+        self.start_operation(ctx, new, |op| self.store.create_binding(row, op))
+            .await
     }
 
     /// The predecessor of a rotation: a ready binding of the same instance, else a 400.
@@ -384,31 +357,21 @@ impl Broker {
         binding_id: &str,
         bind_operation: &str,
     ) -> Result<(), BrokerError> {
-        let op = self.new_operation(
-            ctx,
-            instance_id,
-            Some(binding_id),
-            OperationKind::Unbind,
-            &OperationPayload::default(),
-        );
-        let operation = op.id.clone();
-        match self
-            .store
-            .begin_unbind(op, Some(bind_operation.to_string()))
-            .await?
-        {
-            Outcome::Done => {
-                tracing::info!(
-                    binding.id = %binding_id,
-                    operation.id = %operation,
-                    cancelled = bind_operation,
-                    "bind outran the synchronous window without accepts_incomplete; undoing it"
-                );
-                self.journal.start(&operation);
-            }
-            // The bind just ended, or another request already deletes the binding.
-            Outcome::Exists | Outcome::Busy(_) => {}
-        }
+        let new = NewOperation {
+            binding_id: Some(binding_id),
+            cancels: Some(bind_operation),
+            ..NewOperation::new(
+                OperationKind::Unbind,
+                instance_id,
+                "bind outran the synchronous window without accepts_incomplete; undoing it",
+            )
+        };
+        let store = |op| {
+            self.store
+                .begin_unbind(op, Some(bind_operation.to_string()))
+        };
+        // Not written: the bind just ended, or another request already deletes the binding.
+        self.start_operation(ctx, new, store).await?;
         Ok(())
     }
 
@@ -433,26 +396,16 @@ impl Broker {
             }
             UnbindDecision::Begin { cancel } => cancel,
         };
-        let op = self.new_operation(
-            ctx,
-            instance_id,
-            Some(binding_id),
-            OperationKind::Unbind,
-            &OperationPayload::default(),
-        );
-        let operation = op.id.clone();
-        match self.store.begin_unbind(op, cancel).await? {
-            Outcome::Done => {
-                tracing::info!(
-                    instance.id = %instance_id,
-                    binding.id = %binding_id,
-                    operation.id = %operation,
-                    "unbind accepted"
-                );
-                self.journal.start(&operation);
-                self.await_unbind(operation, accepts_incomplete).await
-            }
-            Outcome::Exists | Outcome::Busy(_) => Err(BrokerError::Concurrency(
+        let new = NewOperation {
+            binding_id: Some(binding_id),
+            ..NewOperation::new(OperationKind::Unbind, instance_id, "unbind accepted")
+        };
+        match self
+            .start_operation(ctx, new, |op| self.store.begin_unbind(op, cancel))
+            .await?
+        {
+            Started::Running(operation) => self.await_unbind(operation, accepts_incomplete).await,
+            Started::Exists | Started::Busy(_) => Err(BrokerError::Concurrency(
                 "another operation is in progress on this service binding; retry after it ends"
                     .into(),
             )),

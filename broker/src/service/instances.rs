@@ -1,19 +1,20 @@
 //! Use cases of service instances: provision, update, deprovision, fetch, last_operation.
 
 use super::health::unhealthy_description;
-use super::{
-    check_maintenance, encode_object, non_empty_if_present, required, Broker, RequestContext,
-};
-use crate::domain::identity::Placement;
+use super::start::{NewOperation, Started};
+use super::{encode_object, Broker, LoadedInstance, RequestContext};
+use crate::catalog::NamedSpi;
 use crate::domain::instance::{
-    decide_deprovision, decide_fetch, decide_provision, decide_update, DeprovisionDecision,
-    FetchDecision, InstanceState, ProvisionDecision, UpdateDecision, UpdateView,
+    decide_deprovision, decide_fetch, decide_provision, decide_update, running_update,
+    DeprovisionDecision, FetchDecision, InstanceState, ProvisionAsk, ProvisionDecision, UpdateAsk,
+    UpdateDecision,
 };
-use crate::domain::operation::{last_operation_view, OperationKind, OperationPayload};
-use crate::domain::Attributes;
+use crate::domain::operation::{last_operation_view, OperationKind};
+use crate::domain::plan::{check_context_update, check_maintenance, instance_metadata};
+use crate::domain::request::required;
 use crate::error::{BrokerError, RefusalStatus};
 use crate::store::models::InstanceRow;
-use crate::store::{now_ms, Outcome};
+use crate::store::now_ms;
 use common::client::{CallContext, ClientError};
 use common::osb::{
     FetchInstanceResponse, InstanceMetadata, JsonObject, LastOperationResponse, MaintenanceInfo,
@@ -54,22 +55,6 @@ pub enum UpdateOutcome {
     },
 }
 
-/// The instance metadata the platform is given: labels naming the offering and plan, and the
-/// plan's maintenance version as an attribute.
-fn instance_metadata(service: &Service, plan: &Plan) -> InstanceMetadata {
-    let mut labels = JsonObject::new();
-    labels.insert("service".into(), service.name.clone().into());
-    labels.insert("plan".into(), plan.name.clone().into());
-    let mut attributes = JsonObject::new();
-    if let Some(m) = &plan.maintenance_info {
-        attributes.insert("maintenance_version".into(), m.version.clone().into());
-    }
-    InstanceMetadata {
-        labels: Some(labels),
-        attributes: Some(attributes),
-    }
-}
-
 /// The SPI's code for a plan change it does not allow.
 const PLAN_CHANGE_NOT_ALLOWED: &str = "PlanChangeNotAllowed";
 
@@ -90,13 +75,42 @@ fn update_refusal(spi: &str, e: ClientError) -> BrokerError {
     }
 }
 
-/// Whether the offering declares `allow_context_updates: true`.
-fn context_updates_allowed(service: &Service) -> bool {
-    service.allow_context_updates == Some(true)
-}
-
 fn not_found(instance_id: &str) -> BrokerError {
     BrokerError::NotFound(format!("service instance {instance_id} not found"))
+}
+
+/// The answer when another operation took the instance between our read and our write.
+fn instance_busy() -> BrokerError {
+    BrokerError::Concurrency(
+        "another operation is in progress on this service instance; retry after it ends".into(),
+    )
+}
+
+/// The row of a new instance.
+fn instance_row(
+    instance_id: &str,
+    ask: &ProvisionAsk,
+    plan: &Plan,
+    dashboard_url: Option<String>,
+) -> InstanceRow {
+    let now = now_ms();
+    InstanceRow {
+        id: instance_id.to_string(),
+        service_id: ask.service_id.clone(),
+        plan_id: ask.plan_id.clone(),
+        parameters: encode_object(&ask.parameters),
+        context: ask.context.as_ref().map(encode_object),
+        organization_guid: ask.organization_guid.clone(),
+        space_guid: ask.space_guid.clone(),
+        maintenance_version: plan.maintenance_info.as_ref().map(|m| m.version.clone()),
+        dashboard_url,
+        state: InstanceState::Provisioning,
+        deployment_name: None,
+        deployment_spec_enc: None,
+        endpoints: None,
+        created_at_ms: now,
+        updated_at_ms: now,
+    }
 }
 
 impl Broker {
@@ -108,44 +122,25 @@ impl Broker {
         body: ProvisionRequest,
         accepts_incomplete: bool,
     ) -> Result<ProvisionOutcome, BrokerError> {
-        let service_id = required(body.service_id, "service_id")?;
-        let plan_id = required(body.plan_id, "plan_id")?;
-        if body.context.is_none() {
-            required(body.organization_guid.clone(), "organization_guid")?;
-            required(body.space_guid.clone(), "space_guid")?;
-        } else {
-            non_empty_if_present(&body.organization_guid, "organization_guid")?;
-            non_empty_if_present(&body.space_guid, "space_guid")?;
-        }
-        let snapshot = self.catalog_for(&service_id).await;
+        let ask = ProvisionAsk::from_request(body)?;
+        let snapshot = self.catalog_for(&ask.service_id).await;
         let (routed, plan) = snapshot
-            .plan(&service_id, &plan_id)
+            .plan(&ask.service_id, &ask.plan_id)
             .map_err(|e| BrokerError::BadRequest(e.to_string()))?;
-        check_maintenance(body.maintenance_info.as_ref(), plan)?;
+        check_maintenance(ask.maintenance_info.as_ref(), plan)?;
         if !accepts_incomplete {
             return Err(BrokerError::AsyncRequired);
         }
-        let parameters = body.parameters.unwrap_or_default();
-        let requested = Attributes {
-            service_id: &service_id,
-            plan_id: &plan_id,
-            parameters: &parameters,
-        };
-        let placement = Placement::of(
-            body.context.as_ref(),
-            body.organization_guid.as_deref(),
-            body.space_guid.as_deref(),
-        );
         // Two rounds: a concurrent identical PUT may insert between our read and our insert,
         // and the second round then answers as for a repeat.
         for _ in 0..2 {
             let existing = self.load_instance(instance_id).await?;
-            let view = existing.as_ref().map(|e| e.view());
             let dashboard_url = existing
                 .as_ref()
                 .and_then(|e| e.row.dashboard_url.as_ref())
                 .map(|_| self.dashboard_url(instance_id));
-            match decide_provision(view.as_ref(), &requested, &placement) {
+            let view = existing.as_ref().map(LoadedInstance::view);
+            match decide_provision(view.as_ref(), &ask.attributes(), &ask.placement) {
                 ProvisionDecision::Create => {}
                 ProvisionDecision::AlreadyReady => {
                     return Ok(ProvisionOutcome::AlreadyReady {
@@ -163,72 +158,64 @@ impl Broker {
                 ProvisionDecision::Conflict(d) => return Err(BrokerError::Conflict(d)),
                 ProvisionDecision::Concurrency(d) => return Err(BrokerError::Concurrency(d)),
             }
-            let spi = &routed.spi;
-            let validated = spi
-                .client
-                .validate_instance(
-                    &ValidateInstanceRequest {
-                        operation: InstanceOperation::Provision,
-                        instance_id: instance_id.into(),
-                        service_id: service_id.clone().into(),
-                        plan_id: plan_id.clone().into(),
-                        previous_plan_id: None,
-                        parameters: Some(parameters.clone()),
-                        previous_parameters: None,
-                    },
-                    &ctx.call(),
-                )
-                .await
-                .map_err(|e| BrokerError::from_call(&spi.name, e))?;
-            // The SPI says whether the offering has a dashboard; the broker serves it, at its
-            // own external URL.
-            let dashboard_url = validated
-                .dashboard_url
-                .as_ref()
-                .map(|_| self.dashboard_url(instance_id));
-            let now = now_ms();
-            let row = InstanceRow {
-                id: instance_id.to_string(),
-                service_id: service_id.clone(),
-                plan_id: plan_id.clone(),
-                parameters: encode_object(&parameters),
-                context: body.context.as_ref().map(encode_object),
-                organization_guid: body.organization_guid.clone(),
-                space_guid: body.space_guid.clone(),
-                maintenance_version: plan.maintenance_info.as_ref().map(|m| m.version.clone()),
-                dashboard_url: dashboard_url.clone(),
-                state: InstanceState::Provisioning,
-                deployment_name: None,
-                deployment_spec_enc: None,
-                endpoints: None,
-                created_at_ms: now,
-                updated_at_ms: now,
-            };
-            let op = self.new_operation(
-                ctx,
-                instance_id,
-                None,
-                OperationKind::Provision,
-                &OperationPayload::default(),
-            );
-            let operation = op.id.clone();
-            match self.store.create_instance(row, op).await? {
-                Outcome::Done => {
-                    tracing::info!(instance.id = %instance_id, operation.id = %operation, "provision accepted");
-                    self.journal.start(&operation);
+            let (started, dashboard_url) = self
+                .create_instance(ctx, instance_id, &ask, &routed.spi, plan)
+                .await?;
+            match started {
+                Started::Running(operation) => {
                     return Ok(ProvisionOutcome::Accepted {
                         operation,
                         dashboard_url,
                         metadata: instance_metadata(&routed.service, plan),
-                    });
+                    })
                 }
-                Outcome::Exists => continue,
-                Outcome::Busy(d) => return Err(BrokerError::Concurrency(d)),
+                Started::Exists => continue,
+                Started::Busy(d) => return Err(BrokerError::Concurrency(d)),
             }
         }
         Err(BrokerError::Concurrency(
             "the service instance is being created by a concurrent request; retry".into(),
         ))
+    }
+
+    /// Has the SPI validate a new instance, then stores it with its provision operation and
+    /// starts that; also the instance's dashboard URL.
+    async fn create_instance(
+        &self,
+        ctx: &RequestContext,
+        instance_id: &str,
+        ask: &ProvisionAsk,
+        spi: &NamedSpi,
+        plan: &Plan,
+    ) -> Result<(Started, Option<String>), BrokerError> {
+        let validated = spi
+            .client
+            .validate_instance(
+                &ValidateInstanceRequest {
+                    operation: InstanceOperation::Provision,
+                    instance_id: instance_id.into(),
+                    service_id: ask.service_id.clone().into(),
+                    plan_id: ask.plan_id.clone().into(),
+                    previous_plan_id: None,
+                    parameters: Some(ask.parameters.clone()),
+                    previous_parameters: None,
+                },
+                &ctx.call(),
+            )
+            .await
+            .map_err(|e| BrokerError::from_call(&spi.name, e))?;
+        // The SPI says whether the offering has a dashboard; the broker serves it, at its
+        // own external URL.
+        let dashboard_url = validated
+            .dashboard_url
+            .as_ref()
+            .map(|_| self.dashboard_url(instance_id));
+        let row = instance_row(instance_id, ask, plan, dashboard_url.clone());
+        let new = NewOperation::new(OperationKind::Provision, instance_id, "provision accepted");
+        let started = self
+            .start_operation(ctx, new, |op| self.store.create_instance(row, op))
+            .await?;
+        Ok((started, dashboard_url))
     }
 
     /// `PATCH /v2/service_instances/{id}`.
@@ -239,45 +226,24 @@ impl Broker {
         body: UpdateRequest,
         accepts_incomplete: bool,
     ) -> Result<UpdateOutcome, BrokerError> {
-        let service_id = required(body.service_id, "service_id")?;
-        non_empty_if_present(&body.plan_id, "plan_id")?;
-        // An empty context says nothing (the profile requires `platform` in every context):
-        // it changes nothing, as if absent.
-        let context = body.context.filter(|c| !c.is_empty());
+        let ask = UpdateAsk::from_request(body)?;
         let existing = self
             .load_instance(instance_id)
             .await?
             .filter(|e| e.state() != InstanceState::Deleted)
             .ok_or_else(|| not_found(instance_id))?;
-        if service_id != existing.row.service_id {
-            return Err(BrokerError::BadRequest(format!(
-                "service_id {service_id} is not the service of service instance {instance_id}"
-            )));
-        }
-        let target_plan = body
-            .plan_id
-            .clone()
-            .unwrap_or_else(|| existing.row.plan_id.clone());
-        let snapshot = self.catalog_for(&service_id).await;
+        ask.check_service(instance_id, &existing.row.service_id)?;
+        let target_plan = ask.target_plan(&existing.row.plan_id);
+        let snapshot = self.catalog_for(&ask.service_id).await;
         let (routed, plan) = snapshot
-            .plan(&service_id, &target_plan)
+            .plan(&ask.service_id, &target_plan)
             .map_err(|e| BrokerError::BadRequest(e.to_string()))?;
-        check_maintenance(body.maintenance_info.as_ref(), plan)?;
-        let requested = UpdateView {
-            plan_id: &target_plan,
-            parameters: body.parameters.as_ref(),
-            maintenance_version: body.maintenance_info.as_ref().map(|m| m.version.as_str()),
-        };
-        let running_payload = existing
-            .running
+        check_maintenance(ask.maintenance_info.as_ref(), plan)?;
+        let running_payload = existing.running_update_payload();
+        let running_request = running_payload
             .as_ref()
-            .filter(|op| op.kind == OperationKind::Update.as_str())
-            .map(|op| OperationPayload::decode(&op.payload));
-        let running_request = running_payload.as_ref().map(|p| UpdateView {
-            plan_id: p.plan_id.as_deref().unwrap_or(&existing.row.plan_id),
-            parameters: p.parameters.as_ref(),
-            maintenance_version: p.maintenance_version.as_deref(),
-        });
+            .map(|p| running_update(p, &existing.row.plan_id));
+        let requested = ask.view(&target_plan);
         match decide_update(&existing.view(), &requested, running_request.as_ref()) {
             UpdateDecision::InProgress(operation) => {
                 return if accepts_incomplete {
@@ -288,24 +254,9 @@ impl Broker {
             }
             UpdateDecision::Concurrency(d) => return Err(BrokerError::Concurrency(d)),
             UpdateDecision::NothingToChange => {
-                if let Some(context) = &context {
-                    let stored = existing.row.context_object().ok().flatten();
-                    if !context_updates_allowed(&routed.service) && stored.as_ref() != Some(context)
-                    {
-                        return Err(BrokerError::Refused {
-                            status: RefusalStatus::Unprocessable,
-                            error: None,
-                            description: format!(
-                                "service {} does not allow context-only updates (allow_context_updates is not true); the context was not changed",
-                                routed.service.name
-                            ),
-                        });
-                    }
-                    self.store
-                        .store_context(instance_id, encode_object(context))
-                        .await?;
-                }
-                return Ok(UpdateOutcome::Applied);
+                return self
+                    .store_context(instance_id, &existing, &ask, &routed.service)
+                    .await;
             }
             UpdateDecision::Change => {}
         }
@@ -315,10 +266,10 @@ impl Broker {
                 &ValidateInstanceRequest {
                     operation: InstanceOperation::Update,
                     instance_id: instance_id.into(),
-                    service_id: service_id.clone().into(),
+                    service_id: ask.service_id.clone().into(),
                     plan_id: target_plan.clone().into(),
                     previous_plan_id: Some(existing.row.plan_id.clone().into()),
-                    parameters: body.parameters.clone(),
+                    parameters: ask.parameters.clone(),
                     previous_parameters: Some(existing.parameters.clone()),
                 },
                 &ctx.call(),
@@ -328,26 +279,41 @@ impl Broker {
         if !accepts_incomplete {
             return Err(BrokerError::AsyncRequired);
         }
-        let payload = OperationPayload {
-            plan_id: Some(target_plan),
-            parameters: body.parameters,
-            maintenance_version: body.maintenance_info.map(|m| m.version),
-            context,
-            ..Default::default()
+        let new = NewOperation {
+            payload: ask.into_payload(target_plan),
+            ..NewOperation::new(OperationKind::Update, instance_id, "update accepted")
         };
-        let op = self.new_operation(ctx, instance_id, None, OperationKind::Update, &payload);
-        let operation = op.id.clone();
-        match self.store.begin_update(op).await? {
-            Outcome::Done => {
-                tracing::info!(instance.id = %instance_id, operation.id = %operation, "update accepted");
-                self.journal.start(&operation);
-                Ok(UpdateOutcome::Accepted { operation })
-            }
-            Outcome::Exists | Outcome::Busy(_) => Err(BrokerError::Concurrency(
-                "another operation is in progress on this service instance; retry after it ends"
-                    .into(),
-            )),
+        match self
+            .start_operation(ctx, new, |op| self.store.begin_update(op))
+            .await?
+        {
+            Started::Running(operation) => Ok(UpdateOutcome::Accepted { operation }),
+            Started::Exists | Started::Busy(_) => Err(instance_busy()),
         }
+    }
+
+    /// An update that changes nothing but may send a context: the context is stored when the
+    /// offering allows it (or it is the stored one), else 422.
+    async fn store_context(
+        &self,
+        instance_id: &str,
+        existing: &LoadedInstance,
+        ask: &UpdateAsk,
+        service: &Service,
+    ) -> Result<UpdateOutcome, BrokerError> {
+        let Some(context) = &ask.context else {
+            return Ok(UpdateOutcome::Applied);
+        };
+        let stored = existing
+            .row
+            .context
+            .as_deref()
+            .and_then(|c| serde_json::from_str::<JsonObject>(c).ok());
+        check_context_update(service, stored.as_ref(), context)?;
+        self.store
+            .store_context(instance_id, encode_object(context))
+            .await?;
+        Ok(UpdateOutcome::Applied)
     }
 
     /// `DELETE /v2/service_instances/{id}`; the OSB operation of the deprovision.
@@ -375,29 +341,18 @@ impl Broker {
             DeprovisionDecision::Concurrency(d) => return Err(BrokerError::Concurrency(d)),
             DeprovisionDecision::Begin { cancel } => cancel,
         };
-        let op = self.new_operation(
-            ctx,
-            instance_id,
-            None,
-            OperationKind::Deprovision,
-            &OperationPayload::default(),
-        );
-        let operation = op.id.clone();
-        match self.store.begin_deprovision(op, cancel.clone()).await? {
-            Outcome::Done => {
-                tracing::info!(
-                    instance.id = %instance_id,
-                    operation.id = %operation,
-                    cancelled = cancel.as_deref().unwrap_or(""),
-                    "deprovision accepted"
-                );
-                self.journal.start(&operation);
-                Ok(operation)
-            }
-            Outcome::Exists | Outcome::Busy(_) => Err(BrokerError::Concurrency(
-                "another operation is in progress on this service instance; retry after it ends"
-                    .into(),
-            )),
+        let new = NewOperation {
+            cancels: cancel.as_deref(),
+            ..NewOperation::new(
+                OperationKind::Deprovision,
+                instance_id,
+                "deprovision accepted",
+            )
+        };
+        let store = |op| self.store.begin_deprovision(op, cancel.clone());
+        match self.start_operation(ctx, new, store).await? {
+            Started::Running(operation) => Ok(operation),
+            Started::Exists | Started::Busy(_) => Err(instance_busy()),
         }
     }
 

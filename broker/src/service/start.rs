@@ -1,0 +1,94 @@
+//! The tail of every use case that starts an operation: build the operation, store it together
+//! with its instance or binding change, and once it is stored log it and start it at once.
+
+use super::{Broker, RequestContext};
+use crate::domain::operation::{OperationKind, OperationPayload};
+use crate::error::BrokerError;
+use crate::store::models::OperationRow;
+use crate::store::{Outcome, StoreError};
+use std::future::Future;
+
+/// An operation to start.
+pub(super) struct NewOperation<'a> {
+    /// What it does.
+    pub kind: OperationKind,
+    /// The instance it is about.
+    pub instance_id: &'a str,
+    /// The binding it is about, for binding operations.
+    pub binding_id: Option<&'a str>,
+    /// What it runs with.
+    pub payload: OperationPayload,
+    /// The operation it halts, if any (named in the log line).
+    pub cancels: Option<&'a str>,
+    /// The log line once it is stored.
+    pub log: &'a str,
+}
+
+impl<'a> NewOperation<'a> {
+    /// An operation of `kind` on `instance_id` with an empty payload, logged as
+    /// "`kind` accepted".
+    pub fn new(kind: OperationKind, instance_id: &'a str, log: &'a str) -> Self {
+        Self {
+            kind,
+            instance_id,
+            binding_id: None,
+            payload: OperationPayload::default(),
+            cancels: None,
+            log,
+        }
+    }
+}
+
+/// How starting an operation ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum Started {
+    /// Stored and started: its OSB operation.
+    Running(String),
+    /// Nothing written: a live row with this id exists.
+    Exists,
+    /// Nothing written: another operation is in progress or the state changed; the text says
+    /// why.
+    Busy(String),
+}
+
+impl Broker {
+    /// Builds `new` (claimed by this process), stores it with `store` (which writes it together
+    /// with the change of its instance or binding), and when it is written logs it and hands it
+    /// to the journal.
+    pub(super) async fn start_operation<F, Fut>(
+        &self,
+        ctx: &RequestContext,
+        new: NewOperation<'_>,
+        store: F,
+    ) -> Result<Started, BrokerError>
+    where
+        F: FnOnce(OperationRow) -> Fut,
+        Fut: Future<Output = Result<Outcome, StoreError>>,
+    {
+        let op = self.journal.new_operation(
+            Some(ctx.request_id.clone()),
+            ctx.originating_identity.clone(),
+            new.instance_id,
+            new.binding_id,
+            new.kind,
+            &new.payload,
+        );
+        let operation = op.id.clone();
+        Ok(match store(op).await? {
+            Outcome::Done => {
+                tracing::info!(
+                    instance.id = %new.instance_id,
+                    binding.id = new.binding_id,
+                    operation.id = %operation,
+                    cancelled = new.cancels,
+                    "{}",
+                    new.log
+                );
+                self.journal.start(&operation);
+                Started::Running(operation)
+            }
+            Outcome::Exists => Started::Exists,
+            Outcome::Busy(why) => Started::Busy(why),
+        })
+    }
+}
