@@ -30,3 +30,15 @@ pub fn certs_for(names: &[&str]) -> TempDir {
     common::certs::write_bundle(dir.path(), names, &common::certs::loopback_hosts()).unwrap();
     dir
 }
+
+/// The pid in a pid file (Redis' `redis.pid`; PostgreSQL's `postmaster.pid` starts with it).
+pub fn pid_from(path: &std::path::Path) -> u32 {
+    std::fs::read_to_string(path)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        .lines()
+        .next()
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap()
+}

@@ -160,6 +160,12 @@ async fn half_a_body(address: &str, id: &str) -> TcpStream {
     stream
 }
 
+/// Whether the broker wrote to or closed a connection that is waiting in the middle of its body.
+fn answered_or_closed(stream: &TcpStream) -> bool {
+    let mut byte = [0u8; 1];
+    !matches!(stream.try_read(&mut byte), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock)
+}
+
 #[tokio::test]
 async fn a_client_that_sends_headers_and_half_a_body_is_answered_408_and_cut_off_after_the_body_timeout(
 ) {
@@ -206,7 +212,8 @@ async fn connections_beyond_the_per_client_limit_are_answered_429_and_closed_unt
             .send()
     };
     // The server takes the slow connections in asynchronously: until it has, a request may
-    // still get one of the slots.
+    // still get one of the slots, and a slow connection that came second is then the one
+    // refused (answered and closed). Such a one is replaced until all the slots hold slow ones.
     let deadline = Instant::now() + Duration::from_secs(30);
     let refused = loop {
         let answer = Answer::from(catalog().await.unwrap()).await;
@@ -214,6 +221,11 @@ async fn connections_beyond_the_per_client_limit_are_answered_429_and_closed_unt
             break answer;
         }
         assert!(Instant::now() < deadline, "the limit never applied");
+        for stream in &mut slow {
+            if answered_or_closed(stream) {
+                *stream = half_a_body(&app.address, &new_id()).await;
+            }
+        }
         tokio::time::sleep(Duration::from_millis(20)).await;
     };
     assert_eq!(refused.status, 429, "{refused:?}");

@@ -755,14 +755,7 @@ impl TestApp {
         } else {
             dir.join("pgdata/postmaster.pid")
         };
-        std::fs::read_to_string(&pid_file)
-            .unwrap()
-            .lines()
-            .next()
-            .unwrap()
-            .trim()
-            .parse()
-            .unwrap()
+        testkit::pid_from(&pid_file)
     }
 
     /// SIGKILLs the Redis server of a key-value deployment (the deployer's supervision starts

@@ -223,17 +223,7 @@ pub fn deployment_dir(data_dir: &Path, name: &str) -> PathBuf {
     deployer::deployment_dir(data_dir, name)
 }
 
-/// The pid in a pid file (PostgreSQL's `postmaster.pid` starts with it).
-pub fn pid_from(path: &Path) -> u32 {
-    std::fs::read_to_string(path)
-        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-        .lines()
-        .next()
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap()
-}
+pub use testkit::pid_from;
 
 pub fn process_exists(pid: u32) -> bool {
     Path::new(&format!("/proc/{pid}")).exists()

@@ -24,8 +24,11 @@ impl TestStack {
             .prefix("osb-e2e-")
             .tempdir_in("/tmp")
             .unwrap();
+        // The broker looks at a deployer task every 200 ms, so a progress text stays visible at
+        // least that long even where a Redis server starts in a few milliseconds; tests that
+        // check what a person sees poll faster than that.
         let stack = Stack::start(StackOptions {
-            poll_interval_ms: 50,
+            poll_interval_ms: 200,
             docker: docker.clone(),
             ..StackOptions::new(dir.path().join("data"))
         })

@@ -64,7 +64,7 @@ async fn succeeded(osb: &OsbClient, id: &str, answer: &Answer) -> Vec<String> {
     osb.wait(
         Target::Instance(id),
         answer.operation(),
-        Duration::from_millis(50),
+        Duration::from_millis(10),
         Duration::from_secs(120),
         |d| seen.push(d.to_string()),
     )
