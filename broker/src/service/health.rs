@@ -124,46 +124,62 @@ impl Broker {
             }
         }
 
-        let mut out = String::new();
-        let _ = writeln!(
+        Ok(render_metrics(
+            &by_state,
+            &by_health,
+            &unhealthy,
+            deployments.is_some(),
+        ))
+    }
+}
+
+/// The Prometheus text of the broker's metrics: instances by state, ready instances by the
+/// health of their server, one line per unhealthy one, and whether the deployer answered.
+fn render_metrics(
+    by_state: &BTreeMap<String, u64>,
+    by_health: &BTreeMap<&str, u64>,
+    unhealthy: &[(&str, &str)],
+    deployer_up: bool,
+) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
             out,
             "# HELP osb_broker_instances Service instances (not deleted) by state.\n# TYPE osb_broker_instances gauge"
         );
-        for (state, n) in &by_state {
-            let _ = writeln!(
-                out,
-                "osb_broker_instances{{state=\"{}\"}} {n}",
-                label(state)
-            );
-        }
+    for (state, n) in by_state {
         let _ = writeln!(
+            out,
+            "osb_broker_instances{{state=\"{}\"}} {n}",
+            label(state)
+        );
+    }
+    let _ = writeln!(
             out,
             "# HELP osb_broker_ready_instances_by_health Ready service instances by the health of their server (unknown: the deployer did not say).\n# TYPE osb_broker_ready_instances_by_health gauge"
         );
-        for (status, n) in &by_health {
-            let _ = writeln!(
-                out,
-                "osb_broker_ready_instances_by_health{{health=\"{status}\"}} {n}"
-            );
-        }
+    for (status, n) in by_health {
         let _ = writeln!(
+            out,
+            "osb_broker_ready_instances_by_health{{health=\"{status}\"}} {n}"
+        );
+    }
+    let _ = writeln!(
             out,
             "# HELP osb_broker_instance_server_unhealthy A ready service instance whose server is restarting or down.\n# TYPE osb_broker_instance_server_unhealthy gauge"
         );
-        for (id, status) in unhealthy {
-            let _ = writeln!(
-                out,
-                "osb_broker_instance_server_unhealthy{{instance_id=\"{}\",health=\"{status}\"}} 1",
-                label(id)
-            );
-        }
+    for (id, status) in unhealthy {
         let _ = writeln!(
             out,
-            "# HELP osb_broker_deployer_up Whether the deployer answered the health query.\n# TYPE osb_broker_deployer_up gauge\nosb_broker_deployer_up {}",
-            u8::from(deployments.is_some())
+            "osb_broker_instance_server_unhealthy{{instance_id=\"{}\",health=\"{status}\"}} 1",
+            label(id)
         );
-        Ok(out)
     }
+    let _ = writeln!(
+            out,
+            "# HELP osb_broker_deployer_up Whether the deployer answered the health query.\n# TYPE osb_broker_deployer_up gauge\nosb_broker_deployer_up {}",
+            u8::from(deployer_up)
+        );
+    out
 }
 
 #[cfg(test)]
@@ -183,5 +199,25 @@ mod tests {
         assert!(d.contains("restart 1 of at most 5"), "{d}");
         let down = DeploymentHealth::new(Health::Down, "crash loop");
         assert!(unhealthy_description(&down).contains("not being restarted"));
+    }
+
+    #[test]
+    fn metrics_render_every_family_with_its_help_and_escaped_labels() {
+        let by_state = BTreeMap::from([("ready".to_string(), 2), ("failed".to_string(), 1)]);
+        let by_health = BTreeMap::from([("healthy", 1), ("down", 1)]);
+        let text = render_metrics(&by_state, &by_health, &[("i\"1", "down")], false);
+        for line in [
+            "# TYPE osb_broker_instances gauge",
+            "osb_broker_instances{state=\"failed\"} 1",
+            "osb_broker_instances{state=\"ready\"} 2",
+            "osb_broker_ready_instances_by_health{health=\"down\"} 1",
+            "osb_broker_instance_server_unhealthy{instance_id=\"i\\\"1\",health=\"down\"} 1",
+            "osb_broker_deployer_up 0",
+        ] {
+            assert!(
+                text.lines().any(|l| l == line),
+                "{line} missing in:\n{text}"
+            );
+        }
     }
 }
