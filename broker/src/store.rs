@@ -350,21 +350,7 @@ mod tests {
         assert_eq!(row.deployment_name.as_deref(), Some("d1"));
         assert!(running.is_none());
         // A binding, then its unbind; a second bind of the same id meanwhile is refused.
-        let binding = BindingRow {
-            id: "b1".into(),
-            instance_id: "i1".into(),
-            service_id: "svc".into(),
-            plan_id: "small".into(),
-            parameters: "{}".into(),
-            context: None,
-            bind_resource: None,
-            app_guid: None,
-            state: BindingState::Creating,
-            credentials_enc: None,
-            endpoints: None,
-            created_at_ms: now_ms(),
-            updated_at_ms: now_ms(),
-        };
+        let binding = BindingRow::bare("b1", "i1", "svc", "small", BindingState::Creating, now_ms());
         let mut bind = operation("op2", "i1", "bind", Some("a"));
         bind.binding_id = Some("b1".into());
         let outcome = store.create_binding(binding.clone(), bind).await.unwrap();

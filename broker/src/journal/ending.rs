@@ -171,21 +171,8 @@ mod tests {
 
     fn ctx(kind: OperationKind, binding: bool) -> OpCtx {
         let instance = InstanceRow::bare("i1", "svc", "small", InstanceState::Ready, 1);
-        let binding = binding.then(|| BindingRow {
-            id: "b1".into(),
-            instance_id: "i1".into(),
-            service_id: "svc".into(),
-            plan_id: "small".into(),
-            parameters: "{}".into(),
-            context: None,
-            bind_resource: None,
-            app_guid: None,
-            state: BindingState::Creating,
-            credentials_enc: None,
-            endpoints: None,
-            created_at_ms: 1,
-            updated_at_ms: 1,
-        });
+        let binding = binding
+            .then(|| BindingRow::bare("b1", "i1", "svc", "small", BindingState::Creating, 1));
         let op = OperationRow {
             id: "op1".into(),
             instance_id: "i1".into(),

@@ -87,21 +87,19 @@ fn failure(op: &OperationRow) -> BrokerError {
 
 /// The row of a new binding.
 fn binding_row(instance_id: &str, binding_id: &str, ask: &BindAsk) -> BindingRow {
-    let now = now_ms();
     BindingRow {
-        id: binding_id.to_string(),
-        instance_id: instance_id.to_string(),
-        service_id: ask.service_id.clone(),
-        plan_id: ask.plan_id.clone(),
         parameters: encode_object(&ask.parameters),
         context: ask.context.as_ref().map(encode_object),
         bind_resource: ask.bind_resource.as_ref().map(encode_object),
         app_guid: ask.app_guid.clone(),
-        state: BindingState::Creating,
-        credentials_enc: None,
-        endpoints: None,
-        created_at_ms: now,
-        updated_at_ms: now,
+        ..BindingRow::bare(
+            binding_id,
+            instance_id,
+            &ask.service_id,
+            &ask.plan_id,
+            BindingState::Creating,
+            now_ms(),
+        )
     }
 }
 

@@ -104,6 +104,35 @@ pub struct BindingRow {
     pub updated_at_ms: i64,
 }
 
+impl BindingRow {
+    /// A row with `{}` parameters and nothing optional set (no context, bind resource,
+    /// credentials or endpoints).
+    pub fn bare(
+        id: &str,
+        instance_id: &str,
+        service_id: &str,
+        plan_id: &str,
+        state: BindingState,
+        now_ms: i64,
+    ) -> Self {
+        Self {
+            id: id.to_string(),
+            instance_id: instance_id.to_string(),
+            service_id: service_id.to_string(),
+            plan_id: plan_id.to_string(),
+            parameters: "{}".into(),
+            context: None,
+            bind_resource: None,
+            app_guid: None,
+            state,
+            credentials_enc: None,
+            endpoints: None,
+            created_at_ms: now_ms,
+            updated_at_ms: now_ms,
+        }
+    }
+}
+
 /// An `operations` row.
 #[derive(Debug, Clone, PartialEq, Queryable, Selectable, Insertable)]
 #[diesel(table_name = operations)]

@@ -5,7 +5,7 @@
 //! pass as skipped.
 
 use crate::helpers::*;
-use crate::postgres::{connect, show, wait_until_running};
+use crate::postgres::{assert_kept_row, connect, show, wait_until_running, write_kept_row};
 use crate::redis::{Redis, Reply};
 use common::deployer::{DeploymentState, Engine, Health, TaskState};
 use deployer::config::DockerSettings;
@@ -235,12 +235,7 @@ async fn docker_deployments_keep_port_and_data_across_deployer_and_container_res
         .unwrap()
         .endpoints[0]
         .clone();
-    let client = connect(&endpoint, &password).await;
-    client
-        .batch_execute("CREATE TABLE kept (v int); INSERT INTO kept VALUES (7)")
-        .await
-        .unwrap();
-    drop(client);
+    write_kept_row(&endpoint, &password).await;
     let id = inspect(&container, "{{.Id}}");
 
     // Deployer down, container restarted by someone else: the next deployer adopts it.
@@ -250,10 +245,7 @@ async fn docker_deployments_keep_port_and_data_across_deployer_and_container_res
     let deployment = wait_until_running(&app, &name).await;
     assert_eq!(deployment.endpoints[0], endpoint);
     assert_eq!(inspect(&container, "{{.Id}}"), id, "adopted, not replaced");
-    let client = connect(&endpoint, &password).await;
-    let row = client.query_one("SELECT v FROM kept", &[]).await.unwrap();
-    assert_eq!(row.get::<_, i32>(0), 7);
-    drop(client);
+    assert_kept_row(&endpoint, &password).await;
 
     // Deployer down, container stopped: the next deployer starts it again.
     app.stop().await;
@@ -268,10 +260,7 @@ async fn docker_deployments_keep_port_and_data_across_deployer_and_container_res
     let app = env.start().await;
     let deployment = wait_until_running(&app, &name).await;
     assert_eq!(deployment.endpoints[0], endpoint);
-    let client = connect(&endpoint, &password).await;
-    let row = client.query_one("SELECT v FROM kept", &[]).await.unwrap();
-    assert_eq!(row.get::<_, i32>(0), 7);
-    drop(client);
+    assert_kept_row(&endpoint, &password).await;
 
     let accepted = app.client.delete_deployment(&name, &ctx()).await.unwrap();
     let done = wait_for_task(&app.client, &accepted.id).await;

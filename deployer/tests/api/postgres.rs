@@ -23,6 +23,22 @@ pub async fn connect(
     client
 }
 
+/// Writes the row [`assert_kept_row`] looks for: a table `kept` holding 7.
+pub async fn write_kept_row(endpoint: &DeploymentEndpoint, password: &SecretString) {
+    connect(endpoint, password)
+        .await
+        .batch_execute("CREATE TABLE kept (v int); INSERT INTO kept VALUES (7);")
+        .await
+        .unwrap();
+}
+
+/// Asserts that the row of [`write_kept_row`] is still there.
+pub async fn assert_kept_row(endpoint: &DeploymentEndpoint, password: &SecretString) {
+    let client = connect(endpoint, password).await;
+    let row = client.query_one("SELECT v FROM kept", &[]).await.unwrap();
+    assert_eq!(row.get::<_, i32>(0), 7);
+}
+
 pub async fn show(client: &tokio_postgres::Client, setting: &str) -> String {
     client
         .query_one(&format!("SHOW {setting}"), &[])
@@ -232,12 +248,7 @@ async fn a_restarted_deployer_brings_a_killed_server_back_on_its_port_with_its_d
     )
     .await;
     let before = app.client.get_deployment(&name, &ctx()).await.unwrap();
-    let client = connect(&before.endpoints[0], &password).await;
-    client
-        .batch_execute("CREATE TABLE kept (v int); INSERT INTO kept VALUES (7);")
-        .await
-        .unwrap();
-    drop(client);
+    write_kept_row(&before.endpoints[0], &password).await;
     app.stop().await;
     let pid = pid_from(&postmaster_pid_file(env.data_dir(), &name));
     kill(pid);
@@ -246,9 +257,7 @@ async fn a_restarted_deployer_brings_a_killed_server_back_on_its_port_with_its_d
     let app = env.start().await;
     let deployment = wait_until_running(&app, &name).await;
     assert_eq!(deployment.endpoints, before.endpoints);
-    let client = connect(&deployment.endpoints[0], &password).await;
-    let row = client.query_one("SELECT v FROM kept", &[]).await.unwrap();
-    assert_eq!(row.get::<_, i32>(0), 7);
+    assert_kept_row(&deployment.endpoints[0], &password).await;
     assert_ne!(pid_from(&postmaster_pid_file(env.data_dir(), &name)), pid);
     let task = app.client.get_task(&applied.id, &ctx()).await.unwrap();
     assert_eq!(task.state, TaskState::Succeeded);

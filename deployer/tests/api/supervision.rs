@@ -2,7 +2,7 @@
 //! stops at the limit and is reported, and server ports honour `port_range`.
 
 use crate::helpers::*;
-use crate::postgres::{connect, wait_until_running};
+use crate::postgres::{assert_kept_row, wait_until_running, write_kept_row};
 use crate::redis::{Redis, Reply};
 use common::deployer::{Deployment, DeploymentState, Engine, Health, TaskState};
 use deployer::config::{Settings, SupervisionSettings};
@@ -123,12 +123,7 @@ async fn a_killed_postmaster_is_restarted_with_its_data_also_after_a_deployer_re
     )
     .await;
     let before = app.client.get_deployment(&name, &ctx()).await.unwrap();
-    let client = connect(&before.endpoints[0], &password).await;
-    client
-        .batch_execute("CREATE TABLE kept (v int); INSERT INTO kept VALUES (7);")
-        .await
-        .unwrap();
-    drop(client);
+    write_kept_row(&before.endpoints[0], &password).await;
     let pid_file = postmaster_pid_file(env.data_dir(), &name);
 
     kill_and_see_it_restarted(&app, &name, &pid_file).await;
@@ -140,9 +135,7 @@ async fn a_killed_postmaster_is_restarted_with_its_data_also_after_a_deployer_re
     let after = kill_and_see_it_restarted(&app, &name, &pid_file).await;
 
     assert_eq!(after.endpoints, before.endpoints);
-    let client = connect(&after.endpoints[0], &password).await;
-    let row = client.query_one("SELECT v FROM kept", &[]).await.unwrap();
-    assert_eq!(row.get::<_, i32>(0), 7);
+    assert_kept_row(&after.endpoints[0], &password).await;
 }
 
 #[tokio::test]
