@@ -23,6 +23,10 @@ pub const PREFIX: &str = "/deployer/v1";
 /// owned by one instance to a spec or a delete of another.
 pub const OWNER_LABEL: &str = "instance_id";
 
+/// The label naming the plan a spec was made for; an orchestrator may choose how to run it by
+/// plan (the `bosh` backend's manifest templates).
+pub const PLAN_LABEL: &str = "plan";
+
 /// Query parameter of a DELETE naming the instance the caller deletes for.
 pub const OWNER_QUERY: &str = "instance_id";
 

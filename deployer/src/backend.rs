@@ -9,6 +9,7 @@
 //! backend keeps alike about a deployment (its directory, record and admin secret) in
 //! [`shared`].
 
+pub mod bosh;
 pub mod docker;
 pub mod process;
 pub mod shared;
@@ -61,14 +62,29 @@ impl BackendError {
     }
 }
 
-/// Lets a backend tell the task's client what it is doing ("running initdb", "ready").
+/// Lets a backend tell the task's client what it is doing ("running initdb", "ready"), and
+/// names the deployer task it works for (an orchestrator may tag its own work with it).
 #[derive(Clone)]
-pub struct Progress(Arc<dyn Fn(&str) + Send + Sync>);
+pub struct Progress {
+    report: Arc<dyn Fn(&str) + Send + Sync>,
+    task_id: Option<String>,
+}
 
 impl Progress {
-    /// Progress reported to `report`.
+    /// Progress reported to `report`, for no task in particular.
     pub fn new(report: impl Fn(&str) + Send + Sync + 'static) -> Self {
-        Self(Arc::new(report))
+        Self {
+            report: Arc::new(report),
+            task_id: None,
+        }
+    }
+
+    /// Progress of deployer task `task_id`, reported to `report`.
+    pub fn for_task(task_id: &str, report: impl Fn(&str) + Send + Sync + 'static) -> Self {
+        Self {
+            task_id: Some(task_id.to_string()),
+            ..Self::new(report)
+        }
     }
 
     /// Progress nobody watches (recovery at start-up).
@@ -78,7 +94,12 @@ impl Progress {
 
     /// Reports what is happening now.
     pub fn set(&self, message: &str) {
-        (self.0)(message);
+        (self.report)(message);
+    }
+
+    /// The deployer task this progress belongs to, if any.
+    pub fn task_id(&self) -> Option<&str> {
+        self.task_id.as_deref()
     }
 }
 

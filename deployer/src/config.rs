@@ -1,5 +1,10 @@
 //! Typed settings of the deployer: defaults as named consts, loaded in `main` through
 //! `common::settings::load` (defaults → TOML file → `DEPLOYER_…` environment variables).
+//! The `bosh` backend's section is in [`bosh`].
+
+pub mod bosh;
+
+pub use bosh::BoshSettings;
 
 use common::telemetry::LogFormat;
 use common::tls::TlsFiles;
@@ -43,7 +48,10 @@ pub struct Settings {
     /// Settings of the `docker` backend.
     #[serde(default)]
     pub docker: DockerSettings,
-    /// How servers that die are restarted (both backends).
+    /// Settings of the `bosh` backend (required with `backend = "bosh"`).
+    #[serde(default)]
+    pub bosh: Option<BoshSettings>,
+    /// How servers that die are restarted (process and docker backends).
     #[serde(default)]
     pub supervision: SupervisionSettings,
     /// Log output format.
@@ -60,6 +68,8 @@ pub enum BackendKind {
     Process,
     /// One container per deployment on a Docker Engine.
     Docker,
+    /// One BOSH deployment (dedicated VMs) per deployment, through a BOSH Director.
+    Bosh,
 }
 
 /// Default Docker Engine socket.
@@ -209,6 +219,7 @@ impl Settings {
             backend: BackendKind::default(),
             process: ProcessSettings::default(),
             docker: DockerSettings::default(),
+            bosh: None,
             supervision: SupervisionSettings::default(),
             log_format: LogFormat::default(),
         }
@@ -248,5 +259,41 @@ mod tests {
         );
         assert_eq!(loaded.backend, BackendKind::Process);
         assert_eq!(loaded.listen, DEFAULT_LISTEN);
+    }
+
+    #[test]
+    fn the_bosh_section_loads_with_its_templates_and_a_secret_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("deployer.toml");
+        let secret_file = dir.path().join("director-secret");
+        std::fs::write(&secret_file, "from-a-file\n").unwrap();
+        std::fs::write(
+            &path,
+            format!(
+                "backend = \"bosh\"\n[bosh]\ndirector_url = \"https://10.0.0.6:25555\"\nca_file = \"/ca.pem\"\n\
+                 client = \"osb\"\nclient_secret_file = {:?}\nuse_dns_addresses = true\n\
+                 templates = {{ \"postgresql-15\" = {{ \"small\" = {{ \"releases\" = [{{ \"name\" = \"postgres\", \"version\" = 48 }}], \
+                 \"stemcell\" = {{ \"os\" = \"ubuntu-noble\", \"version\" = \"latest\" }}, \"vm_type\" = \"small\", \
+                 \"persistent_disk_type\" = \"10GB\", \"networks\" = [\"default\"], \"azs\" = [\"z1\"], \"instances\" = 1 }} }} }}\n",
+                secret_file.display().to_string()
+            ),
+        )
+        .unwrap();
+        let loaded = common::settings::load(
+            &Settings::default(),
+            Some(&path),
+            "DEPLOYER_CONFIG_TEST_UNUSED",
+        )
+        .unwrap();
+        assert_eq!(loaded.backend, BackendKind::Bosh);
+        let bosh = loaded.bosh.unwrap();
+        assert_eq!(bosh.secret().unwrap().expose(), "from-a-file");
+        assert_eq!(bosh.deployment_prefix, bosh::DEFAULT_DEPLOYMENT_PREFIX);
+        assert!(bosh.use_dns_addresses);
+        let small = &bosh.templates["postgresql-15"]["small"];
+        assert_eq!(small.releases[0].version, "48");
+        assert_eq!(small.networks, ["default"]);
+        assert_eq!(small.port, None);
+        assert!(Settings::default().bosh.is_none());
     }
 }

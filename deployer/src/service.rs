@@ -410,7 +410,7 @@ impl Deployer {
         });
         let store = Arc::clone(&self.store);
         let id = task_id.to_string();
-        Progress::new(move |message| {
+        Progress::for_task(task_id, move |message| {
             tracing::info!(progress = message, "task progress");
             if let Err(e) = store.update_task(&id, |t| t.progress = message.to_string()) {
                 tracing::error!(error = %e, "cannot record task progress");

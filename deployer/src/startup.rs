@@ -1,6 +1,7 @@
 //! Builds the deployer: loads its state, resumes unfinished tasks, brings deployments back up,
 //! and serves `/deployer/v1` over mutual TLS only.
 
+use crate::backend::bosh::BoshBackend;
 use crate::backend::docker::DockerBackend;
 use crate::backend::process::ProcessBackend;
 use crate::backend::Backend;
@@ -56,6 +57,13 @@ impl Application {
                     .await
                     .context("connecting to the Docker Engine")?,
             ),
+            BackendKind::Bosh => {
+                let bosh = settings
+                    .bosh
+                    .clone()
+                    .context("backend = \"bosh\" needs a [bosh] section")?;
+                Arc::new(BoshBackend::new(&data_dir, bosh).context("setting up the bosh backend")?)
+            }
         };
         let deployer = Deployer::new(store, backend);
         deployer.resume();

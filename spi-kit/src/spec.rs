@@ -17,7 +17,7 @@ pub const MAX_NAME_LEN: usize = 40;
 /// Label carrying the instance id.
 pub const LABEL_INSTANCE_ID: &str = common::deployer::OWNER_LABEL;
 /// Label carrying the plan name.
-pub const LABEL_PLAN: &str = "plan";
+pub const LABEL_PLAN: &str = common::deployer::PLAN_LABEL;
 
 /// What the deployer runs for an instance of a data service.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

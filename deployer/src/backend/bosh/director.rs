@@ -1,0 +1,484 @@
+//! A client of the BOSH Director's HTTP API: HTTPS trusting only the configured CA, the login
+//! chosen from `GET /info` (basic, or a UAA client-credentials token fetched again before it
+//! expires, see [`super::auth`]), redirects never followed (a mutating call's task id is read
+//! from its `302 Location`), errors decoded from the Director's `{code, description}`, and
+//! every call retried while the Director is unreachable or answers 5xx, up to the configured
+//! time.
+
+use super::auth::Login;
+use crate::config::BoshSettings;
+use reqwest::header::{HeaderMap, HeaderValue, CONTENT_TYPE, LOCATION, RANGE};
+use reqwest::{Method, StatusCode};
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::CertificateDer;
+use serde::de::DeserializeOwned;
+use serde::Deserialize;
+use std::time::{Duration, Instant};
+
+/// The header a mutating request tags its task with (≤ 64 characters).
+pub const CONTEXT_HEADER: &str = "X-Bosh-Context-Id";
+/// Director error code of an unknown deployment.
+pub const DEPLOYMENT_NOT_FOUND: i64 = 70_000;
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
+/// First pause before calling an unreachable Director again; it doubles up to [`MAX_NAP`].
+const FIRST_NAP: Duration = Duration::from_millis(200);
+const MAX_NAP: Duration = Duration::from_secs(10);
+
+/// Why a Director call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum DirectorError {
+    /// The Director could not be reached (or answered 5xx) for the whole retry window.
+    #[error("the BOSH Director at {url} is unreachable: {message}")]
+    Unreachable {
+        /// The Director.
+        url: String,
+        /// The last failure.
+        message: String,
+    },
+    /// The Director answered with an error.
+    #[error("the BOSH Director answered {status} to {what}: {description} (code {code})")]
+    Api {
+        /// What was asked.
+        what: String,
+        /// HTTP status.
+        status: u16,
+        /// The Director's error code (0 when the body had none).
+        code: i64,
+        /// The Director's description.
+        description: String,
+    },
+    /// Anything else: bad credentials, a malformed answer, bad local setup.
+    #[error("{0}")]
+    Other(String),
+}
+
+impl DirectorError {
+    /// Whether this is the Director's "deployment doesn't exist".
+    pub fn is_deployment_not_found(&self) -> bool {
+        matches!(self, Self::Api { status: 404, code, .. } if *code == DEPLOYMENT_NOT_FOUND)
+    }
+}
+
+/// A task as `GET /tasks/<id>` (or the task list) describes it.
+#[derive(Debug, Clone, Deserialize)]
+pub struct DirectorTask {
+    /// Task id.
+    pub id: u64,
+    /// `queued`, `processing`, `cancelling`, `done`, `error`, `cancelled`, `timeout`.
+    pub state: String,
+    /// What the task does ("create deployment").
+    #[serde(default)]
+    pub description: String,
+    /// The result line (an error's text when it failed).
+    #[serde(default)]
+    pub result: Option<String>,
+    /// The `X-Bosh-Context-Id` the request that made it carried.
+    #[serde(default)]
+    pub context_id: Option<String>,
+}
+
+impl DirectorTask {
+    /// Whether the task has not ended yet.
+    pub fn is_running(&self) -> bool {
+        matches!(self.state.as_str(), "queued" | "processing" | "cancelling")
+    }
+}
+
+/// One VM of a deployment, from `GET /deployments/<name>/instances`.
+#[derive(Debug, Clone, Deserialize)]
+pub struct DirectorInstance {
+    /// The instance group.
+    pub job: String,
+    /// Index in its group.
+    #[serde(default)]
+    pub index: Option<u32>,
+    /// The instance's id (a UUID; part of its BOSH DNS name).
+    pub id: String,
+    /// Its IP addresses.
+    #[serde(default)]
+    pub ips: Vec<String>,
+}
+
+/// What an unauthenticated `GET /info` says about logging in.
+#[derive(Debug, Deserialize)]
+pub(super) struct Info {
+    pub user_authentication: UserAuthentication,
+}
+
+#[derive(Debug, Deserialize)]
+pub(super) struct UserAuthentication {
+    #[serde(rename = "type")]
+    pub kind: String,
+    #[serde(default)]
+    pub options: AuthOptions,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub(super) struct AuthOptions {
+    #[serde(default)]
+    pub url: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct ErrorBody {
+    #[serde(default)]
+    code: i64,
+    #[serde(default)]
+    description: String,
+}
+
+/// A request to send: method, path (with query), body, extra headers.
+pub(super) struct Call<'a> {
+    pub method: Method,
+    pub path: String,
+    pub body: Option<(&'a str, String)>,
+    pub headers: HeaderMap,
+    /// Whether an unreachable Director is called again (within the retry window).
+    pub retry: bool,
+}
+
+impl<'a> Call<'a> {
+    /// `method path`, retried while the Director is unreachable.
+    pub fn new(method: Method, path: impl Into<String>) -> Self {
+        Self {
+            method,
+            path: path.into(),
+            body: None,
+            headers: HeaderMap::new(),
+            retry: true,
+        }
+    }
+
+    pub fn get(path: impl Into<String>) -> Self {
+        Self::new(Method::GET, path)
+    }
+
+    /// The call with `body` of `content_type`.
+    pub fn with_body(self, content_type: &'a str, body: String) -> Self {
+        Self {
+            body: Some((content_type, body)),
+            ..self
+        }
+    }
+
+    fn what(&self) -> String {
+        format!("{} {}", self.method, self.path)
+    }
+}
+
+/// A logged-in client of one Director.
+pub struct Director {
+    pub(super) http: reqwest::Client,
+    pub(super) url: String,
+    login: Login,
+    unreachable: Duration,
+}
+
+impl Director {
+    /// A client of the Director in `settings` (nothing is called yet: the login method is
+    /// learnt from `GET /info` on the first call).
+    pub fn new(settings: &BoshSettings) -> Result<Self, String> {
+        let url = settings.director_url.trim_end_matches('/').to_string();
+        if !url.starts_with("https://") {
+            return Err(format!(
+                "bosh.director_url must be an https:// URL (the Director speaks only HTTPS), got {url}"
+            ));
+        }
+        let http = http_client(settings)?;
+        let login = Login::new(&settings.client, settings.secret()?);
+        Ok(Self {
+            http,
+            url,
+            login,
+            unreachable: Duration::from_secs(settings.unreachable_timeout_secs),
+        })
+    }
+
+    /// Sends `call` with the login, once again after a 401 with a fresh login, and again while
+    /// the Director is unreachable (within the retry window). Answers the response of any
+    /// status below 500 but 401.
+    pub(super) async fn send(&self, call: &Call<'_>) -> Result<reqwest::Response, DirectorError> {
+        let started = Instant::now();
+        let mut nap = FIRST_NAP;
+        let mut fresh_login = false;
+        loop {
+            let failure = match self.send_once(call, fresh_login).await {
+                Ok(response) if response.status() == StatusCode::UNAUTHORIZED && !fresh_login => {
+                    // A token that expired early, or revoked: log in again, once.
+                    self.login.forget().await;
+                    fresh_login = true;
+                    continue;
+                }
+                Ok(response) if response.status() == StatusCode::UNAUTHORIZED => {
+                    return Err(DirectorError::Other(format!(
+                        "the BOSH Director refused the credentials of client {:?} for {}",
+                        self.login.client(),
+                        call.what()
+                    )));
+                }
+                Ok(response) if response.status().is_server_error() => {
+                    format!("{} answered {}", call.what(), response.status())
+                }
+                Ok(response) => return Ok(response),
+                Err(Failure::Unreachable(message)) => message,
+                Err(Failure::Fatal(e)) => return Err(e),
+            };
+            if !call.retry || started.elapsed() + nap > self.unreachable {
+                return Err(DirectorError::Unreachable {
+                    url: self.url.clone(),
+                    message: failure,
+                });
+            }
+            tracing::warn!(director = %self.url, error = %failure, "BOSH Director unreachable; trying again");
+            tokio::time::sleep(nap).await;
+            nap = (nap * 2).min(MAX_NAP);
+        }
+    }
+
+    async fn send_once(&self, call: &Call<'_>, fresh: bool) -> Result<reqwest::Response, Failure> {
+        let authorization = self.login.header(self, fresh).await?;
+        let mut authorization = HeaderValue::from_str(authorization.expose()).map_err(|_| {
+            Failure::Fatal(DirectorError::Other(
+                "the client credentials are not valid in an HTTP header".into(),
+            ))
+        })?;
+        authorization.set_sensitive(true);
+        let mut request = self
+            .http
+            .request(call.method.clone(), format!("{}{}", self.url, call.path))
+            .headers(call.headers.clone())
+            .header(reqwest::header::AUTHORIZATION, authorization);
+        if let Some((content_type, body)) = &call.body {
+            request = request
+                .header(CONTENT_TYPE, *content_type)
+                .body(body.clone());
+        }
+        request
+            .send()
+            .await
+            .map_err(|e| Failure::Unreachable(transport_message(&e)))
+    }
+
+    /// `GET path`, decoded; a 2xx only.
+    pub(super) async fn get_json<T: DeserializeOwned>(
+        &self,
+        path: &str,
+    ) -> Result<T, DirectorError> {
+        self.get_decoded(Call::get(path)).await
+    }
+
+    /// [`Self::get_json`] tried once: an unreachable Director is an error at once.
+    pub(super) async fn get_json_once<T: DeserializeOwned>(
+        &self,
+        path: &str,
+    ) -> Result<T, DirectorError> {
+        self.get_decoded(Call {
+            retry: false,
+            ..Call::get(path)
+        })
+        .await
+    }
+
+    async fn get_decoded<T: DeserializeOwned>(&self, call: Call<'_>) -> Result<T, DirectorError> {
+        let response = self.send(&call).await?;
+        let response = check(&call, response).await?;
+        response.json().await.map_err(|e| {
+            DirectorError::Other(format!("undecodable answer to {}: {e}", call.what()))
+        })
+    }
+
+    /// Sends a mutating `call` tagged with `context_id`; answers the task id of its `302`.
+    pub(super) async fn start_task(
+        &self,
+        mut call: Call<'_>,
+        context_id: &str,
+    ) -> Result<u64, DirectorError> {
+        let context = HeaderValue::from_str(context_id).map_err(|_| {
+            DirectorError::Other(format!("context id {context_id:?} is not a header value"))
+        })?;
+        call.headers.insert(CONTEXT_HEADER, context);
+        let response = self.send(&call).await?;
+        if response.status() != StatusCode::FOUND {
+            let response = check(&call, response).await?;
+            return Err(DirectorError::Other(format!(
+                "{} answered {} instead of a redirect to a task",
+                call.what(),
+                response.status()
+            )));
+        }
+        let location = response
+            .headers()
+            .get(LOCATION)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default();
+        task_id_from_location(location).ok_or_else(|| {
+            DirectorError::Other(format!(
+                "{} redirected to {location:?}, which names no task",
+                call.what()
+            ))
+        })
+    }
+
+    /// The event output of task `id` from byte `offset` on (`Range: bytes=N-`): the new bytes.
+    pub(super) async fn events_from(&self, id: u64, offset: u64) -> Result<Vec<u8>, DirectorError> {
+        let mut call = Call::get(format!("/tasks/{id}/output?type=event"));
+        if offset > 0 {
+            let range = HeaderValue::from_str(&format!("bytes={offset}-"))
+                .map_err(|e| DirectorError::Other(e.to_string()))?;
+            call.headers.insert(RANGE, range);
+        }
+        let response = self.send(&call).await?;
+        match response.status() {
+            StatusCode::RANGE_NOT_SATISFIABLE | StatusCode::NO_CONTENT => Ok(Vec::new()),
+            StatusCode::PARTIAL_CONTENT => Ok(body_of(&call, response).await?),
+            // A Director that ignored the range sent everything: skip what was read already.
+            StatusCode::OK => {
+                let all = body_of(&call, response).await?;
+                Ok(all.get(offset as usize..).unwrap_or_default().to_vec())
+            }
+            _ => Err(check(&call, response).await.err().unwrap_or_else(|| {
+                DirectorError::Other(format!("{} answered unexpectedly", call.what()))
+            })),
+        }
+    }
+}
+
+async fn body_of(call: &Call<'_>, response: reqwest::Response) -> Result<Vec<u8>, DirectorError> {
+    response
+        .bytes()
+        .await
+        .map(|b| b.to_vec())
+        .map_err(|e| DirectorError::Other(format!("reading the answer to {}: {e}", call.what())))
+}
+
+/// Why one attempt failed: worth another try, or not.
+pub(super) enum Failure {
+    Unreachable(String),
+    Fatal(DirectorError),
+}
+
+impl From<DirectorError> for Failure {
+    fn from(e: DirectorError) -> Self {
+        match e {
+            DirectorError::Unreachable { message, .. } => Self::Unreachable(message),
+            other => Self::Fatal(other),
+        }
+    }
+}
+
+/// A 2xx answer, or the Director's error decoded from its `{code, description}`.
+pub(super) async fn check(
+    call: &Call<'_>,
+    response: reqwest::Response,
+) -> Result<reqwest::Response, DirectorError> {
+    let status = response.status();
+    if status.is_success() {
+        return Ok(response);
+    }
+    let text = response.text().await.unwrap_or_default();
+    let (code, description) = match serde_json::from_str::<ErrorBody>(&text) {
+        Ok(body) => (body.code, body.description),
+        Err(_) => (0, text.chars().take(200).collect()),
+    };
+    Err(DirectorError::Api {
+        what: call.what(),
+        status: status.as_u16(),
+        code,
+        description,
+    })
+}
+
+/// The task id in a `Location` such as `https://10.0.0.6:25555/tasks/42` (only the path
+/// counts, as for the bosh CLI).
+pub fn task_id_from_location(location: &str) -> Option<u64> {
+    let after_scheme = location
+        .split_once("://")
+        .map_or(location, |(_, rest)| rest);
+    let path = match after_scheme.find('/') {
+        Some(i) if location.contains("://") => &after_scheme[i..],
+        Some(_) => after_scheme,
+        None => return None,
+    };
+    let path = path.split(['?', '#']).next().unwrap_or(path);
+    let id = path.trim_end_matches('/').strip_prefix("/tasks/")?;
+    id.parse().ok()
+}
+
+/// The transport error and its causes in one line (no URL credentials: none are in URLs).
+fn transport_message(e: &reqwest::Error) -> String {
+    let mut text = e.to_string();
+    let mut cause = std::error::Error::source(e);
+    while let Some(c) = cause {
+        text.push_str(": ");
+        text.push_str(&c.to_string());
+        cause = c.source();
+    }
+    text
+}
+
+/// An HTTPS client trusting only the CA in `settings.ca_file`, following no redirect.
+fn http_client(settings: &BoshSettings) -> Result<reqwest::Client, String> {
+    let path = &settings.ca_file;
+    let certs = CertificateDer::pem_file_iter(path)
+        .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
+        .map_err(|e| format!("reading bosh.ca_file {}: {e}", path.display()))?;
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in certs {
+        roots
+            .add(cert)
+            .map_err(|e| format!("bosh.ca_file {}: {e}", path.display()))?;
+    }
+    if roots.is_empty() {
+        return Err(format!(
+            "bosh.ca_file {} holds no certificate",
+            path.display()
+        ));
+    }
+    let tls = rustls::ClientConfig::builder_with_provider(common::tls::provider())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    reqwest::Client::builder()
+        .use_preconfigured_tls(tls)
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(REQUEST_TIMEOUT)
+        .build()
+        .map_err(|e| format!("building the Director client: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_task_id_comes_from_the_locations_path() {
+        assert_eq!(
+            task_id_from_location("https://10.0.0.6:25555/tasks/42"),
+            Some(42)
+        );
+        assert_eq!(
+            task_id_from_location("https://director.example:25555/tasks/7/"),
+            Some(7)
+        );
+        assert_eq!(task_id_from_location("/tasks/9"), Some(9));
+        assert_eq!(task_id_from_location("https://h/tasks/9?x=1"), Some(9));
+        assert_eq!(task_id_from_location("https://h/deployments/9"), None);
+        assert_eq!(task_id_from_location("https://h/tasks/abc"), None);
+        assert_eq!(task_id_from_location("https://tasks/1"), None);
+        assert_eq!(task_id_from_location(""), None);
+    }
+
+    #[test]
+    fn only_the_directors_deployment_not_found_counts_as_gone() {
+        let api = |status, code| DirectorError::Api {
+            what: "x".into(),
+            status,
+            code,
+            description: String::new(),
+        };
+        assert!(api(404, DEPLOYMENT_NOT_FOUND).is_deployment_not_found());
+        assert!(!api(404, 10_000).is_deployment_not_found());
+        assert!(!api(400, DEPLOYMENT_NOT_FOUND).is_deployment_not_found());
+    }
+}
