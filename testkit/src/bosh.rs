@@ -280,6 +280,8 @@ impl Drop for FakeDirector {
             // `stop` sends the command at once; the future only waits for completion.
             drop(handle.stop(false));
         }
+        // No task may start a server after this.
+        self.director.abort_tasks();
         for vm in self.director.all_vms() {
             vm.stop_now();
         }

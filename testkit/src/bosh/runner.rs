@@ -26,7 +26,9 @@ const TASK_ERROR: u32 = 450001;
 /// Runs task `id` on deployment `name` in the background.
 pub(crate) fn spawn(director: Arc<Director>, id: u64, name: String, work: Work) {
     let runtime = director.runtime.clone();
-    runtime.spawn(async move { run(&director, id, &name, work).await });
+    let keeper = Arc::clone(&director);
+    let task = runtime.spawn(async move { run(&director, id, &name, work).await });
+    keeper.add_runner(task.abort_handle());
 }
 
 async fn run(director: &Arc<Director>, id: u64, name: &str, work: Work) {

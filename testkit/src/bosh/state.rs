@@ -78,6 +78,7 @@ pub(crate) struct Director {
     pub runtime: tokio::runtime::Handle,
     records: Mutex<Records>,
     locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    runners: Mutex<Vec<tokio::task::AbortHandle>>,
 }
 
 impl Director {
@@ -96,6 +97,21 @@ impl Director {
                 ..Records::default()
             }),
             locks: Mutex::default(),
+            runners: Mutex::default(),
+        }
+    }
+
+    /// Keeps a running task's handle, so that [`Director::abort_tasks`] can stop it.
+    pub fn add_runner(&self, handle: tokio::task::AbortHandle) {
+        let mut runners = lock(&self.runners);
+        runners.retain(|r| !r.is_finished());
+        runners.push(handle);
+    }
+
+    /// Stops every task where it is (the fake is going away).
+    pub fn abort_tasks(&self) {
+        for runner in lock(&self.runners).drain(..) {
+            runner.abort();
         }
     }
 
