@@ -114,7 +114,12 @@ fn template(release: &str, vm_type: &str) -> ManifestTemplate {
 }
 
 /// A spec for `plan`.
-pub fn plan_spec(engine: Engine, name: &str, password: &SecretString, plan: &str) -> DeploymentSpec {
+pub fn plan_spec(
+    engine: Engine,
+    name: &str,
+    password: &SecretString,
+    plan: &str,
+) -> DeploymentSpec {
     let mut spec = spec(engine, name, password, &[]);
     spec.labels.insert(PLAN_LABEL.to_string(), plan.to_string());
     spec

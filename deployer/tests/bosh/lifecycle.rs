@@ -3,13 +3,14 @@
 
 use crate::director::*;
 use crate::helpers::*;
-use testkit::bosh::TaskState as DirectorTaskState;
 use common::deployer::{Engine, TaskState};
+use testkit::bosh::TaskState as DirectorTaskState;
 
 #[tokio::test]
 async fn a_postgres_apply_deploys_through_the_director_and_its_endpoint_answers_the_admin() {
     let bosh = BoshEnv::new().await;
-    bosh.fake.set_step_delay(std::time::Duration::from_millis(150));
+    bosh.fake
+        .set_step_delay(std::time::Duration::from_millis(150));
     let app = bosh.start().await;
     let name = unique_name("pg");
     let pw = password();
@@ -21,9 +22,10 @@ async fn a_postgres_apply_deploys_through_the_director_and_its_endpoint_answers_
 
     // Progress a person can follow, made of the Director's task events.
     assert!(
-        seen.iter().any(|p| p.starts_with("Updating instance postgresql/")
-            && p.contains("(1/1)")
-            && p.ends_with("% complete")),
+        seen.iter()
+            .any(|p| p.starts_with("Updating instance postgresql/")
+                && p.contains("(1/1)")
+                && p.ends_with("% complete")),
         "no progress from the task events in {seen:?}"
     );
     // The manifest: named from the deployment, the plan's template, the spec's settings.
@@ -40,14 +42,40 @@ async fn a_postgres_apply_deploys_through_the_director_and_its_endpoint_answers_
     let tasks = bosh.fake.tasks();
     assert_eq!(tasks[0].context_id.as_deref(), Some(task.id.as_str()));
     assert!(tasks.iter().all(|t| !t.description.contains(pw.expose())));
-    let post = bosh.fake.requests().into_iter().find(|r| r.method == "POST").unwrap();
+    let post = bosh
+        .fake
+        .requests()
+        .into_iter()
+        .find(|r| r.method == "POST")
+        .unwrap();
     assert_eq!(post.header("x-bosh-context-id"), Some(task.id.as_str()));
     assert_eq!(post.header("content-type"), Some("text/yaml"));
+    // Events are read a piece at a time: each poll asks only for the bytes after the last.
+    let ranges: Vec<u64> = bosh
+        .fake
+        .requests()
+        .iter()
+        .filter(|r| r.path.ends_with("/output"))
+        .filter_map(|r| {
+            r.header("range")?
+                .strip_prefix("bytes=")?
+                .strip_suffix('-')?
+                .parse()
+                .ok()
+        })
+        .collect();
+    assert!(
+        ranges.windows(2).all(|w| w[0] <= w[1]) && ranges.iter().any(|n| *n > 0),
+        "{ranges:?}"
+    );
 
     let d = running(&app, &name).await;
     assert_eq!(d.endpoints.len(), 1);
     let at = &d.endpoints[0];
-    assert!(at.host.starts_with("127.") && at.host != "127.0.0.1", "the VM's own IP: {at:?}");
+    assert!(
+        at.host.starts_with("127.") && at.host != "127.0.0.1",
+        "the VM's own IP: {at:?}"
+    );
     assert_eq!(at.port, 5432);
     let client = pg(at, &pw).await;
     assert_eq!(show(&client, "max_connections").await, "42");
@@ -63,7 +91,9 @@ async fn an_update_redeploys_with_the_new_settings_and_plan_and_operations_run_i
     let mut first = plan_spec(Engine::Postgresql, &name, &pw, "small");
     first.settings.insert("max_connections".into(), "30".into());
     let mut second = plan_spec(Engine::Postgresql, &name, &pw, "medium");
-    second.settings.insert("max_connections".into(), "60".into());
+    second
+        .settings
+        .insert("max_connections".into(), "60".into());
     // Two operations on one deployment, sent at once: the second waits for the first.
     let a = app.client.put_deployment(&first, &ctx()).await.unwrap();
     let b = app.client.put_deployment(&second, &ctx()).await.unwrap();
@@ -72,8 +102,16 @@ async fn an_update_redeploys_with_the_new_settings_and_plan_and_operations_run_i
     assert_eq!(a.state, TaskState::Succeeded, "{a:?}");
     assert_eq!(b.state, TaskState::Succeeded, "{b:?}");
     let tasks = bosh.fake.tasks();
-    let contexts: Vec<_> = tasks.iter().rev().filter_map(|t| t.context_id.clone()).collect();
-    assert_eq!(contexts, [a.id.to_string(), b.id.to_string()], "one Director task each, in order");
+    let contexts: Vec<_> = tasks
+        .iter()
+        .rev()
+        .filter_map(|t| t.context_id.clone())
+        .collect();
+    assert_eq!(
+        contexts,
+        [a.id.to_string(), b.id.to_string()],
+        "one Director task each, in order"
+    );
 
     let manifests = bosh.fake.manifests();
     let last: serde_json::Value = serde_yaml::from_str(manifests.last().unwrap()).unwrap();
@@ -98,8 +136,8 @@ async fn an_update_redeploys_with_the_new_settings_and_plan_and_operations_run_i
 }
 
 #[tokio::test]
-async fn a_redis_deployment_is_deleted_with_its_bosh_deployment_and_an_unknown_one_counts_as_gone(
-) {
+async fn a_redis_deployment_is_deleted_with_its_bosh_deployment_and_an_unknown_one_counts_as_gone()
+{
     let bosh = BoshEnv::new().await;
     let app = bosh.start().await;
     let pw = password();
@@ -122,7 +160,11 @@ async fn a_redis_deployment_is_deleted_with_its_bosh_deployment_and_an_unknown_o
         "the server still answers after the delete"
     );
     let deleted = bosh.fake.tasks();
-    assert!(deleted[0].description.contains("delete"), "{:?}", deleted[0]);
+    assert!(
+        deleted[0].description.contains("delete"),
+        "{:?}",
+        deleted[0]
+    );
     assert!(!deployment_dir(bosh.env.data_dir(), &name).exists());
 
     // An operator deleted the BOSH deployment behind the deployer's back: the delete is done.

@@ -2,7 +2,7 @@
 //! the fake BOSH Director of `testkit::bosh` (a stand-in speaking the Director's documented
 //! API), which runs the real PostgreSQL and Redis servers the manifests ask for.
 
-#[allow(dead_code)]
+#[allow(dead_code, unused_imports)]
 #[path = "../api/helpers.rs"]
 mod helpers;
 

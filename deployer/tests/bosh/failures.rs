@@ -1,0 +1,178 @@
+//! Failures: Director tasks ending badly, the Director down and back, UAA tokens expiring, and a
+//! Director task somebody else runs on the deployment.
+
+use crate::director::*;
+use crate::helpers::*;
+use common::deployer::{DeploymentState, Engine, TaskState};
+use std::time::Duration;
+use testkit::bosh::{TaskEnd, TaskState as DirectorTaskState, TOKEN_PATH};
+
+#[tokio::test]
+async fn a_director_task_ending_badly_fails_the_operation_with_a_readable_description() {
+    let bosh = BoshEnv::new().await;
+    let app = bosh.start().await;
+    let pw = password();
+    let name = unique_name("pg");
+    let spec = plan_spec(Engine::Postgresql, &name, &pw, "small");
+    let ends = [
+        (
+            TaskEnd::Error("CPI error: no capacity left in z1".into()),
+            "failed",
+        ),
+        (TaskEnd::Cancelled, "was cancelled"),
+        (TaskEnd::Timeout, "timed out"),
+    ];
+    for (end, said) in ends {
+        bosh.fake.fail_next_task(end);
+        let task = app.client.put_deployment(&spec, &ctx()).await.unwrap();
+        let done = wait_for_task(&app.client, &task.id).await;
+        assert_eq!(done.state, TaskState::Failed, "{done:?}");
+        let error = done.error.unwrap();
+        let director_task = bosh.fake.tasks()[0].id;
+        assert!(
+            error.starts_with(&format!(
+                "BOSH could not deploy deployment osb-{name}: Director task {director_task} {said}"
+            )),
+            "{error}"
+        );
+        assert!(
+            !error.contains("no capacity"),
+            "the Director's own error is for the log: {error}"
+        );
+        assert!(!error.contains(pw.expose()));
+        let d = app.client.get_deployment(&name, &ctx()).await.unwrap();
+        assert_eq!(d.state, DeploymentState::Failed);
+    }
+    // The next apply works.
+    apply_ok(&app.client, &spec).await;
+    let d = running(&app, &name).await;
+    pg(&d.endpoints[0], &pw)
+        .await
+        .simple_query("SELECT 1")
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn the_director_down_during_a_task_is_waited_for_and_down_too_long_fails_the_operation() {
+    let mut bosh = BoshEnv::new().await;
+    bosh.tweak = |s| s.unreachable_timeout_secs = 4;
+    let app = bosh.start().await;
+    let pw = password();
+    let name = unique_name("pg");
+    let spec = plan_spec(Engine::Postgresql, &name, &pw, "small");
+    bosh.fake.hold_tasks();
+    let task = app.client.put_deployment(&spec, &ctx()).await.unwrap();
+    until("the task is processing", || {
+        bosh.fake.tasks().first().map(|t| t.state) == Some(DirectorTaskState::Processing)
+    })
+    .await;
+    bosh.fake.go_down().await;
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    bosh.fake.release_tasks();
+    bosh.fake.come_back().await.unwrap();
+    let done = wait_for_task(&app.client, &task.id).await;
+    assert_eq!(done.state, TaskState::Succeeded, "{done:?}");
+    assert_eq!(posts(&bosh.fake), 1);
+    let d = running(&app, &name).await;
+    pg(&d.endpoints[0], &pw)
+        .await
+        .simple_query("SELECT 1")
+        .await
+        .unwrap();
+
+    // Down for longer than the deployer waits: the operation fails, saying so.
+    bosh.fake.go_down().await;
+    let task = app.client.delete_deployment(&name, &ctx()).await.unwrap();
+    let done = wait_for_task(&app.client, &task.id).await;
+    assert_eq!(done.state, TaskState::Failed, "{done:?}");
+    let error = done.error.unwrap();
+    assert!(
+        error.contains("the BOSH Director at https://127.0.0.1:") && error.contains("unreachable"),
+        "{error}"
+    );
+    bosh.fake.come_back().await.unwrap();
+    let task = app.client.delete_deployment(&name, &ctx()).await.unwrap();
+    assert_eq!(
+        wait_for_task(&app.client, &task.id).await.state,
+        TaskState::Succeeded
+    );
+}
+
+#[tokio::test]
+async fn uaa_tokens_are_fetched_again_before_they_expire() {
+    let bosh = BoshEnv::uaa(Duration::from_secs(2)).await;
+    // Long enough a deploy for a few tokens to expire on the way.
+    bosh.fake.set_step_delay(Duration::from_millis(400));
+    let app = bosh.start().await;
+    let pw = password();
+    let name = unique_name("kv");
+    apply_ok(&app.client, &plan_spec(Engine::Redis, &name, &pw, "any")).await;
+    let requests = bosh.fake.requests();
+    let tokens = requests.iter().filter(|r| r.path == TOKEN_PATH).count();
+    assert!(
+        tokens >= 2,
+        "{tokens} token(s) for a deploy of several token lifetimes"
+    );
+    let authorized = requests
+        .iter()
+        .filter(|r| r.path.starts_with("/tasks/"))
+        .all(|r| r.header("authorization").is_some());
+    assert!(authorized, "every task poll carries the token");
+    let d = running(&app, &name).await;
+    let at = &d.endpoints[0];
+    deployer::engine::probe(Engine::Redis, &at.host, at.port, "admin", &pw)
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn a_director_task_this_deployer_did_not_start_refuses_the_operation() {
+    let bosh = BoshEnv::new().await;
+    let app = bosh.start().await;
+    let pw = password();
+    let name = unique_name("pg");
+    let spec = plan_spec(Engine::Postgresql, &name, &pw, "small");
+    apply_ok(&app.client, &spec).await;
+
+    // An operator re-deploys the same deployment by hand; its task is held running.
+    bosh.fake.hold_tasks();
+    let manifest = bosh.fake.manifests().pop().unwrap();
+    let (user, secret) = bosh.fake.credentials();
+    let answer = operator_client(&bosh.fake)
+        .post(format!("{}/deployments", bosh.fake.url()))
+        .basic_auth(user, Some(secret.expose()))
+        .header("content-type", "text/yaml")
+        .header("x-bosh-context-id", "operator")
+        .body(manifest)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 302);
+    until("the operator's task runs", || {
+        bosh.fake.tasks()[0].state == DirectorTaskState::Processing
+    })
+    .await;
+    let operator_task = bosh.fake.tasks()[0].id;
+
+    let task = app.client.put_deployment(&spec, &ctx()).await.unwrap();
+    let done = wait_for_task(&app.client, &task.id).await;
+    assert_eq!(done.state, TaskState::Failed, "{done:?}");
+    let error = done.error.unwrap();
+    assert!(
+        error.contains(&format!("busy with Director task {operator_task}")),
+        "{error}"
+    );
+    assert_eq!(
+        posts(&bosh.fake),
+        2,
+        "nothing was posted for the refused operation"
+    );
+
+    bosh.fake.release_tasks();
+    until("the operator's task ends", || {
+        bosh.fake.tasks()[0].state == DirectorTaskState::Done
+    })
+    .await;
+    apply_ok(&app.client, &spec).await;
+}
