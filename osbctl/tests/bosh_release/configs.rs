@@ -3,7 +3,6 @@
 
 use crate::harness::{load, render, Rendered, ALL_OPS};
 use common::tls::TlsFiles;
-use serde_json::Value;
 use std::path::Path;
 use std::time::Duration;
 
@@ -104,21 +103,30 @@ fn with_every_ops_file_the_configs_still_load_and_say_what_the_ops_files_ask() {
             "no disk without SQLite"
         );
     }
-    // The bosh backend's block as the deployer's bosh backend is expected to read it (the
-    // deployer's settings gain `backend = "bosh"` with that backend).
-    let d: Value = load(&serde_json::json!({}), &config(&rendered, "deployer", 0));
-    assert_eq!(d["backend"], "bosh");
-    assert_eq!(d["bosh"]["director_url"], "https://10.0.0.6:25555");
-    assert_eq!(
-        d["bosh"]["ca_file"],
-        "/var/vcap/jobs/deployer/config/certs/director-ca.pem"
+    // The bosh backend's section, loaded by the deployer's own settings loader.
+    let d: deployer::config::Settings = load(
+        &deployer::config::Settings::default(),
+        &config(&rendered, "deployer", 0),
     );
-    assert_eq!(d["bosh"]["client_secret"], "director-client-secret");
-    let small = &d["bosh"]["templates"]["postgresql-15"]["small"];
-    assert_eq!(small["vm_type"], "small");
-    assert_eq!(small["instances"], 1);
-    assert_eq!(small["releases"][0]["name"], "postgres");
-    assert_eq!(small["networks"][0], "default");
+    assert_eq!(d.backend, deployer::config::BackendKind::Bosh);
+    let bosh = d.bosh.expect("the [bosh] section");
+    assert_eq!(bosh.director_url, "https://10.0.0.6:25555");
+    assert_eq!(
+        bosh.ca_file,
+        Path::new("/var/vcap/jobs/deployer/config/certs/director-ca.pem")
+    );
+    assert_eq!(bosh.client, "osb-deployer");
+    assert_eq!(bosh.secret().unwrap().expose(), "director-client-secret");
+    assert_eq!(bosh.deployment_prefix, "osb-");
+    assert!(bosh.use_dns_addresses);
+    let small = &bosh.templates["postgresql-15"]["small"];
+    assert_eq!(small.vm_type, "small");
+    assert_eq!(small.instances, 1);
+    assert_eq!(small.releases[0].name, "postgres");
+    assert_eq!(small.releases[0].version, "latest");
+    assert_eq!(small.stemcell.os, "ubuntu-noble");
+    assert_eq!(small.networks, ["default"]);
+    assert_eq!(bosh.templates["redis-7"]["medium"].vm_type, "medium");
     assert!(
         std::fs::read_to_string(rendered.file("deployer", 0, "config/certs/director-ca.pem"))
             .unwrap()
