@@ -1,7 +1,7 @@
-//! The whole stack in one process on loopback: deployer (process backend), both SPIs and the
-//! broker, wired with real mTLS from certificates generated on first run, SQLite state and
-//! instance data under one data directory. Used by `osbctl up`, the end-to-end tests and the
-//! benchmark.
+//! The whole stack in one process on loopback: deployer (process backend, or docker / bosh when
+//! asked), both SPIs and the broker, wired with real mTLS from certificates generated on first
+//! run, SQLite state and instance data under one data directory. Used by `osbctl up`, the
+//! end-to-end tests and the benchmark.
 
 use anyhow::Context;
 use base64::Engine as _;
@@ -30,6 +30,8 @@ pub struct StackOptions {
     /// Set: the deployer runs the data servers as containers on this Docker Engine setup
     /// instead of as local processes.
     pub docker: Option<deployer::config::DockerSettings>,
+    /// Set: the deployer makes one BOSH deployment per instance through this Director.
+    pub bosh: Option<deployer::config::BoshSettings>,
 }
 
 impl StackOptions {
@@ -43,6 +45,7 @@ impl StackOptions {
             poll_interval_ms: broker::config::DEFAULT_POLL_INTERVAL_MS,
             lease_ms: broker::config::DEFAULT_LEASE_MS,
             docker: None,
+            bosh: None,
         }
     }
 }
@@ -176,7 +179,8 @@ fn broker_settings(
 fn prepare(opts: &StackOptions) -> anyhow::Result<(Layout, String, String)> {
     // Started as root, the deployer runs the data servers as another OS user, who must pass
     // through (not list) the data dir to reach their own directories: 0701.
-    let servers_as_other_user = opts.docker.is_none() && deployer::default_run_as_user().is_some();
+    let local_servers = opts.docker.is_none() && opts.bosh.is_none();
+    let servers_as_other_user = local_servers && deployer::default_run_as_user().is_some();
     let root = private_dir(
         &opts.data_dir,
         if servers_as_other_user { 0o701 } else { 0o700 },
@@ -251,6 +255,10 @@ impl Stack {
         if let Some(docker) = &opts.docker {
             deployer_settings.backend = deployer::config::BackendKind::Docker;
             deployer_settings.docker = docker.clone();
+        }
+        if let Some(bosh) = &opts.bosh {
+            deployer_settings.backend = deployer::config::BackendKind::Bosh;
+            deployer_settings.bosh = Some(bosh.clone());
         }
         let app = deployer::startup::Application::build(deployer_settings)
             .await

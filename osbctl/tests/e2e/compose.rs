@@ -148,7 +148,7 @@ async fn docker_compose_up_serves_a_working_postgresql_and_down_leaves_nothing()
     // Credentials name the container on the compose network; from here it is reached on the
     // loopback port the deployer published for it.
     let reach = |host: &str, port: u16| published(host, port);
-    lifecycle(&osb, "postgresql", "small", &reach).await;
+    lifecycle(&osb, "docker", "postgresql", "small", &reach).await;
     assert_eq!(leftovers(&format!("{name}-")), Vec::<String>::new());
 
     // The broker kept its journal in the state-db container.

@@ -114,11 +114,18 @@ async fn use_binding(service: &str, creds: &Value, reach: Reach<'_>) -> bool {
     }
 }
 
-/// Provision → bind → use → unbind (credentials refused) → deprovision, through the broker.
-pub async fn lifecycle(osb: &OsbClient, service: &str, plan: &str, reach: Reach<'_>) {
+/// Provision → bind → use → unbind (credentials refused) → deprovision, through the broker, with
+/// instance and binding ids starting `label`; answers the provision's progress texts.
+pub async fn lifecycle(
+    osb: &OsbClient,
+    label: &str,
+    service: &str,
+    plan: &str,
+    reach: Reach<'_>,
+) -> Vec<String> {
     let catalog = osb.catalog().await.unwrap();
     let (service_id, plan_id) = osbctl::cli::resolve(&catalog, service, plan).unwrap();
-    let instance = format!("docker-{service}-1");
+    let instance = format!("{label}-{service}-1");
     let context =
         json!({"platform": "cloudfoundry", "organization_guid": "org", "space_guid": "space"});
     let a = osb
@@ -139,7 +146,7 @@ pub async fn lifecycle(osb: &OsbClient, service: &str, plan: &str, reach: Reach<
     let progress = wait(osb, Target::Instance(&instance), a.operation()).await;
     eprintln!("{service} provision progress: {progress:?}");
 
-    let binding = format!("docker-{service}-b1");
+    let binding = format!("{label}-{service}-b1");
     let b = osb
         .bind(
             &instance,
@@ -178,6 +185,7 @@ pub async fn lifecycle(osb: &OsbClient, service: &str, plan: &str, reach: Reach<
         .unwrap();
     assert_eq!(d.status, 202, "deprovision answers 202: {:?}", d.body);
     wait(osb, Target::Instance(&instance), d.operation()).await;
+    progress
 }
 
 /// Names of the containers and volumes whose name starts with `prefix`.
@@ -205,7 +213,7 @@ async fn both_offerings_work_end_to_end_through_the_docker_backend_and_leave_not
     let osb = t.stack().osb_client().unwrap();
     let direct = |host: &str, port: u16| (host.to_string(), port);
     for service in ["postgresql", "keyvalue"] {
-        lifecycle(&osb, service, "small", &direct).await;
+        lifecycle(&osb, "docker", service, "small", &direct).await;
         assert_eq!(leftovers(&prefix), Vec::<String>::new(), "after {service}");
     }
 }

@@ -19,6 +19,18 @@ impl TestStack {
 
     /// A stack whose deployer runs the docker backend with `docker` when it is set.
     pub async fn start_with(docker: Option<deployer::config::DockerSettings>) -> Self {
+        Self::start_options(docker, None).await
+    }
+
+    /// A stack whose deployer runs the bosh backend with `bosh`.
+    pub async fn start_bosh(bosh: deployer::config::BoshSettings) -> Self {
+        Self::start_options(None, Some(bosh)).await
+    }
+
+    async fn start_options(
+        docker: Option<deployer::config::DockerSettings>,
+        bosh: Option<deployer::config::BoshSettings>,
+    ) -> Self {
         common::tls::install_default_provider();
         let dir = tempfile::Builder::new()
             .prefix("osb-e2e-")
@@ -30,6 +42,7 @@ impl TestStack {
         let stack = Stack::start(StackOptions {
             poll_interval_ms: 200,
             docker: docker.clone(),
+            bosh,
             ..StackOptions::new(dir.path().join("data"))
         })
         .await

@@ -2,6 +2,7 @@
 //! PostgreSQL servers, real SPIs, real broker, real mTLS on loopback), driven over HTTP the way
 //! a platform drives it.
 
+mod bosh;
 mod cli;
 mod compose;
 mod config_examples;
