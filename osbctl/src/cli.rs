@@ -159,6 +159,36 @@ pub struct UpArgs {
     /// Log format on stderr: `compact` (colours only on a terminal) or `json`.
     #[arg(long, env = "OSB_LOG_FORMAT", default_value = "compact")]
     pub log_format: common::telemetry::LogFormat,
+    /// Which deployer backend runs the data servers: `process` (local processes) or `bosh`
+    /// (one BOSH deployment per instance, through the Director of `--bosh-config`).
+    #[arg(long, env = "OSB_BACKEND", value_enum, default_value = "process")]
+    pub backend: UpBackend,
+    /// (bosh) A TOML file with a `[bosh]` section as in the deployer's config: director_url,
+    /// ca_file, client, client_secret_file (or client_secret), templates, …
+    #[arg(long, env = "OSB_BOSH_CONFIG")]
+    pub bosh_config: Option<PathBuf>,
+    /// (bosh) The Director's URL (instead of the file's `director_url`).
+    #[arg(long, env = "OSB_DIRECTOR_URL")]
+    pub director_url: Option<String>,
+    /// (bosh) PEM file of the Director's CA (instead of the file's `ca_file`).
+    #[arg(long, env = "OSB_DIRECTOR_CA_FILE")]
+    pub director_ca_file: Option<PathBuf>,
+    /// (bosh) UAA client id or basic-auth user (instead of the file's `client`).
+    #[arg(long, env = "OSB_DIRECTOR_CLIENT")]
+    pub director_client: Option<String>,
+    /// (bosh) File holding the client's secret (instead of the file's `client_secret_file`;
+    /// the secret itself is never taken on the command line).
+    #[arg(long, env = "OSB_DIRECTOR_CLIENT_SECRET_FILE")]
+    pub director_client_secret_file: Option<PathBuf>,
+}
+
+/// The deployer backends `osbctl up` can run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum UpBackend {
+    /// The data servers as local processes under the data dir.
+    Process,
+    /// One BOSH deployment per instance, through a BOSH Director.
+    Bosh,
 }
 
 /// `osbctl down` options.

@@ -5,9 +5,10 @@
 //! signal handling disabled, so a SIGTERM (from `kill`, systemd, `timeout`, a container
 //! runtime or `osbctl down`) never stops one server while the others keep serving.
 
-use crate::cli::UpArgs;
+use crate::cli::{UpArgs, UpBackend};
 use crate::stack::{Stack, StackOptions};
-use anyhow::{bail, Context};
+use anyhow::{anyhow, bail, Context};
+use deployer::config::BoshSettings;
 use std::fs;
 use std::path::{Path, PathBuf};
 use tokio::signal::unix::{signal, SignalKind};
@@ -59,6 +60,7 @@ pub async fn up(args: UpArgs) -> anyhow::Result<()> {
     let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
     let mut int = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
     let given = given_password(&args)?;
+    let bosh = bosh_settings(&args)?;
     // Claimed before anything in the data dir changes: a refused second `up` touches nothing.
     fs::create_dir_all(&args.data_dir)
         .with_context(|| format!("cannot create {}", args.data_dir.display()))?;
@@ -68,6 +70,7 @@ pub async fn up(args: UpArgs) -> anyhow::Result<()> {
         listen: args.listen,
         username: args.username,
         password: given.as_ref().map(|(p, _)| p.clone()),
+        bosh: bosh.clone(),
         ..StackOptions::new(&root)
     };
     let stack = Stack::start(opts).await?;
@@ -77,7 +80,7 @@ pub async fn up(args: UpArgs) -> anyhow::Result<()> {
     };
     let env_file = root.join(ENV_FILE);
     write_env_file(&env_file, &stack)?;
-    println!("{}", banner(&stack, &source, &env_file));
+    println!("{}", banner(&stack, &source, &env_file, bosh.as_ref()));
     let signal = tokio::select! {
         _ = term.recv() => "SIGTERM",
         _ = int.recv() => "SIGINT",
@@ -91,9 +94,71 @@ pub async fn up(args: UpArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn banner(stack: &Stack, source: &PasswordSource, env_file: &Path) -> String {
+/// The `[bosh]` settings of `osbctl up --backend bosh`: the `--bosh-config` file's section with
+/// the `--director-…` options over it; `None` for another backend.
+pub fn bosh_settings(args: &UpArgs) -> anyhow::Result<Option<BoshSettings>> {
+    if args.backend != UpBackend::Bosh {
+        return Ok(None);
+    }
+    let mut section = match &args.bosh_config {
+        Some(path) => {
+            let file: serde_json::Value = common::settings::load(
+                &serde_json::json!({}),
+                Some(path),
+                "OSBCTL_BOSH_CONFIG_FILE",
+            )
+            .with_context(|| format!("reading the bosh config {}", path.display()))?;
+            file.get("bosh").cloned().ok_or_else(|| {
+                anyhow!("the bosh config {} has no [bosh] section", path.display())
+            })?
+        }
+        None => serde_json::json!({}),
+    };
+    let flags = [
+        ("director_url", args.director_url.clone()),
+        ("ca_file", path_text(&args.director_ca_file)),
+        ("client", args.director_client.clone()),
+        (
+            "client_secret_file",
+            path_text(&args.director_client_secret_file),
+        ),
+    ];
+    for (key, value) in flags {
+        if let Some(value) = value {
+            section[key] = serde_json::Value::String(value);
+        }
+    }
+    let settings: BoshSettings = serde_json::from_value(section).map_err(|e| {
+        anyhow!("--backend bosh needs the Director's url, CA file, client and templates (--bosh-config, --director-…): {e}")
+    })?;
+    settings
+        .secret()
+        .map_err(|e| anyhow!("--backend bosh: {e}"))?;
+    if settings.templates.is_empty() {
+        bail!("--backend bosh needs manifest templates: a [bosh.templates] table in --bosh-config");
+    }
+    Ok(Some(settings))
+}
+
+fn path_text(path: &Option<PathBuf>) -> Option<String> {
+    path.as_ref().map(|p| p.display().to_string())
+}
+
+fn banner(
+    stack: &Stack,
+    source: &PasswordSource,
+    env_file: &Path,
+    bosh: Option<&BoshSettings>,
+) -> String {
+    let backend = match bosh {
+        Some(b) => format!(
+            "  deployer:   one BOSH deployment per instance, Director {}\n",
+            b.director_url
+        ),
+        None => String::new(),
+    };
     format!(
-        "\nThe service broker is up.\n\n  broker URL: {}\n  username:   {}\n  password:   {}\n  data dir:   {}\n\n\
+        "\nThe service broker is up.\n\n  broker URL: {}\n  username:   {}\n  password:   {}\n  data dir:   {}\n{backend}\n\
          Drive it with osbctl (URL, user and password are in {}):\n  set -a; . {}; set +a\n  osbctl catalog\n  \
          osbctl provision my-db --service postgresql --plan small\n  osbctl bind my-db my-binding\n\n\
          Ctrl-C (or SIGTERM) stops the stack; the data servers keep running and are adopted on the\n\

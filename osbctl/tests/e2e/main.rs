@@ -11,5 +11,6 @@ mod helpers;
 mod keyvalue;
 mod mtls;
 mod readme;
+mod up_bosh;
 mod up_process;
 mod walkthrough;

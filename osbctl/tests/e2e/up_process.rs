@@ -11,13 +11,19 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
-fn osbctl() -> Command {
+pub(crate) fn osbctl() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_osbctl"));
     for var in [
         "OSB_PASSWORD",
         "OSB_PASSWORD_FILE",
         "OSB_LOG_FORMAT",
         "NO_COLOR",
+        "OSB_BACKEND",
+        "OSB_BOSH_CONFIG",
+        "OSB_DIRECTOR_URL",
+        "OSB_DIRECTOR_CA_FILE",
+        "OSB_DIRECTOR_CLIENT",
+        "OSB_DIRECTOR_CLIENT_SECRET_FILE",
     ] {
         cmd.env_remove(var);
     }
@@ -25,12 +31,12 @@ fn osbctl() -> Command {
 }
 
 /// A running `osbctl up` with its stderr in a file.
-struct Up {
-    child: Child,
+pub(crate) struct Up {
+    pub(crate) child: Child,
     /// What it printed on stdout up to the end of the banner.
-    banner: String,
+    pub(crate) banner: String,
     /// The broker URL from the banner.
-    broker_url: String,
+    pub(crate) broker_url: String,
     data_dir: PathBuf,
     log: PathBuf,
     /// Owns the directory (`None`: a restart on another `Up`'s directory).
@@ -40,7 +46,7 @@ struct Up {
 impl Up {
     /// Starts `osbctl up --listen 127.0.0.1:0 --data-dir <tmp>/data <args>` and waits for its
     /// banner.
-    fn start(args: &[&str], env: &[(&str, &str)]) -> Self {
+    pub(crate) fn start(args: &[&str], env: &[(&str, &str)]) -> Self {
         let dir = tempfile::Builder::new()
             .prefix("osb-up-")
             .tempdir_in("/tmp")
@@ -104,7 +110,7 @@ impl Up {
         }
     }
 
-    fn log(&self) -> String {
+    pub(crate) fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap()
     }
 
