@@ -36,6 +36,10 @@ fn the_example_configuration_files_load_into_the_services_settings() {
     assert_eq!(k.listen, "0.0.0.0:8445");
     assert_eq!(d.docker.images["postgresql-15"], "postgres:15");
     assert_eq!(d.docker.host_ports, (41000, 41999));
+    let bosh = d.bosh.expect("the example's [bosh] section");
+    assert_eq!(bosh.client, "osb-deployer");
+    assert_eq!(bosh.templates["postgresql-15"]["small"].vm_type, "small");
+    assert_eq!(bosh.templates["redis-7"]["default"].instances, 1);
 }
 
 /// What docker-compose.yml mounts at /etc/osb (paths inside the containers).
