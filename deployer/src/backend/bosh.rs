@@ -9,11 +9,12 @@
 //! during a task follows that same task again instead of sending the manifest twice; its
 //! context id (`X-Bosh-Context-Id`) is the deployer task's id.
 //!
-//! The Director client is in [`director`] (login in [`auth`]); a task's events and the
+//! The Director client is in [`director`] (login in [`auth`], its answers in [`api`]); a task's events and the
 //! progress text made of them in [`events`]; applies, deletes and the following of a task in
 //! [`operation`]; endpoints, readiness and health in [`instances`]. An update is a re-deploy
 //! with the new manifest; a delete of a deployment the Director does not know is done.
 
+pub mod api;
 mod auth;
 pub mod director;
 pub mod events;

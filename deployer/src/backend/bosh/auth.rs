@@ -2,7 +2,8 @@
 //! basic auth on every call), or `uaa` (a client-credentials token from `<uaa>/oauth/token`,
 //! sent as `bearer`, fetched again shortly before it expires or after a 401).
 
-use super::director::{Call, Director, DirectorError, Failure, Info};
+use super::api::Info;
+use super::director::{Call, Director, DirectorError, Failure};
 use common::secret::SecretString;
 use reqwest::header::{HeaderValue, ACCEPT, CONTENT_TYPE};
 use reqwest::StatusCode;

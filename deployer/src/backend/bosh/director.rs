@@ -5,6 +5,8 @@
 //! every call retried while the Director is unreachable or answers 5xx, up to the configured
 //! time.
 
+use super::api::{task_id_from_location, ErrorBody, CONTEXT_HEADER};
+pub use super::api::{DirectorError, DirectorInstance, DirectorTask};
 use super::auth::Login;
 use crate::config::BoshSettings;
 use reqwest::header::{HeaderMap, HeaderValue, CONTENT_TYPE, LOCATION, RANGE};
@@ -12,122 +14,15 @@ use reqwest::{Method, StatusCode};
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::CertificateDer;
 use serde::de::DeserializeOwned;
-use serde::Deserialize;
 use std::time::{Duration, Instant};
 
-/// The header a mutating request tags its task with (≤ 64 characters).
-pub const CONTEXT_HEADER: &str = "X-Bosh-Context-Id";
-/// Director error code of an unknown deployment.
-pub const DEPLOYMENT_NOT_FOUND: i64 = 70_000;
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
 /// First pause before calling an unreachable Director again; it doubles up to [`MAX_NAP`].
 const FIRST_NAP: Duration = Duration::from_millis(200);
 const MAX_NAP: Duration = Duration::from_secs(10);
 
-/// Why a Director call failed.
-#[derive(Debug, thiserror::Error)]
-pub enum DirectorError {
-    /// The Director could not be reached (or answered 5xx) for the whole retry window.
-    #[error("the BOSH Director at {url} is unreachable: {message}")]
-    Unreachable {
-        /// The Director.
-        url: String,
-        /// The last failure.
-        message: String,
-    },
-    /// The Director answered with an error.
-    #[error("the BOSH Director answered {status} to {what}: {description} (code {code})")]
-    Api {
-        /// What was asked.
-        what: String,
-        /// HTTP status.
-        status: u16,
-        /// The Director's error code (0 when the body had none).
-        code: i64,
-        /// The Director's description.
-        description: String,
-    },
-    /// Anything else: bad credentials, a malformed answer, bad local setup.
-    #[error("{0}")]
-    Other(String),
-}
-
-impl DirectorError {
-    /// Whether this is the Director's "deployment doesn't exist".
-    pub fn is_deployment_not_found(&self) -> bool {
-        matches!(self, Self::Api { status: 404, code, .. } if *code == DEPLOYMENT_NOT_FOUND)
-    }
-}
-
-/// A task as `GET /tasks/<id>` (or the task list) describes it.
-#[derive(Debug, Clone, Deserialize)]
-pub struct DirectorTask {
-    /// Task id.
-    pub id: u64,
-    /// `queued`, `processing`, `cancelling`, `done`, `error`, `cancelled`, `timeout`.
-    pub state: String,
-    /// What the task does ("create deployment").
-    #[serde(default)]
-    pub description: String,
-    /// The result line (an error's text when it failed).
-    #[serde(default)]
-    pub result: Option<String>,
-    /// The `X-Bosh-Context-Id` the request that made it carried.
-    #[serde(default)]
-    pub context_id: Option<String>,
-}
-
-impl DirectorTask {
-    /// Whether the task has not ended yet.
-    pub fn is_running(&self) -> bool {
-        matches!(self.state.as_str(), "queued" | "processing" | "cancelling")
-    }
-}
-
-/// One VM of a deployment, from `GET /deployments/<name>/instances`.
-#[derive(Debug, Clone, Deserialize)]
-pub struct DirectorInstance {
-    /// The instance group.
-    pub job: String,
-    /// Index in its group.
-    #[serde(default)]
-    pub index: Option<u32>,
-    /// The instance's id (a UUID; part of its BOSH DNS name).
-    pub id: String,
-    /// Its IP addresses.
-    #[serde(default)]
-    pub ips: Vec<String>,
-}
-
-/// What an unauthenticated `GET /info` says about logging in.
-#[derive(Debug, Deserialize)]
-pub(super) struct Info {
-    pub user_authentication: UserAuthentication,
-}
-
-#[derive(Debug, Deserialize)]
-pub(super) struct UserAuthentication {
-    #[serde(rename = "type")]
-    pub kind: String,
-    #[serde(default)]
-    pub options: AuthOptions,
-}
-
-#[derive(Debug, Default, Deserialize)]
-pub(super) struct AuthOptions {
-    #[serde(default)]
-    pub url: Option<String>,
-}
-
-#[derive(Deserialize)]
-struct ErrorBody {
-    #[serde(default)]
-    code: i64,
-    #[serde(default)]
-    description: String,
-}
-
 /// A request to send: method, path (with query), body, extra headers.
+#[derive(Clone)]
 pub(super) struct Call<'a> {
     pub method: Method,
     pub path: String,
@@ -288,6 +183,9 @@ impl Director {
     }
 
     /// Sends a mutating `call` tagged with `context_id`; answers the task id of its `302`.
+    /// When the connection fails, the request may still have reached the Director: before
+    /// sending it again, a task with that context id is looked for (and answered if found),
+    /// so that one operation never makes two tasks.
     pub(super) async fn start_task(
         &self,
         mut call: Call<'_>,
@@ -297,26 +195,38 @@ impl Director {
             DirectorError::Other(format!("context id {context_id:?} is not a header value"))
         })?;
         call.headers.insert(CONTEXT_HEADER, context);
-        let response = self.send(&call).await?;
-        if response.status() != StatusCode::FOUND {
-            let response = check(&call, response).await?;
-            return Err(DirectorError::Other(format!(
-                "{} answered {} instead of a redirect to a task",
-                call.what(),
-                response.status()
-            )));
+        call.retry = false;
+        let started = Instant::now();
+        let mut nap = FIRST_NAP;
+        loop {
+            match self.send(&call).await {
+                Ok(response) => return task_of(&call, response).await,
+                Err(e @ DirectorError::Unreachable { .. }) => {
+                    if started.elapsed() + nap > self.unreachable {
+                        return Err(e);
+                    }
+                    tracing::warn!(director = %self.url, error = %e, "BOSH Director unreachable; trying again");
+                    tokio::time::sleep(nap).await;
+                    nap = (nap * 2).min(MAX_NAP);
+                    if let Some(task) = self.task_with_context(context_id).await? {
+                        return Ok(task);
+                    }
+                }
+                Err(e) => return Err(e),
+            }
         }
-        let location = response
-            .headers()
-            .get(LOCATION)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or_default();
-        task_id_from_location(location).ok_or_else(|| {
-            DirectorError::Other(format!(
-                "{} redirected to {location:?}, which names no task",
-                call.what()
-            ))
-        })
+    }
+
+    /// The newest task made by a request with `context_id`, if any.
+    async fn task_with_context(&self, context_id: &str) -> Result<Option<u64>, DirectorError> {
+        let tasks: Vec<DirectorTask> = self
+            .get_json(&format!("/tasks?context_id={context_id}&verbose=2"))
+            .await?;
+        Ok(tasks
+            .iter()
+            .filter(|t| t.context_id.as_deref() == Some(context_id))
+            .map(|t| t.id)
+            .max())
     }
 
     /// The event output of task `id` from byte `offset` on (`Range: bytes=N-`): the new bytes.
@@ -341,6 +251,29 @@ impl Director {
             })),
         }
     }
+}
+
+/// The task id of a mutating call's `302 Location`.
+async fn task_of(call: &Call<'_>, response: reqwest::Response) -> Result<u64, DirectorError> {
+    if response.status() != StatusCode::FOUND {
+        let response = check(call, response).await?;
+        return Err(DirectorError::Other(format!(
+            "{} answered {} instead of a redirect to a task",
+            call.what(),
+            response.status()
+        )));
+    }
+    let location = response
+        .headers()
+        .get(LOCATION)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    task_id_from_location(location).ok_or_else(|| {
+        DirectorError::Other(format!(
+            "{} redirected to {location:?}, which names no task",
+            call.what()
+        ))
+    })
 }
 
 async fn body_of(call: &Call<'_>, response: reqwest::Response) -> Result<Vec<u8>, DirectorError> {
@@ -388,22 +321,6 @@ pub(super) async fn check(
     })
 }
 
-/// The task id in a `Location` such as `https://10.0.0.6:25555/tasks/42` (only the path
-/// counts, as for the bosh CLI).
-pub fn task_id_from_location(location: &str) -> Option<u64> {
-    let after_scheme = location
-        .split_once("://")
-        .map_or(location, |(_, rest)| rest);
-    let path = match after_scheme.find('/') {
-        Some(i) if location.contains("://") => &after_scheme[i..],
-        Some(_) => after_scheme,
-        None => return None,
-    };
-    let path = path.split(['?', '#']).next().unwrap_or(path);
-    let id = path.trim_end_matches('/').strip_prefix("/tasks/")?;
-    id.parse().ok()
-}
-
 /// The transport error and its causes in one line (no URL credentials: none are in URLs).
 fn transport_message(e: &reqwest::Error) -> String {
     let mut text = e.to_string();
@@ -445,40 +362,4 @@ fn http_client(settings: &BoshSettings) -> Result<reqwest::Client, String> {
         .timeout(REQUEST_TIMEOUT)
         .build()
         .map_err(|e| format!("building the Director client: {e}"))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_task_id_comes_from_the_locations_path() {
-        assert_eq!(
-            task_id_from_location("https://10.0.0.6:25555/tasks/42"),
-            Some(42)
-        );
-        assert_eq!(
-            task_id_from_location("https://director.example:25555/tasks/7/"),
-            Some(7)
-        );
-        assert_eq!(task_id_from_location("/tasks/9"), Some(9));
-        assert_eq!(task_id_from_location("https://h/tasks/9?x=1"), Some(9));
-        assert_eq!(task_id_from_location("https://h/deployments/9"), None);
-        assert_eq!(task_id_from_location("https://h/tasks/abc"), None);
-        assert_eq!(task_id_from_location("https://tasks/1"), None);
-        assert_eq!(task_id_from_location(""), None);
-    }
-
-    #[test]
-    fn only_the_directors_deployment_not_found_counts_as_gone() {
-        let api = |status, code| DirectorError::Api {
-            what: "x".into(),
-            status,
-            code,
-            description: String::new(),
-        };
-        assert!(api(404, DEPLOYMENT_NOT_FOUND).is_deployment_not_found());
-        assert!(!api(404, 10_000).is_deployment_not_found());
-        assert!(!api(400, DEPLOYMENT_NOT_FOUND).is_deployment_not_found());
-    }
 }

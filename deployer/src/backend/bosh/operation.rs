@@ -156,10 +156,17 @@ impl BoshBackend {
         let deployment = record.deployment.clone();
         if let Some(flight) = record.in_flight.clone() {
             let ours = flight.context_id == context && flight.action == action;
-            progress.set(&format!(
-                "following BOSH task {} started before the deployer restarted",
-                flight.task
-            ));
+            progress.set(&if ours {
+                format!(
+                    "following BOSH task {} (started before the deployer restarted)",
+                    flight.task
+                )
+            } else {
+                format!(
+                    "waiting for BOSH task {} of an earlier operation to end",
+                    flight.task
+                )
+            });
             let result = self
                 .follow(flight.task, flight.action, &deployment, progress)
                 .await;
