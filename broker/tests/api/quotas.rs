@@ -60,18 +60,10 @@ async fn assert_refused(app: &TestApp, id: &str, answer: &Answer, description: &
     assert_eq!(last.status, 404, "{last:?}");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn each_quota_level_refuses_with_a_422_naming_the_limit_and_stores_nothing() {
-    let app = keyvalue_stack(|_| {}).await;
-    let first = new_id();
-    let answer = app
-        .provision(&first, &placed("org-1", "space-1"), true)
-        .await;
-    assert_eq!(answer.status, 202, "{answer:?}");
-    let (done, _) = app.wait_for_instance(&first, &answer.operation()).await;
-    assert_eq!(done["state"], "succeeded", "{done}");
-
-    let levels = [
+/// Quota settings with one level (or several) full for an instance in org-1 / space-1 of the
+/// key-value small plan, and the refusal each leads to when one such instance exists.
+fn levels() -> Vec<(QuotaSettings, &'static str)> {
+    vec![
         (
             QuotaSettings {
                 global: Some(1),
@@ -142,8 +134,78 @@ async fn each_quota_level_refuses_with_a_422_naming_the_limit_and_stores_nothing
             },
             "service quota exceeded: service keyvalue allows 1 instance, 1 exists",
         ),
-    ];
-    for (quotas, description) in levels {
+    ]
+}
+
+/// An asynchronous update of instance `id`.
+async fn patch(app: &TestApp, id: &str, body: &Value) -> Answer {
+    let path = format!("/v2/service_instances/{id}?accepts_incomplete=true");
+    let response = app.request(reqwest::Method::PATCH, &path).json(body);
+    Answer::from(response.send().await.unwrap()).await
+}
+
+/// A plan change into a full plan is refused too, and the instance stays as it was.
+async fn assert_a_plan_change_into_a_full_plan_is_refused(app: &TestApp, first: &str) {
+    set_quotas(
+        app,
+        QuotaSettings {
+            plans: entries(&[("keyvalue/medium", 0)]),
+            ..Default::default()
+        },
+    );
+    let change = json!({"service_id": KEYVALUE_SERVICE_ID, "plan_id": KV_PLAN_MEDIUM});
+    let refused = patch(app, first, &change).await;
+    assert_eq!(refused.status, 422, "{refused:?}");
+    assert_eq!(
+        refused.body["description"],
+        "plan quota exceeded: plan medium of service keyvalue allows 0 instances, 0 exist"
+    );
+    let fetched = app.get(&format!("/v2/service_instances/{first}")).await;
+    assert_eq!(fetched.body["plan_id"], KEYVALUE_PLAN, "{fetched:?}");
+    let last = app
+        .get(&format!("/v2/service_instances/{first}/last_operation"))
+        .await;
+    assert_eq!(
+        last.body["state"], "succeeded",
+        "still the provision: {last:?}"
+    );
+}
+
+/// Quotas of other organizations and spaces leave the instance alone; staying on the plan is
+/// no plan change.
+async fn assert_other_scopes_leave_the_instance_alone(app: &TestApp, first: &str) {
+    set_quotas(
+        app,
+        QuotaSettings {
+            organizations: entries(&[("org-2", 0)]),
+            spaces: entries(&[("space-2", 0)]),
+            plans: entries(&[("keyvalue/small", 1)]),
+            ..Default::default()
+        },
+    );
+    let same_plan = json!({
+        "service_id": KEYVALUE_SERVICE_ID,
+        "plan_id": KEYVALUE_PLAN,
+        "parameters": {"maxmemory-policy": "allkeys-lru"}
+    });
+    let update = patch(app, first, &same_plan).await;
+    assert_eq!(update.status, 202, "{update:?}");
+    let (done, _) = app.wait_for_instance(first, &update.operation()).await;
+    assert_eq!(done["state"], "succeeded", "{done}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_quota_level_refuses_with_a_422_naming_the_limit_and_stores_nothing() {
+    let app = keyvalue_stack(|_| {}).await;
+    let first = new_id();
+    let answer = app
+        .provision(&first, &placed("org-1", "space-1"), true)
+        .await;
+    assert_eq!(answer.status, 202, "{answer:?}");
+    let (done, _) = app.wait_for_instance(&first, &answer.operation()).await;
+    assert_eq!(done["state"], "succeeded", "{done}");
+
+    for (quotas, description) in levels() {
         set_quotas(&app, quotas.clone());
         let id = new_id();
         let answer = app.provision(&id, &placed("org-1", "space-1"), true).await;
@@ -160,59 +222,8 @@ async fn each_quota_level_refuses_with_a_422_naming_the_limit_and_stores_nothing
         "no deployment for a refusal"
     );
 
-    // A plan change into a full plan is refused too, and the instance stays as it was.
-    set_quotas(
-        &app,
-        QuotaSettings {
-            plans: entries(&[("keyvalue/medium", 0)]),
-            ..Default::default()
-        },
-    );
-    let change = json!({"service_id": KEYVALUE_SERVICE_ID, "plan_id": KV_PLAN_MEDIUM});
-    let patch = |body: Value| {
-        app.request(
-            reqwest::Method::PATCH,
-            &format!("/v2/service_instances/{first}?accepts_incomplete=true"),
-        )
-        .json(&body)
-        .send()
-    };
-    let refused = Answer::from(patch(change.clone()).await.unwrap()).await;
-    assert_eq!(refused.status, 422, "{refused:?}");
-    assert_eq!(
-        refused.body["description"],
-        "plan quota exceeded: plan medium of service keyvalue allows 0 instances, 0 exist"
-    );
-    let fetched = app.get(&format!("/v2/service_instances/{first}")).await;
-    assert_eq!(fetched.body["plan_id"], KEYVALUE_PLAN, "{fetched:?}");
-    let last = app
-        .get(&format!("/v2/service_instances/{first}/last_operation"))
-        .await;
-    assert_eq!(
-        last.body["state"], "succeeded",
-        "still the provision: {last:?}"
-    );
-
-    // Quotas of other organizations and spaces leave this one alone; staying on the plan is
-    // no plan change.
-    set_quotas(
-        &app,
-        QuotaSettings {
-            organizations: entries(&[("org-2", 0)]),
-            spaces: entries(&[("space-2", 0)]),
-            plans: entries(&[("keyvalue/small", 1)]),
-            ..Default::default()
-        },
-    );
-    let same_plan = json!({
-        "service_id": KEYVALUE_SERVICE_ID,
-        "plan_id": KEYVALUE_PLAN,
-        "parameters": {"maxmemory-policy": "allkeys-lru"}
-    });
-    let update = Answer::from(patch(same_plan).await.unwrap()).await;
-    assert_eq!(update.status, 202, "{update:?}");
-    let (done, _) = app.wait_for_instance(&first, &update.operation()).await;
-    assert_eq!(done["state"], "succeeded", "{done}");
+    assert_a_plan_change_into_a_full_plan_is_refused(&app, &first).await;
+    assert_other_scopes_leave_the_instance_alone(&app, &first).await;
     let delete = app.delete_keyvalue(&first, None).await;
     assert_eq!(delete.status, 202, "{delete:?}");
     let (done, _) = app.wait_for_instance(&first, &delete.operation()).await;
