@@ -151,6 +151,11 @@ async fn a_deploy_is_a_task_that_queues_processes_and_runs_a_real_postgresql() {
         .get_json("/tasks?state=queued,processing,cancelling&deployment=osb-pg")
         .await;
     assert_eq!(running.as_array().unwrap().len(), 2);
+    let listed = f.get_json("/deployments").await;
+    assert_eq!(
+        (&listed[0]["name"], &listed[0]["locked"]),
+        (&"osb-pg".into(), &true.into())
+    );
     f.fake.release_tasks();
 
     let task = f.wait_task(first, "done").await;
@@ -162,6 +167,12 @@ async fn a_deploy_is_a_task_that_queues_processes_and_runs_a_real_postgresql() {
     let by_context = f.get_json("/tasks?context_id=ctx-second").await;
     assert_eq!(by_context[0]["id"], second);
 
+    check_deploy_events(&f, first, second).await;
+    check_real_postgresql(&f, &text).await;
+}
+
+/// The first task's events are a deploy's; the second task (same manifest) did nothing.
+async fn check_deploy_events(f: &Fixture, first: u64, second: u64) {
     let stages: Vec<Value> = f.events(first).await;
     let names: Vec<&str> = stages.iter().filter_map(|e| e["stage"].as_str()).collect();
     for stage in [
@@ -193,7 +204,11 @@ async fn a_deploy_is_a_task_that_queues_processes_and_runs_a_real_postgresql() {
         noop.iter().all(|e| e["stage"] == "Preparing deployment"),
         "{noop:?}"
     );
+}
 
+/// The instance listed, its PostgreSQL answering the admin with the manifest's setting, and
+/// the manifests and context ids recorded.
+async fn check_real_postgresql(f: &Fixture, text: &str) {
     let instances = f.get_json("/deployments/osb-pg/instances").await;
     let instance = &instances[0];
     assert_eq!(instances.as_array().unwrap().len(), 1);
@@ -215,8 +230,8 @@ async fn a_deploy_is_a_task_that_queues_processes_and_runs_a_real_postgresql() {
         .get(0);
     assert_eq!(max, "42");
     let manifest = f.get_json("/deployments/osb-pg").await;
-    assert_eq!(manifest["manifest"], text.as_str());
-    assert_eq!(f.fake.manifests(), [text.clone(), text]);
+    assert_eq!(manifest["manifest"], text);
+    assert_eq!(f.fake.manifests(), [text, text]);
     let contexts: Vec<String> = f
         .fake
         .requests()
@@ -466,4 +481,46 @@ async fn dropping_the_fake_stops_every_server_it_started() {
     drop(f);
     assert!(redis(&ip, &["PING"]).await.is_err(), "server stopped");
     assert!(!root.exists(), "its directory is gone");
+}
+
+#[tokio::test]
+async fn fewer_instances_delete_the_vms_no_longer_needed() {
+    let f = Fixture::start(basic()).await;
+    let id = f.deploy(&manifest("osb-kv", "redis", 2, &[]), "a").await;
+    f.wait_task(id, "done").await;
+    let instances = f.get_json("/deployments/osb-kv/instances").await;
+    let second = instances[1]["ips"][0].as_str().unwrap().to_string();
+    let id = f.deploy(&manifest("osb-kv", "redis", 1, &[]), "b").await;
+    f.wait_task(id, "done").await;
+    let events = f.events(id).await;
+    assert!(events
+        .iter()
+        .any(|e| e["stage"] == "Deleting unneeded instances"));
+    let instances = f.get_json("/deployments/osb-kv/instances").await;
+    assert_eq!(instances.as_array().unwrap().len(), 1);
+    assert!(
+        redis(&second, &["PING"]).await.is_err(),
+        "its server stopped"
+    );
+    assert_eq!(std::fs::read_dir(f.fake.vm_root()).unwrap().count(), 1);
+    let listed = f.get_json("/deployments").await;
+    assert_eq!(listed[0]["releases"][0]["name"], "redis");
+    assert_eq!(listed[0]["locked"], false);
+}
+
+#[tokio::test]
+async fn two_fakes_give_their_vms_different_ips_for_the_same_port() {
+    let (a, b) = (Fixture::start(basic()).await, Fixture::start(basic()).await);
+    let text = manifest("osb-kv", "redis", 1, &[]);
+    let (ta, tb) = (a.deploy(&text, "a").await, b.deploy(&text, "b").await);
+    a.wait_task(ta, "done").await;
+    b.wait_task(tb, "done").await;
+    let (ip_a, ip_b) = (a.first_ip("osb-kv").await, b.first_ip("osb-kv").await);
+    assert_ne!(ip_a, ip_b);
+    for ip in [ip_a, ip_b] {
+        let replies = redis(&ip, &["AUTH admin p4ss-osb-kv", "PING"])
+            .await
+            .unwrap();
+        assert_eq!(replies[1], "+PONG");
+    }
 }
