@@ -98,7 +98,7 @@ async fn uaa_tokens_are_issued_to_the_client_and_expire_after_their_ttl() {
         .unwrap();
     assert_eq!(basic.status(), StatusCode::UNAUTHORIZED);
 
-    f.fake.set_token_ttl(Duration::from_secs(1));
+    f.fake.set_token_ttl(Duration::from_secs(2));
     let resp = f
         .http
         .post(&token_url)
@@ -113,7 +113,7 @@ async fn uaa_tokens_are_issued_to_the_client_and_expire_after_their_ttl() {
     assert_eq!(resp.status(), StatusCode::OK);
     let body: Value = resp.json().await.unwrap();
     assert_eq!(body["token_type"], "bearer");
-    assert_eq!(body["expires_in"], 1);
+    assert_eq!(body["expires_in"], 2);
     let token = body["access_token"].as_str().unwrap();
     let with_token = || {
         f.http
@@ -122,7 +122,7 @@ async fn uaa_tokens_are_issued_to_the_client_and_expire_after_their_ttl() {
             .send()
     };
     assert_eq!(with_token().await.unwrap().status(), StatusCode::OK);
-    tokio::time::sleep(Duration::from_millis(1200)).await;
+    tokio::time::sleep(Duration::from_millis(2200)).await;
     let expired = with_token().await.unwrap();
     assert_eq!(expired.status(), StatusCode::UNAUTHORIZED);
     assert!(expired.headers().contains_key("www-authenticate"));
