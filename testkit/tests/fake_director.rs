@@ -282,7 +282,8 @@ async fn event_output_is_served_by_byte_ranges() {
     }
 }
 
-#[tokio::test]
+// Also on a multi-threaded runtime (the fake works on either).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_redis_deployment_answers_auth_and_ping_as_the_admin_only() {
     let f = Fixture::start(basic()).await;
     let id = f.deploy(&manifest("osb-kv", "redis", 2, &[]), "ctx").await;

@@ -99,7 +99,8 @@ async fn the_director_goes_down_and_comes_back_on_the_same_port_with_its_state()
     assert_eq!(f.first_ip("osb-kv").await, ip);
 }
 
-#[tokio::test]
+// Also on a multi-threaded runtime (the fake works on either).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dropping_the_fake_stops_every_server_it_started() {
     let f = Fixture::start(basic()).await;
     let id = f.deploy(&manifest("osb-kv", "redis", 1, &[]), "ctx").await;
