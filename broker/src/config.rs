@@ -1,5 +1,6 @@
 //! Typed settings of the broker (env prefix `BROKER`), with their defaults as named constants.
 
+pub use crate::domain::quota::QuotaSettings;
 use common::secret::SecretString;
 use common::telemetry::LogFormat;
 use common::tls::TlsFiles;
@@ -80,6 +81,10 @@ pub struct Settings {
     /// Limits of the OSB listener against slow and greedy clients.
     #[serde(default)]
     pub http: HttpSettings,
+    /// Most instances that may exist, globally, per offering, plan, organization and space
+    /// (re-read with the SPI list at each catalog refresh).
+    #[serde(default)]
+    pub quotas: QuotaSettings,
     /// Seconds between catalog refreshes.
     pub catalog_refresh_secs: u64,
     /// Log output format.
@@ -379,6 +384,7 @@ impl Default for Settings {
             bindings: BindingSettings::default(),
             reconcile: ReconcileSettings::default(),
             http: HttpSettings::default(),
+            quotas: QuotaSettings::default(),
             catalog_refresh_secs: DEFAULT_CATALOG_REFRESH_SECS,
             log_format: LogFormat::default(),
             config_file: None,

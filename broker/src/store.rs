@@ -13,6 +13,7 @@ mod instances;
 mod leases;
 mod operations;
 mod private_file;
+mod quotas;
 mod secrets;
 
 use std::time::{SystemTime, UNIX_EPOCH};

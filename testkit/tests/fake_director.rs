@@ -1,6 +1,8 @@
 //! The fake BOSH Director against a plain HTTPS client (its CA, no redirects followed): the
 //! Director API the deployer's `bosh` backend relies on, and the real servers behind it.
 
+#[path = "fake_director/lifecycle.rs"]
+mod lifecycle;
 #[path = "fake_director/support.rs"]
 mod support;
 
@@ -96,7 +98,7 @@ async fn uaa_tokens_are_issued_to_the_client_and_expire_after_their_ttl() {
         .unwrap();
     assert_eq!(basic.status(), StatusCode::UNAUTHORIZED);
 
-    f.fake.set_token_ttl(Duration::from_secs(1));
+    f.fake.set_token_ttl(Duration::from_secs(2));
     let resp = f
         .http
         .post(&token_url)
@@ -111,7 +113,7 @@ async fn uaa_tokens_are_issued_to_the_client_and_expire_after_their_ttl() {
     assert_eq!(resp.status(), StatusCode::OK);
     let body: Value = resp.json().await.unwrap();
     assert_eq!(body["token_type"], "bearer");
-    assert_eq!(body["expires_in"], 1);
+    assert_eq!(body["expires_in"], 2);
     let token = body["access_token"].as_str().unwrap();
     let with_token = || {
         f.http
@@ -120,7 +122,7 @@ async fn uaa_tokens_are_issued_to_the_client_and_expire_after_their_ttl() {
             .send()
     };
     assert_eq!(with_token().await.unwrap().status(), StatusCode::OK);
-    tokio::time::sleep(Duration::from_millis(1200)).await;
+    tokio::time::sleep(Duration::from_millis(2200)).await;
     let expired = with_token().await.unwrap();
     assert_eq!(expired.status(), StatusCode::UNAUTHORIZED);
     assert!(expired.headers().contains_key("www-authenticate"));
@@ -151,6 +153,11 @@ async fn a_deploy_is_a_task_that_queues_processes_and_runs_a_real_postgresql() {
         .get_json("/tasks?state=queued,processing,cancelling&deployment=osb-pg")
         .await;
     assert_eq!(running.as_array().unwrap().len(), 2);
+    let listed = f.get_json("/deployments").await;
+    assert_eq!(
+        (&listed[0]["name"], &listed[0]["locked"]),
+        (&"osb-pg".into(), &true.into())
+    );
     f.fake.release_tasks();
 
     let task = f.wait_task(first, "done").await;
@@ -162,6 +169,12 @@ async fn a_deploy_is_a_task_that_queues_processes_and_runs_a_real_postgresql() {
     let by_context = f.get_json("/tasks?context_id=ctx-second").await;
     assert_eq!(by_context[0]["id"], second);
 
+    check_deploy_events(&f, first, second).await;
+    check_real_postgresql(&f, &text).await;
+}
+
+/// The first task's events are a deploy's; the second task (same manifest) did nothing.
+async fn check_deploy_events(f: &Fixture, first: u64, second: u64) {
     let stages: Vec<Value> = f.events(first).await;
     let names: Vec<&str> = stages.iter().filter_map(|e| e["stage"].as_str()).collect();
     for stage in [
@@ -193,7 +206,11 @@ async fn a_deploy_is_a_task_that_queues_processes_and_runs_a_real_postgresql() {
         noop.iter().all(|e| e["stage"] == "Preparing deployment"),
         "{noop:?}"
     );
+}
 
+/// The instance listed, its PostgreSQL answering the admin with the manifest's setting, and
+/// the manifests and context ids recorded.
+async fn check_real_postgresql(f: &Fixture, text: &str) {
     let instances = f.get_json("/deployments/osb-pg/instances").await;
     let instance = &instances[0];
     assert_eq!(instances.as_array().unwrap().len(), 1);
@@ -215,8 +232,8 @@ async fn a_deploy_is_a_task_that_queues_processes_and_runs_a_real_postgresql() {
         .get(0);
     assert_eq!(max, "42");
     let manifest = f.get_json("/deployments/osb-pg").await;
-    assert_eq!(manifest["manifest"], text.as_str());
-    assert_eq!(f.fake.manifests(), [text.clone(), text]);
+    assert_eq!(manifest["manifest"], text);
+    assert_eq!(f.fake.manifests(), [text, text]);
     let contexts: Vec<String> = f
         .fake
         .requests()
@@ -265,7 +282,8 @@ async fn event_output_is_served_by_byte_ranges() {
     }
 }
 
-#[tokio::test]
+// Also on a multi-threaded runtime (the fake works on either).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_redis_deployment_answers_auth_and_ping_as_the_admin_only() {
     let f = Fixture::start(basic()).await;
     let id = f.deploy(&manifest("osb-kv", "redis", 2, &[]), "ctx").await;
@@ -288,80 +306,6 @@ async fn a_redis_deployment_answers_auth_and_ping_as_the_admin_only() {
         let anonymous = redis(ip, &["PING"]).await.unwrap();
         assert!(anonymous[0].starts_with("-NOAUTH"), "{anonymous:?}");
     }
-}
-
-#[tokio::test]
-async fn a_redeploy_with_a_changed_setting_restarts_the_server_with_it() {
-    let f = Fixture::start(basic()).await;
-    let id = f
-        .deploy(
-            &manifest("osb-pg", "postgresql", 1, &[("max_connections", "40")]),
-            "a",
-        )
-        .await;
-    f.wait_task(id, "done").await;
-    let ip = f.first_ip("osb-pg").await;
-    let started = |db: tokio_postgres::Client| async move {
-        let row = db
-            .query_one(
-                "SELECT pg_postmaster_start_time()::text, current_setting('max_connections')",
-                &[],
-            )
-            .await
-            .unwrap();
-        (row.get::<_, String>(0), row.get::<_, String>(1))
-    };
-    let (before, max) = started(postgres(&ip, "osb-pg").await.unwrap()).await;
-    assert_eq!(max, "40");
-
-    let changed = manifest("osb-pg", "postgresql", 1, &[("max_connections", "60")]);
-    let id = f.deploy(&changed, "b").await;
-    f.wait_task(id, "done").await;
-    assert_eq!(f.first_ip("osb-pg").await, ip, "the instance keeps its VM");
-    let (after, max) = started(postgres(&ip, "osb-pg").await.unwrap()).await;
-    assert_eq!(max, "60");
-    assert_ne!(after, before, "restarted");
-    let restarted: Vec<Value> = f.events(id).await;
-    assert!(restarted.iter().any(|e| e["state"] == "in_progress"
-        && e["data"]["status"]
-            .as_str()
-            .is_some_and(|s| s.contains("restarting"))));
-
-    let id = f.deploy(&changed, "c").await;
-    f.wait_task(id, "done").await;
-    let (again, _) = started(postgres(&ip, "osb-pg").await.unwrap()).await;
-    assert_eq!(again, after, "the same manifest is a no-op");
-}
-
-#[tokio::test]
-async fn delete_stops_the_servers_and_removes_their_data_and_unknown_is_70000() {
-    let f = Fixture::start(basic()).await;
-    let id = f.deploy(&manifest("osb-kv", "redis", 1, &[]), "ctx").await;
-    f.wait_task(id, "done").await;
-    let ip = f.first_ip("osb-kv").await;
-    assert_eq!(std::fs::read_dir(f.fake.vm_root()).unwrap().count(), 1);
-
-    let id = f.delete("osb-kv").await;
-    let task = f.wait_task(id, "done").await;
-    assert_eq!(task["description"], "delete deployment osb-kv");
-    assert!(redis(&ip, &["PING"]).await.is_err(), "server stopped");
-    assert_eq!(
-        std::fs::read_dir(f.fake.vm_root()).unwrap().count(),
-        0,
-        "data removed"
-    );
-    for (method, path) in [
-        (Method::GET, "/deployments/osb-kv"),
-        (Method::GET, "/deployments/osb-kv/instances"),
-        (Method::DELETE, "/deployments/osb-kv"),
-    ] {
-        let resp = f.request(method, path).send().await.unwrap();
-        assert_eq!(resp.status(), StatusCode::NOT_FOUND, "{path}");
-        let body: Value = resp.json().await.unwrap();
-        assert_eq!(body["code"], 70000);
-        assert_eq!(body["description"], "Deployment 'osb-kv' doesn't exist");
-    }
-    assert_eq!(f.get_json("/deployments").await, serde_json::json!([]));
 }
 
 #[tokio::test]
@@ -434,36 +378,4 @@ async fn bad_requests_get_the_directors_answers() {
     assert_eq!(unknown.status(), StatusCode::NOT_FOUND);
     assert_eq!(unknown.json::<Value>().await.unwrap()["code"], 10000);
     assert!(f.fake.tasks().is_empty(), "no task was made");
-}
-
-#[tokio::test]
-async fn the_director_goes_down_and_comes_back_on_the_same_port_with_its_state() {
-    let f = Fixture::start(basic()).await;
-    let id = f.deploy(&manifest("osb-kv", "redis", 1, &[]), "ctx").await;
-    f.wait_task(id, "done").await;
-    let ip = f.first_ip("osb-kv").await;
-    f.fake.go_down().await;
-    let fresh = support::client(&f.fake);
-    let down = fresh.get(format!("{}/info", f.fake.url())).send().await;
-    assert!(down.is_err(), "nobody listens: {down:?}");
-    // The VMs run on while the Director is away.
-    let replies = redis(&ip, &["AUTH admin p4ss-osb-kv", "PING"])
-        .await
-        .unwrap();
-    assert_eq!(replies[1], "+PONG");
-    f.fake.come_back().await.unwrap();
-    assert_eq!(f.get_json(&format!("/tasks/{id}")).await["state"], "done");
-    assert_eq!(f.first_ip("osb-kv").await, ip);
-}
-
-#[tokio::test]
-async fn dropping_the_fake_stops_every_server_it_started() {
-    let f = Fixture::start(basic()).await;
-    let id = f.deploy(&manifest("osb-kv", "redis", 1, &[]), "ctx").await;
-    f.wait_task(id, "done").await;
-    let ip = f.first_ip("osb-kv").await;
-    let root = f.fake.vm_root();
-    drop(f);
-    assert!(redis(&ip, &["PING"]).await.is_err(), "server stopped");
-    assert!(!root.exists(), "its directory is gone");
 }

@@ -36,6 +36,10 @@ async fn run(director: &Arc<Director>, id: u64, name: &str, work: Work) {
     let _turn = lock.lock().await;
     pause(director).await;
     director.update_task(id, |t| t.set_state(TaskState::Processing));
+    if matches!(work, Work::Deploy(_)) {
+        // The Director knows the deployment (locked, no manifest yet) from here on.
+        director.update_deployment(name, |_| {});
+    }
     let one = Step {
         task: "Preparing deployment",
         index: 1,
@@ -101,7 +105,6 @@ async fn deploy(director: &Arc<Director>, id: u64, text: &str) -> Result<String,
     let manifest = manifest::parse(text)?;
     let name = manifest.name.clone();
     let current = director.deployment(&name).unwrap_or_default();
-    director.update_deployment(&name, |_| {});
     if current.manifest.as_deref() == Some(text) {
         return Ok(format!("/deployments/{name}"));
     }
