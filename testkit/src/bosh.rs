@@ -40,6 +40,7 @@
 //! on a re-deploy.
 
 mod auth;
+mod deployer_settings;
 mod knobs;
 mod manifest;
 mod routes;
@@ -47,6 +48,8 @@ mod runner;
 mod state;
 mod tasks;
 pub mod vms;
+
+pub use deployer_settings::one_vm;
 
 pub use auth::{AuthConfig, TOKEN_PATH};
 pub use knobs::TaskEnd;

@@ -3,10 +3,9 @@
 use crate::helpers::*;
 use common::deployer::{Deployment, DeploymentEndpoint, DeploymentSpec, Engine, PLAN_LABEL};
 use common::secret::SecretString;
-use deployer::config::bosh::{BoshSettings, ManifestTemplate, ReleaseRef, StemcellRef};
+use deployer::config::bosh::BoshSettings;
 use deployer::config::{BackendKind, Settings};
 use rustls_pki_types::pem::PemObject;
-use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 use testkit::bosh::{AuthKind, FakeDirector, FakeOptions};
 
@@ -45,35 +44,13 @@ impl BoshEnv {
         .await
     }
 
-    /// The `[bosh]` section for this Director: the secret in a file, quick polls, and
-    /// templates for PostgreSQL 15 (plans `small`, `medium`) and Redis 7 (`default`).
+    /// The `[bosh]` section for this Director ([`FakeDirector::deployer_settings`]) with
+    /// this environment's timeouts and tweak.
     pub fn bosh_settings(&self) -> BoshSettings {
-        let (client, _) = self.fake.credentials();
-        let mut s = BoshSettings::new(
-            &self.fake.url(),
-            self.fake.ca_file(),
-            &client,
-            SecretString::default(),
-        );
-        s.client_secret = None;
-        s.client_secret_file = Some(self.fake.secret_file().to_path_buf());
-        s.poll_interval_ms = 50;
+        let mut s = self.fake.deployer_settings();
         s.unreachable_timeout_secs = 30;
         s.ready_timeout_secs = 60;
         s.task_timeout_secs = 120;
-        s.templates = BTreeMap::from([
-            (
-                "postgresql-15".to_string(),
-                BTreeMap::from([
-                    ("small".to_string(), template("postgres", "small")),
-                    ("medium".to_string(), template("postgres", "medium")),
-                ]),
-            ),
-            (
-                "redis-7".to_string(),
-                BTreeMap::from([("default".to_string(), template("redis", "small"))]),
-            ),
-        ]);
         (self.tweak)(&mut s);
         s
     }
@@ -89,27 +66,6 @@ impl BoshEnv {
     /// Starts a deployer on this environment.
     pub async fn start(&self) -> RunningApp {
         self.env.start_with(self.settings()).await
-    }
-}
-
-fn template(release: &str, vm_type: &str) -> ManifestTemplate {
-    ManifestTemplate {
-        releases: vec![ReleaseRef {
-            name: release.into(),
-            version: "latest".into(),
-        }],
-        stemcell: StemcellRef {
-            os: "ubuntu-noble".into(),
-            version: "latest".into(),
-        },
-        vm_type: vm_type.into(),
-        persistent_disk_type: "10GB".into(),
-        networks: vec!["default".into()],
-        azs: vec!["z1".into()],
-        instances: 1,
-        job: None,
-        job_release: None,
-        port: None,
     }
 }
 
