@@ -80,6 +80,9 @@ pub struct Settings {
     /// Limits of the OSB listener against slow and greedy clients.
     #[serde(default)]
     pub http: HttpSettings,
+    /// Callbacks (webhooks) on every operation's start and end.
+    #[serde(default)]
+    pub webhooks: crate::webhooks::WebhookSettings,
     /// Seconds between catalog refreshes.
     pub catalog_refresh_secs: u64,
     /// Log output format.
@@ -379,6 +382,7 @@ impl Default for Settings {
             bindings: BindingSettings::default(),
             reconcile: ReconcileSettings::default(),
             http: HttpSettings::default(),
+            webhooks: Default::default(),
             catalog_refresh_secs: DEFAULT_CATALOG_REFRESH_SECS,
             log_format: LogFormat::default(),
             config_file: None,

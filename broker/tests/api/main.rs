@@ -22,3 +22,5 @@ mod shutdown;
 mod supervision;
 mod takeover;
 mod validation;
+mod webhook_receiver;
+mod webhooks;
