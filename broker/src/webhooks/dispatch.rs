@@ -67,7 +67,7 @@ impl Endpoint {
             .body(row.body.clone())
             .send()
             .await
-            .map_err(|e| format!("POST failed: {e}"))?;
+            .map_err(|e| format!("POST failed: {}", error_chain(&e.without_url())))?;
         let status = answer.status();
         if status.is_success() {
             return Ok(());
@@ -76,6 +76,19 @@ impl Endpoint {
         let text: String = text.chars().take(ERROR_TEXT_MAX).collect();
         Err(format!("answered {status}: {text}"))
     }
+}
+
+/// An error with its causes, `: `-separated (the URL left out by the caller: a webhook URL may
+/// carry a token).
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
 }
 
 /// What follows a failed attempt, `attempts` counting it: the wait before the next one
