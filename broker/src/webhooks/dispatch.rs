@@ -1,5 +1,5 @@
 //! The dispatcher: one across the brokers sharing the database (the `outbox_lease` row),
-//! it POSTs each endpoint's pending events, oldest first and one at a time per instance (an
+//! it POSTs each endpoint's pending events (each endpoint served on its own), oldest first and one at a time per instance (an
 //! undelivered older event of an instance holds its newer ones back), retries failures with
 //! exponential backoff up to a cap and turns an event whose last attempt failed into a dead
 //! letter.
@@ -120,6 +120,8 @@ pub struct Dispatcher {
     endpoints: Vec<Endpoint>,
     settings: WebhookSettings,
     owner: String,
+    /// Whether this broker held the lease at its last claim.
+    holding: AtomicBool,
     stopping: AtomicBool,
 }
 
@@ -137,6 +139,7 @@ impl Dispatcher {
             endpoints,
             settings: settings.clone(),
             owner: owner.to_string(),
+            holding: AtomicBool::new(false),
             stopping: AtomicBool::new(false),
         })
     }
@@ -153,62 +156,68 @@ impl Dispatcher {
         self.store.register_webhook_endpoints(endpoints).await
     }
 
-    /// Delivers until stopped (never returns while endpoints are configured).
+    /// Delivers until stopped (never returns): the lease is claimed and renewed by one loop,
+    /// and each endpoint is served by a loop of its own while this broker holds it, so a slow
+    /// endpoint never delays another.
     pub async fn run(&self) {
         if self.endpoints.is_empty() {
             return std::future::pending().await;
         }
-        let mut tick = tokio::time::interval(self.settings.poll_interval());
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let mut last_prune = tokio::time::Instant::now();
-        loop {
-            tick.tick().await;
-            if self.stopping.load(Ordering::SeqCst) {
-                return std::future::pending().await;
-            }
-            match self.hold_lease().await {
-                Ok(true) => {}
-                Ok(false) => continue,
-                Err(e) => {
-                    tracing::warn!(error = %e, "webhook dispatcher: lease claim failed");
-                    continue;
-                }
-            }
-            let rounds =
-                futures_util::future::join_all(self.endpoints.iter().map(|e| self.deliver_to(e)));
-            tokio::select! {
-                _ = rounds => {}
-                () = self.keep_lease() => {
-                    tracing::warn!("webhook dispatcher: lease lost; deliveries in flight abandoned (another broker repeats them)");
-                }
-            }
-            if last_prune.elapsed() >= PRUNE_EVERY {
-                last_prune = tokio::time::Instant::now();
-                self.prune().await;
-            }
-        }
+        let endpoints =
+            futures_util::future::join_all(self.endpoints.iter().map(|e| self.serve(e)));
+        tokio::join!(self.keep_lease(), endpoints, self.prune_now_and_then());
     }
 
     /// Stops delivering and hands the lease back (graceful stop).
     pub async fn stop(&self) {
         self.stopping.store(true, Ordering::SeqCst);
+        self.holding.store(false, Ordering::SeqCst);
         if let Err(e) = self.store.release_dispatcher(&self.owner).await {
             tracing::warn!(error = %e, "webhook dispatcher: handing back the lease failed");
         }
     }
 
-    async fn hold_lease(&self) -> Result<bool, StoreError> {
-        let now = now_ms();
-        let until = now + i64::try_from(self.settings.lease().as_millis()).unwrap_or(i64::MAX);
-        self.store.claim_dispatcher(&self.owner, now, until).await
+    fn holds_lease(&self) -> bool {
+        self.holding.load(Ordering::SeqCst) && !self.stopping.load(Ordering::SeqCst)
     }
 
-    /// Renews the lease every third of its length; returns once it is lost.
+    /// Claims or renews the lease every poll interval (at least every third of the lease).
     async fn keep_lease(&self) {
+        let every = self.settings.poll_interval().min(self.settings.lease() / 3);
+        let mut tick = tokio::time::interval(every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
-            tokio::time::sleep(self.settings.lease() / 3).await;
-            if !matches!(self.hold_lease().await, Ok(true)) {
-                return;
+            tick.tick().await;
+            if self.stopping.load(Ordering::SeqCst) {
+                continue;
+            }
+            let now = now_ms();
+            let until = now + i64::try_from(self.settings.lease().as_millis()).unwrap_or(i64::MAX);
+            let held = match self.store.claim_dispatcher(&self.owner, now, until).await {
+                Ok(held) => held,
+                Err(e) => {
+                    tracing::warn!(error = %e, "webhook dispatcher: lease claim failed");
+                    false
+                }
+            };
+            if self.holding.swap(held, Ordering::SeqCst) != held {
+                if held {
+                    tracing::info!(owner = %self.owner, "webhook dispatcher: this broker delivers");
+                } else {
+                    tracing::info!("webhook dispatcher: another broker delivers");
+                }
+            }
+        }
+    }
+
+    /// Serves `endpoint` every poll interval while this broker holds the lease.
+    async fn serve(&self, endpoint: &Endpoint) {
+        let mut tick = tokio::time::interval(self.settings.poll_interval());
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            if self.holds_lease() {
+                self.deliver_to(endpoint).await;
             }
         }
     }
@@ -234,7 +243,7 @@ impl Dispatcher {
             for chunk in heads.chunks(IN_FLIGHT) {
                 let attempts = chunk.iter().map(|row| self.attempt(endpoint, row));
                 futures_util::future::join_all(attempts).await;
-                if self.stopping.load(Ordering::SeqCst) {
+                if !self.holds_lease() {
                     return;
                 }
             }
@@ -268,17 +277,25 @@ impl Dispatcher {
         }
     }
 
-    async fn prune(&self) {
+    /// Deletes delivered rows older than `keep_delivered_secs`, every minute while this broker
+    /// holds the lease.
+    async fn prune_now_and_then(&self) {
         let keep = i64::try_from(self.settings.keep_delivered_secs.saturating_mul(1000))
             .unwrap_or(i64::MAX);
-        match self
-            .store
-            .prune_delivered(now_ms().saturating_sub(keep))
-            .await
-        {
-            Ok(0) => {}
-            Ok(n) => tracing::info!(rows = n, "webhook outbox: delivered events pruned"),
-            Err(e) => tracing::warn!(error = %e, "webhook outbox: pruning failed"),
+        loop {
+            tokio::time::sleep(PRUNE_EVERY).await;
+            if !self.holds_lease() {
+                continue;
+            }
+            match self
+                .store
+                .prune_delivered(now_ms().saturating_sub(keep))
+                .await
+            {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(rows = n, "webhook outbox: delivered events pruned"),
+                Err(e) => tracing::warn!(error = %e, "webhook outbox: pruning failed"),
+            }
         }
     }
 }
