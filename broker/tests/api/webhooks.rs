@@ -435,3 +435,38 @@ async fn two_replicas_on_postgres_deliver_each_event_once() {
     }
     replica_run.abort();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn each_endpoint_gets_the_kinds_it_wants_and_a_stuck_one_delays_no_other() {
+    let stuck = Receiver::start();
+    stuck.set_mode(Mode::Hold);
+    let provisions = Receiver::start();
+    let (stuck_url, provisions_url) = (stuck.url(), provisions.url());
+    let app = spawn_app_with(|s| {
+        s.webhooks = webhooks(&stuck_url, 100);
+        let mut second = s.webhooks.endpoints[0].clone();
+        second.name = "provisions".into();
+        second.url = provisions_url;
+        second.events = vec!["provision.*".into()];
+        s.webhooks.endpoints.push(second);
+    })
+    .await;
+    let id = new_id();
+    provision(&app, &id, "trace-filter").await;
+    deprovision(&app, &id).await;
+    let received = provisions
+        .wait_until(ARRIVAL, "the provision events", |r| r.len() >= 2)
+        .await;
+    // Give a deprovision event time to show up if the filter let it through.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let events = distinct_checked(&provisions.received(), SECRET);
+    assert_eq!(kinds(&events), ["provision.started", "provision.succeeded"]);
+    assert_eq!(received.len(), 2);
+    // The stuck endpoint holds its first event unanswered all along.
+    let held = stuck.received();
+    assert_eq!(kinds(&held), ["provision.started"], "{held:?}");
+    assert_eq!(
+        held[0].event_id, events[0].event_id,
+        "one event id for every endpoint"
+    );
+}
