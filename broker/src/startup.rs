@@ -244,9 +244,10 @@ impl Application {
     }
 
     /// Serves until the [`Stopper`] stops it, running the journal workers, the catalog
-    /// refresher, the reconciliation check and the webhook dispatcher beside it. Once the server stopped (in-flight
-    /// requests finished, up to the shutdown timeout) the journal hands its leases back; if
-    /// this future is dropped instead, its tasks are aborted and the leases expire.
+    /// refresher, the reconciliation check and the webhook dispatcher beside it. Once the
+    /// server stopped (in-flight requests finished, up to the shutdown timeout) the
+    /// dispatcher and the journal hand their leases back; if this future is dropped instead,
+    /// its tasks are aborted and the leases expire.
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
         let _stop = StopJournal(Arc::clone(&self.journal));
         let (store, deployer, reconcile_every) = (
