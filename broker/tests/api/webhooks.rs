@@ -470,3 +470,76 @@ async fn each_endpoint_gets_the_kinds_it_wants_and_a_stuck_one_delays_no_other()
         "one event id for every endpoint"
     );
 }
+
+/// The crash test's webhook settings: one endpoint at `url`, quick retries, a short lease (a
+/// restarted broker has a new identity there and waits for the old lease to expire).
+pub fn crash_settings(url: &str) -> WebhookSettings {
+    WebhookSettings {
+        lease_ms: 1_500,
+        ..webhooks(url, 10_000)
+    }
+}
+
+/// For the crash test: every operation of `journal` (all ended) had its started and ended
+/// events delivered, signed, each event id with one body however often it came, and each
+/// instance's events first arrived in the order the outbox recorded them (commit order).
+pub async fn assert_every_operation_s_events_arrived(
+    receiver: &Receiver,
+    journal: &[broker::store::models::OperationRow],
+    database: &std::path::Path,
+) {
+    use broker::store::schema::outbox;
+    use broker::store::OutboxRow;
+    use diesel::prelude::*;
+    let expected = 2 * journal.len();
+    let received = receiver
+        .wait_until(Duration::from_secs(120), "every operation's events", |r| {
+            r.iter()
+                .map(|e| e.event_id.as_str())
+                .collect::<std::collections::BTreeSet<_>>()
+                .len()
+                >= expected
+        })
+        .await;
+    let events = distinct_checked(&received, SECRET);
+    for op in journal {
+        let of: Vec<&str> = events
+            .iter()
+            .filter(|e| e.json["operation"]["id"] == op.id.as_str())
+            .map(Received::kind)
+            .collect();
+        let ended = format!("{}.{}", op.kind, op.state.as_str());
+        assert_eq!(of, [format!("{}.started", op.kind), ended], "{op:?}");
+    }
+    let mut conn = diesel::SqliteConnection::establish(&database.display().to_string()).unwrap();
+    let rows: Vec<OutboxRow> = outbox::table
+        .order(outbox::seq.asc())
+        .select(OutboxRow::as_select())
+        .load(&mut conn)
+        .unwrap();
+    let instances: std::collections::BTreeSet<&str> =
+        rows.iter().map(|r| r.instance_id.as_str()).collect();
+    for instance in instances {
+        let recorded: Vec<&str> = rows
+            .iter()
+            .filter(|r| r.instance_id == instance)
+            .map(|r| r.event_id.as_str())
+            .take_while(|id| events.iter().any(|e| e.event_id == *id))
+            .collect();
+        let arrived: Vec<&str> = events
+            .iter()
+            .filter(|e| e.json["instance_id"] == instance)
+            .map(|e| e.event_id.as_str())
+            .collect();
+        assert_eq!(
+            arrived, recorded,
+            "events of instance {instance} out of order"
+        );
+    }
+    println!(
+        "webhooks: {} events of {} operations delivered in order, {} deliveries in all",
+        events.len(),
+        journal.len(),
+        received.len()
+    );
+}
