@@ -277,7 +277,7 @@ async fn a_broker_killed_at_thirty_random_moments_loses_no_operation_and_leaves_
     settings.worker.retry_after_secs = 1;
     settings.reconcile.interval_secs = 0;
     let receiver = crate::webhook_receiver::Receiver::start();
-    settings.webhooks = crate::webhooks::crash_settings(&receiver.url());
+    settings.webhooks = crate::webhook_support::crash_settings(&receiver.url());
     app.start_broker_process(&settings).await;
 
     let platform = Platform {
@@ -332,7 +332,7 @@ async fn a_broker_killed_at_thirty_random_moments_loses_no_operation_and_leaves_
     }
 
     // Every operation's webhook events arrived, in order per instance.
-    crate::webhooks::assert_every_operation_s_events_arrived(
+    crate::webhook_support::assert_every_operation_s_events_arrived(
         &receiver,
         &journal,
         &app.database_path(),

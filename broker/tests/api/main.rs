@@ -23,4 +23,5 @@ mod supervision;
 mod takeover;
 mod validation;
 mod webhook_receiver;
+mod webhook_support;
 mod webhooks;

@@ -1,97 +1,40 @@
 //! Callbacks: a real HTTP receiver gets every event of a lifecycle in order, signed and without
 //! a secret; it is down for a while and still gets them; a broker SIGKILLed between the state
 //! change and the delivery delivers after its restart (same event id); two replicas on one
-//! PostgreSQL deliver each event once; an endpoint that keeps failing ends with dead letters.
+//! PostgreSQL deliver each event once; an endpoint that keeps failing ends with dead letters;
+//! each endpoint gets the kinds it wants, and a stuck one delays no other.
 
 use crate::helpers::{
-    bind_body, free_address, new_id, provision_body, spawn_app_with, spawn_services, TestApp,
-    PASSWORD,
+    bind_body, free_address, new_id, provision_body, spawn_app_with, spawn_services, PASSWORD,
 };
 use crate::webhook_receiver::{distinct_checked, kinds, Mode, Received, Receiver};
-use base64::Engine as _;
+use crate::webhook_support::{
+    assert_no_secret, deprovision, provision, strings, wait_for_metric, webhooks, ARRIVAL,
+    ENDPOINT, SECRET,
+};
 use broker::config::Settings;
-use broker::webhooks::{EndpointSettings, RetrySettings, WebhookSettings};
-use common::secret::SecretString;
 use serde_json::{json, Value};
 use std::time::Duration;
 
-const SECRET: &str = "hook-secret-5f2c9a";
-const ENDPOINT: &str = "audit";
-const ARRIVAL: Duration = Duration::from_secs(60);
-
-/// Webhook settings for one endpoint at `url` with quick retries.
-fn webhooks(url: &str, max_attempts: u32) -> WebhookSettings {
-    WebhookSettings {
-        endpoints: vec![EndpointSettings {
-            name: ENDPOINT.into(),
-            url: url.into(),
-            events: vec!["*".into()],
-            secret: Some(SecretString::new(SECRET)),
-            secret_file: None,
-            timeout_ms: 30_000,
-            ca_file: None,
-        }],
-        poll_interval_ms: 50,
-        lease_ms: 2_000,
-        retry: RetrySettings {
-            initial_backoff_ms: 50,
-            max_backoff_ms: 400,
-            max_attempts,
-        },
-        ..WebhookSettings::default()
-    }
-}
-
-fn identity_header() -> String {
-    let value = base64::engine::general_purpose::STANDARD.encode(r#"{"user_id":"user-42"}"#);
-    format!("cloudfoundry {value}")
-}
-
-/// Provisions `id` with a `tracing_id` (and a would-be secret parameter) and waits for it.
-async fn provision(app: &TestApp, id: &str, tracing_id: &str) {
-    let body = provision_body(json!({"tracing_id": tracing_id, "work_mem_mb": 8}));
-    let answer = app
-        .request(
-            reqwest::Method::PUT,
-            &format!("/v2/service_instances/{id}?accepts_incomplete=true"),
-        )
-        .header("X-Broker-API-Originating-Identity", identity_header())
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    let answer = crate::helpers::Answer::from(answer).await;
-    assert_eq!(answer.status, 202, "{answer:?}");
-    let (last, _) = app.wait_for_instance(id, &answer.operation()).await;
-    assert_eq!(last["state"], "succeeded", "{last}");
-}
-
-async fn deprovision(app: &TestApp, id: &str) {
-    let answer = app.deprovision(id).await;
-    assert_eq!(answer.status, 202, "{answer:?}");
-    let (last, _) = app.wait_for_instance(id, &answer.operation()).await;
-    assert_eq!(last["state"], "succeeded", "{last}");
-}
-
-/// Every string value in a JSON tree.
-fn strings(value: &Value, out: &mut Vec<String>) {
-    match value {
-        Value::String(s) => out.push(s.clone()),
-        Value::Array(items) => items.iter().for_each(|v| strings(v, out)),
-        Value::Object(map) => map.values().for_each(|v| strings(v, out)),
-        _ => {}
-    }
-}
-
-fn assert_no_secret(events: &[Received], secrets: &[String]) {
+/// Every lifecycle event names the instance, offering and plan, the request, a time and a
+/// description; exactly the bind and unbind events name the binding.
+fn assert_common_fields(events: &[Received], id: &str, binding: &str) {
     for event in events {
-        for secret in secrets.iter().filter(|s| s.len() >= 6) {
-            assert!(
-                !event.body.contains(secret.as_str()),
-                "{secret:?} in {}",
-                event.body
-            );
-        }
+        let body = &event.json;
+        assert_eq!(body["instance_id"], id);
+        assert_eq!(body["service_id"], crate::helpers::SERVICE_ID);
+        assert_eq!(body["plan_id"], crate::helpers::PLAN_SMALL);
+        assert!(
+            body["request_id"].as_str().is_some_and(|r| !r.is_empty()),
+            "{body}"
+        );
+        assert!(
+            body["time"].as_str().is_some_and(|t| t.ends_with('Z')),
+            "{body}"
+        );
+        assert!(body["description"].is_string(), "{body}");
+        let binding_event = event.kind().starts_with("bind") || event.kind().starts_with("unbind");
+        assert_eq!(body["binding_id"] == binding, binding_event, "{body}");
     }
 }
 
@@ -132,27 +75,7 @@ async fn a_lifecycle_s_events_arrive_in_order_signed_and_without_secrets() {
         expected.len(),
         "no duplicate in the normal case"
     );
-    for event in &events {
-        let body = &event.json;
-        assert_eq!(body["instance_id"], id.as_str());
-        assert_eq!(body["service_id"], crate::helpers::SERVICE_ID);
-        assert_eq!(body["plan_id"], crate::helpers::PLAN_SMALL);
-        assert!(
-            body["request_id"].as_str().is_some_and(|r| !r.is_empty()),
-            "{body}"
-        );
-        assert!(
-            body["time"].as_str().is_some_and(|t| t.ends_with('Z')),
-            "{body}"
-        );
-        assert!(body["description"].is_string(), "{body}");
-        let binding_event = event.kind().starts_with("bind") || event.kind().starts_with("unbind");
-        assert_eq!(
-            body["binding_id"] == binding.as_str(),
-            binding_event,
-            "{body}"
-        );
-    }
+    assert_common_fields(&events, &id, &binding);
     let provision = &events[0].json;
     assert_eq!(provision["state"], "in progress");
     assert_eq!(provision["tracing_id"], "trace-lifecycle-1");
@@ -187,29 +110,6 @@ async fn a_lifecycle_s_events_arrive_in_order_signed_and_without_secrets() {
     );
 
     wait_for_metric(&app, "delivered", 8).await;
-}
-
-/// Waits until `/metrics` counts `n` outbox events of the endpoint in `state`.
-async fn wait_for_metric(app: &TestApp, state: &str, n: usize) {
-    let line =
-        format!("osb_broker_webhook_events{{endpoint=\"{ENDPOINT}\",state=\"{state}\"}} {n}");
-    let deadline = std::time::Instant::now() + ARRIVAL;
-    loop {
-        let metrics = app
-            .request(reqwest::Method::GET, "/metrics")
-            .send()
-            .await
-            .unwrap();
-        let text = metrics.text().await.unwrap();
-        if text.lines().any(|l| l == line) {
-            return;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "{line} not in /metrics:\n{text}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -468,78 +368,5 @@ async fn each_endpoint_gets_the_kinds_it_wants_and_a_stuck_one_delays_no_other()
     assert_eq!(
         held[0].event_id, events[0].event_id,
         "one event id for every endpoint"
-    );
-}
-
-/// The crash test's webhook settings: one endpoint at `url`, quick retries, a short lease (a
-/// restarted broker has a new identity there and waits for the old lease to expire).
-pub fn crash_settings(url: &str) -> WebhookSettings {
-    WebhookSettings {
-        lease_ms: 1_500,
-        ..webhooks(url, 10_000)
-    }
-}
-
-/// For the crash test: every operation of `journal` (all ended) had its started and ended
-/// events delivered, signed, each event id with one body however often it came, and each
-/// instance's events first arrived in the order the outbox recorded them (commit order).
-pub async fn assert_every_operation_s_events_arrived(
-    receiver: &Receiver,
-    journal: &[broker::store::models::OperationRow],
-    database: &std::path::Path,
-) {
-    use broker::store::schema::outbox;
-    use broker::store::OutboxRow;
-    use diesel::prelude::*;
-    let expected = 2 * journal.len();
-    let received = receiver
-        .wait_until(Duration::from_secs(120), "every operation's events", |r| {
-            r.iter()
-                .map(|e| e.event_id.as_str())
-                .collect::<std::collections::BTreeSet<_>>()
-                .len()
-                >= expected
-        })
-        .await;
-    let events = distinct_checked(&received, SECRET);
-    for op in journal {
-        let of: Vec<&str> = events
-            .iter()
-            .filter(|e| e.json["operation"]["id"] == op.id.as_str())
-            .map(Received::kind)
-            .collect();
-        let ended = format!("{}.{}", op.kind, op.state.as_str());
-        assert_eq!(of, [format!("{}.started", op.kind), ended], "{op:?}");
-    }
-    let mut conn = diesel::SqliteConnection::establish(&database.display().to_string()).unwrap();
-    let rows: Vec<OutboxRow> = outbox::table
-        .order(outbox::seq.asc())
-        .select(OutboxRow::as_select())
-        .load(&mut conn)
-        .unwrap();
-    let instances: std::collections::BTreeSet<&str> =
-        rows.iter().map(|r| r.instance_id.as_str()).collect();
-    for instance in instances {
-        let recorded: Vec<&str> = rows
-            .iter()
-            .filter(|r| r.instance_id == instance)
-            .map(|r| r.event_id.as_str())
-            .take_while(|id| events.iter().any(|e| e.event_id == *id))
-            .collect();
-        let arrived: Vec<&str> = events
-            .iter()
-            .filter(|e| e.json["instance_id"] == instance)
-            .map(|e| e.event_id.as_str())
-            .collect();
-        assert_eq!(
-            arrived, recorded,
-            "events of instance {instance} out of order"
-        );
-    }
-    println!(
-        "webhooks: {} events of {} operations delivered in order, {} deliveries in all",
-        events.len(),
-        journal.len(),
-        received.len()
     );
 }
