@@ -61,6 +61,28 @@ pub async fn provision(app: &TestApp, id: &str, tracing_id: &str) {
     assert_eq!(last["state"], "succeeded", "{last}");
 }
 
+/// Changes `id`'s plan to medium with a `tracing_id` parameter and waits for the update.
+pub async fn update_to_medium(app: &TestApp, id: &str, tracing_id: &str) {
+    let body = json!({
+        "service_id": crate::helpers::SERVICE_ID,
+        "plan_id": crate::helpers::PLAN_MEDIUM,
+        "parameters": {"tracing_id": tracing_id},
+    });
+    let answer = app
+        .request(
+            reqwest::Method::PATCH,
+            &format!("/v2/service_instances/{id}?accepts_incomplete=true"),
+        )
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    let answer = crate::helpers::Answer::from(answer).await;
+    assert_eq!(answer.status, 202, "{answer:?}");
+    let (last, _) = app.wait_for_instance(id, &answer.operation()).await;
+    assert_eq!(last["state"], "succeeded", "{last}");
+}
+
 pub async fn deprovision(app: &TestApp, id: &str) {
     let answer = app.deprovision(id).await;
     assert_eq!(answer.status, 202, "{answer:?}");

@@ -9,21 +9,25 @@ use crate::helpers::{
 };
 use crate::webhook_receiver::{distinct_checked, kinds, Mode, Received, Receiver};
 use crate::webhook_support::{
-    assert_no_secret, deprovision, provision, strings, wait_for_metric, webhooks, ARRIVAL,
-    ENDPOINT, SECRET,
+    assert_no_secret, deprovision, provision, strings, update_to_medium, wait_for_metric, webhooks,
+    ARRIVAL, ENDPOINT, SECRET,
 };
 use broker::config::Settings;
 use serde_json::{json, Value};
 use std::time::Duration;
 
-/// Every lifecycle event names the instance, offering and plan, the request, a time and a
-/// description; exactly the bind and unbind events name the binding.
+/// Every lifecycle event names the instance, offering and plan (medium from the update on),
+/// the request, a time and a description; exactly the bind and unbind events name the binding.
 fn assert_common_fields(events: &[Received], id: &str, binding: &str) {
+    let mut plan = crate::helpers::PLAN_SMALL;
     for event in events {
+        if event.kind() == "update.started" {
+            plan = crate::helpers::PLAN_MEDIUM;
+        }
         let body = &event.json;
         assert_eq!(body["instance_id"], id);
         assert_eq!(body["service_id"], crate::helpers::SERVICE_ID);
-        assert_eq!(body["plan_id"], crate::helpers::PLAN_SMALL);
+        assert_eq!(body["plan_id"], plan, "{body}");
         assert!(
             body["request_id"].as_str().is_some_and(|r| !r.is_empty()),
             "{body}"
@@ -51,6 +55,7 @@ async fn a_lifecycle_s_events_arrive_in_order_signed_and_without_secrets() {
     let bound = app.bind(&id, &binding, &bind).await;
     assert_eq!(bound.status, 201, "{bound:?}");
     assert_eq!(app.unbind(&id, &binding).await.status, 200);
+    update_to_medium(&app, &id, "trace-update-3").await;
     deprovision(&app, &id).await;
 
     let expected = [
@@ -60,6 +65,8 @@ async fn a_lifecycle_s_events_arrive_in_order_signed_and_without_secrets() {
         "bind.succeeded",
         "unbind.started",
         "unbind.succeeded",
+        "update.started",
+        "update.succeeded",
         "deprovision.started",
         "deprovision.succeeded",
     ];
@@ -86,8 +93,10 @@ async fn a_lifecycle_s_events_arrive_in_order_signed_and_without_secrets() {
     assert_eq!(events[1].json["state"], "succeeded");
     assert_eq!(events[1].json["tracing_id"], "trace-lifecycle-1");
     assert_eq!(events[3].json["tracing_id"], "trace-bind-2");
+    assert_eq!(events[6].json["tracing_id"], "trace-update-3");
+    assert_eq!(events[7].json["state"], "succeeded");
     assert_eq!(
-        events[6].json["tracing_id"],
+        events[8].json["tracing_id"],
         Value::Null,
         "a DELETE has no parameters"
     );
@@ -109,7 +118,7 @@ async fn a_lifecycle_s_events_arrive_in_order_signed_and_without_secrets() {
         "no parameter is sent"
     );
 
-    wait_for_metric(&app, "delivered", 8).await;
+    wait_for_metric(&app, "delivered", 10).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
