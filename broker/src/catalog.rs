@@ -1,7 +1,8 @@
 //! The OSB catalog, assembled from the SPIs' catalog fragments. The serialised bytes are kept
 //! ready so `GET /v2/catalog` costs a pointer copy; a service-id index routes requests to the
 //! SPI that owns the offering. The SPI list itself is read again from the settings file at each
-//! refresh, so SPIs can be added and removed while the broker runs.
+//! refresh, so SPIs can be added and removed while the broker runs; the instance quotas are
+//! read again with it and kept here for the use cases.
 //!
 //! - [`source`]: the SPI list and the clients of the SPIs;
 //! - [`snapshot`]: one consistent view, routing offerings to SPIs;
@@ -19,7 +20,7 @@ pub use guard::{
 pub use snapshot::{CatalogSnapshot, LookupError, RoutedService};
 pub use source::{NamedSpi, SpiSource};
 
-use crate::config::SpiSettings;
+use crate::config::{QuotaSettings, SpiSettings};
 use crate::store::Store;
 use common::spi::CatalogFragment;
 use std::sync::{Arc, Mutex, RwLock};
@@ -65,6 +66,9 @@ pub struct CatalogCache {
     refreshing: tokio::sync::Mutex<()>,
     listed: Mutex<Vec<Entry>>,
     snapshot: RwLock<Arc<CatalogSnapshot>>,
+    /// The instance quotas: those of the settings at start, replaced by each refresh that
+    /// reads the settings file again.
+    quotas: RwLock<Arc<QuotaSettings>>,
 }
 
 impl CatalogCache {
@@ -82,7 +86,28 @@ impl CatalogCache {
             refreshing: tokio::sync::Mutex::new(()),
             listed: Mutex::new(listed),
             snapshot: RwLock::new(snapshot),
+            quotas: RwLock::new(Arc::default()),
         })
+    }
+
+    /// The quotas in force now.
+    pub fn quotas(&self) -> Arc<QuotaSettings> {
+        match self.quotas.read() {
+            Ok(guard) => Arc::clone(&guard),
+            Err(poisoned) => Arc::clone(&poisoned.into_inner()),
+        }
+    }
+
+    /// Puts `quotas` in force (at start, and whenever the settings file is read again); a
+    /// change is logged.
+    pub fn set_quotas(&self, quotas: QuotaSettings) {
+        let mut current = self.quotas.write().unwrap_or_else(|p| p.into_inner());
+        if **current != quotas {
+            if !current.is_empty() || !quotas.is_empty() {
+                tracing::info!(quotas = ?quotas, "instance quotas in force");
+            }
+            *current = Arc::new(quotas);
+        }
     }
 
     /// Whether some SPI has never delivered a usable fragment.

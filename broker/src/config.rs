@@ -1,5 +1,6 @@
 //! Typed settings of the broker (env prefix `BROKER`), with their defaults as named constants.
 
+pub use crate::domain::quota::QuotaSettings;
 use common::secret::SecretString;
 use common::telemetry::LogFormat;
 use common::tls::TlsFiles;
@@ -83,6 +84,10 @@ pub struct Settings {
     /// Callbacks (webhooks) on every operation's start and end.
     #[serde(default)]
     pub webhooks: crate::webhooks::WebhookSettings,
+    /// Most instances that may exist, globally, per offering, plan, organization and space
+    /// (re-read with the SPI list at each catalog refresh).
+    #[serde(default)]
+    pub quotas: QuotaSettings,
     /// Seconds between catalog refreshes.
     pub catalog_refresh_secs: u64,
     /// Log output format.
@@ -383,6 +388,7 @@ impl Default for Settings {
             reconcile: ReconcileSettings::default(),
             http: HttpSettings::default(),
             webhooks: Default::default(),
+            quotas: QuotaSettings::default(),
             catalog_refresh_secs: DEFAULT_CATALOG_REFRESH_SECS,
             log_format: LogFormat::default(),
             config_file: None,

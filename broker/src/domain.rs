@@ -10,6 +10,7 @@ pub mod instance;
 pub mod operation;
 pub mod plan;
 pub mod policy;
+pub mod quota;
 pub mod request;
 pub mod steps;
 

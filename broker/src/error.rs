@@ -230,9 +230,17 @@ impl ResponseError for BrokerError {
 }
 
 impl From<crate::store::StoreError> for BrokerError {
-    /// The database down (or its connection broken) is 503, so the platform retries; anything
-    /// else is internal.
+    /// A quota refusal is 422 with its description; the database down (or its connection
+    /// broken) is 503, so the platform retries; anything else is internal.
     fn from(e: crate::store::StoreError) -> Self {
+        if let crate::store::StoreError::QuotaExceeded(exceeded) = e {
+            tracing::info!(refusal = %exceeded, "request refused by an instance quota");
+            return Self::Refused {
+                status: RefusalStatus::Unprocessable,
+                error: None,
+                description: exceeded.to_string(),
+            };
+        }
         if e.is_unavailable() {
             tracing::warn!(error = %e, "state database unavailable");
             Self::Unavailable("the state database is unavailable; retry later".into())

@@ -5,6 +5,7 @@
 mod bindings;
 mod health;
 mod instances;
+mod quota;
 mod start;
 
 pub use bindings::{BindOutcome, UnbindOutcome};

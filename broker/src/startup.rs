@@ -149,6 +149,7 @@ impl Application {
         };
         let deployer = deployer_client(&settings)?;
         let catalog = Arc::new(CatalogCache::new(source, &settings.spis, store.clone())?);
+        catalog.set_quotas(settings.quotas.clone());
         catalog.refresh().await;
         let journal = Arc::new(Journal::new(
             store.clone(),

@@ -14,6 +14,7 @@ mod leases;
 mod operations;
 mod outbox;
 mod private_file;
+mod quotas;
 mod secrets;
 
 use std::time::{SystemTime, UNIX_EPOCH};

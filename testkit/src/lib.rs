@@ -1,12 +1,15 @@
 //! Test support shared by the crates' tests, and only by them: every crate takes it as a
 //! dev-dependency, so none of it is linked into a service or `osbctl`.
 //!
+//! - [`bosh`]: a fake BOSH Director ([`bosh::FakeDirector`]) that really starts the servers
+//!   its manifests ask for, a stand-in for a real Director in the `bosh` backend's tests.
 //! - [`postgres`]: a throwaway PostgreSQL server ([`postgres::TestPostgres`]).
 //! - [`docker`]: the Docker engine and the local data images for the docker backend's tests.
 //! - [`spi`]: an SPI started in-process with real mTLS ([`spi::spawn_app`]), the real deployer
 //!   beside it ([`spi::spawn_deployer`]), and the checks every SPI must pass, generated into
 //!   its tests by [`edge_tests!`], [`offering_tests!`] and [`binding_tests!`].
 
+pub mod bosh;
 pub mod docker;
 pub mod postgres;
 pub mod spi;

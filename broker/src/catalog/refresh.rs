@@ -1,4 +1,4 @@
-//! A refresh of the catalog: read the SPI list again, ask every listed SPI for its fragment,
+//! A refresh of the catalog: read the SPI list (and the quotas) again, ask every listed SPI for its fragment,
 //! keep the last good fragment of an SPI that fails or speaks another contract version, let
 //! the live-plan guard refuse what would drop plans in use, and publish a new snapshot when
 //! anything changed.
@@ -106,7 +106,10 @@ impl CatalogCache {
                 .collect()
         };
         let spis: Vec<Arc<NamedSpi>> = match self.source.reload(&known) {
-            Some(Ok(spis)) => spis,
+            Some(Ok((spis, quotas))) => {
+                self.set_quotas(quotas);
+                spis
+            }
             Some(Err(e)) => {
                 tracing::error!(error = %format!("{e:#}"), "SPI list not reloaded; the current one is kept");
                 configured()

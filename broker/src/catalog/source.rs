@@ -1,7 +1,7 @@
-//! Where the catalog's SPIs come from: the settings file, read again at each refresh, and the
-//! clients the broker calls them with.
+//! Where the catalog's SPIs come from: the settings file, read again at each refresh (its
+//! quotas too), and the clients the broker calls them with.
 
-use crate::config::{Settings, SpiSettings};
+use crate::config::{QuotaSettings, Settings, SpiSettings};
 use anyhow::Context as _;
 use common::client::InternalClient;
 use common::spi::SpiClient;
@@ -43,11 +43,11 @@ impl SpiSource {
     }
 
     /// The SPIs the settings name now, reusing the clients of `known` ones whose URL is the
-    /// same; `None` without a settings file.
+    /// same, and the quotas the settings hold now; `None` without a settings file.
     pub(super) fn reload(
         &self,
         known: &[Arc<NamedSpi>],
-    ) -> Option<anyhow::Result<Vec<Arc<NamedSpi>>>> {
+    ) -> Option<anyhow::Result<(Vec<Arc<NamedSpi>>, QuotaSettings)>> {
         let file = self.file.as_deref()?;
         let load = || {
             let settings = Settings::load(Some(file))
@@ -66,7 +66,7 @@ impl SpiSource {
                     None => Arc::new(self.client(spi)?),
                 });
             }
-            Ok(spis)
+            Ok((spis, settings.quotas))
         };
         Some(load())
     }

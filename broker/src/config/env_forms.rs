@@ -127,3 +127,59 @@ fn no_configuration_error_contains_the_secret_it_was_given() {
         assert!(text.contains("k1"), "{text}");
     }
 }
+
+#[test]
+fn quotas_load_from_the_file_and_the_environment() {
+    use crate::domain::identity::Placement;
+    use crate::domain::quota::Offering;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("broker.toml");
+    std::fs::write(
+        &path,
+        "[quotas]\nglobal = 10\nper_space = 2\n[quotas.services]\npostgresql = 4\n\
+         [quotas.plans]\n\"postgresql/Small\" = 3\n\"small-id\" = 2\n\
+         [quotas.organizations]\n\"ORG-1\" = 5\n",
+    )
+    .unwrap();
+    let settings = Settings::load_with_env(
+        Some(&path),
+        env(&[
+            ("BROKER_QUOTAS__GLOBAL", "12"),
+            ("BROKER_QUOTAS__PER_ORGANIZATION", "7"),
+        ]),
+    )
+    .unwrap();
+    let offering = Offering {
+        service_id: "svc-id",
+        service_name: "postgresql",
+        plan_id: "small-id",
+        plan_name: "small",
+    };
+    let limits = |org: &str| {
+        let placement = Placement {
+            organization: Some(org.into()),
+            space: Some("space-1".into()),
+        };
+        settings
+            .quotas
+            .limits(&offering, &placement)
+            .into_iter()
+            .map(|l| (l.label, l.max))
+            .collect::<Vec<_>>()
+    };
+    let expected = |org: &str, org_max: u64| {
+        vec![
+            ("the broker".to_string(), 12),
+            ("service postgresql".into(), 4),
+            ("plan small of service postgresql".into(), 2),
+            (format!("organization {org}"), org_max),
+            ("space space-1".into(), 2),
+        ]
+    };
+    assert_eq!(limits("org-1"), expected("org-1", 5));
+    assert_eq!(limits("org-2"), expected("org-2", 7));
+    assert!(Settings::load_with_env(None, env(&[]))
+        .unwrap()
+        .quotas
+        .is_empty());
+}

@@ -11,6 +11,7 @@ use crate::domain::instance::{
 };
 use crate::domain::operation::{last_operation_view, OperationKind};
 use crate::domain::plan::{check_context_update, check_maintenance, instance_metadata};
+use crate::domain::quota::Limit;
 use crate::domain::request::required;
 use crate::error::{BrokerError, RefusalStatus};
 use crate::store::models::InstanceRow;
@@ -100,8 +101,10 @@ fn instance_row(
         plan_id: ask.plan_id.clone(),
         parameters: encode_object(&ask.parameters),
         context: ask.context.as_ref().map(encode_object),
-        organization_guid: ask.organization_guid.clone(),
-        space_guid: ask.space_guid.clone(),
+        // Where the instance was placed (the context's organization and space, else the
+        // top-level fields): what organization and space quotas count by.
+        organization_guid: ask.placement.organization.clone(),
+        space_guid: ask.placement.space.clone(),
         maintenance_version: plan.maintenance_info.as_ref().map(|m| m.version.clone()),
         dashboard_url,
         state: InstanceState::Provisioning,
@@ -131,6 +134,7 @@ impl Broker {
         if !accepts_incomplete {
             return Err(BrokerError::AsyncRequired);
         }
+        let limits = self.provision_limits(&routed.service, plan, &ask.placement);
         // Two rounds: a concurrent identical PUT may insert between our read and our insert,
         // and the second round then answers as for a repeat.
         for _ in 0..2 {
@@ -159,7 +163,7 @@ impl Broker {
                 ProvisionDecision::Concurrency(d) => return Err(BrokerError::Concurrency(d)),
             }
             let (started, dashboard_url) = self
-                .create_instance(ctx, instance_id, &ask, &routed.spi, plan)
+                .create_instance(ctx, instance_id, &ask, &routed.spi, plan, &limits)
                 .await?;
             match started {
                 Started::Running(operation) => {
@@ -178,8 +182,8 @@ impl Broker {
         ))
     }
 
-    /// Has the SPI validate a new instance, then stores it with its provision operation and
-    /// starts that; also the instance's dashboard URL.
+    /// Has the SPI validate a new instance, then stores it with its provision operation (if
+    /// it stays within `limits`) and starts that; also the instance's dashboard URL.
     async fn create_instance(
         &self,
         ctx: &RequestContext,
@@ -187,6 +191,7 @@ impl Broker {
         ask: &ProvisionAsk,
         spi: &NamedSpi,
         plan: &Plan,
+        limits: &[Limit],
     ) -> Result<(Started, Option<String>), BrokerError> {
         let validated = spi
             .client
@@ -212,8 +217,11 @@ impl Broker {
             .map(|_| self.dashboard_url(instance_id));
         let row = instance_row(instance_id, ask, plan, dashboard_url.clone());
         let new = NewOperation::new(OperationKind::Provision, instance_id, "provision accepted");
+        let limits = limits.to_vec();
         let started = self
-            .start_operation(ctx, new, |op| self.store.create_instance(row, op))
+            .start_operation(ctx, new, |op| {
+                self.store.create_instance_within(row, op, limits)
+            })
             .await?;
         Ok((started, dashboard_url))
     }
@@ -279,12 +287,13 @@ impl Broker {
         if !accepts_incomplete {
             return Err(BrokerError::AsyncRequired);
         }
+        let limits = self.plan_change_limits(&routed.service, plan, &existing.row.plan_id);
         let new = NewOperation {
             payload: ask.into_payload(target_plan),
             ..NewOperation::new(OperationKind::Update, instance_id, "update accepted")
         };
         match self
-            .start_operation(ctx, new, |op| self.store.begin_update(op))
+            .start_operation(ctx, new, |op| self.store.begin_update_within(op, limits))
             .await?
         {
             Started::Running(operation) => Ok(UpdateOutcome::Accepted { operation }),

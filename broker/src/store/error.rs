@@ -29,6 +29,9 @@ pub enum StoreError {
     /// [`Outcome::Busy`] before it leaves the store).
     #[error("rolled back: {0}")]
     RolledBack(String),
+    /// A quota the write would exceed (nothing written); answered 422 with its text.
+    #[error("{0}")]
+    QuotaExceeded(crate::domain::quota::QuotaExceeded),
 }
 
 impl StoreError {

@@ -3,10 +3,12 @@
 
 use super::models::{InstanceRow, OperationRow};
 use super::operations::{cancel_operation, insert_operation, IN_PROGRESS};
+use super::quotas::check_limits;
 use super::schema::{operations, service_bindings, service_instances};
 use super::{busy_on_rollback, now_ms, Outcome, Store, StoreError};
 use crate::domain::binding::BindingState;
 use crate::domain::instance::InstanceState;
+use crate::domain::quota::Limit;
 use diesel::prelude::*;
 
 /// The state of instance `id`, if it exists.
@@ -81,22 +83,36 @@ impl Store {
         row: InstanceRow,
         op: OperationRow,
     ) -> Result<Outcome, StoreError> {
+        self.create_instance_within(row, op, Vec::new()).await
+    }
+
+    /// [`Store::create_instance`] that first counts the instances of each of `limits` in the
+    /// same write transaction: [`StoreError::QuotaExceeded`] names the first one reached, and
+    /// nothing is written. A live instance with this id is `Exists` before any count (a
+    /// repeated request is never refused by a quota).
+    pub async fn create_instance_within(
+        &self,
+        row: InstanceRow,
+        op: OperationRow,
+        limits: Vec<Limit>,
+    ) -> Result<Outcome, StoreError> {
         busy_on_rollback(
             self.write(move |conn| {
-                match instance_state(conn, &row.id)? {
-                    Some(InstanceState::Deleted) => {
-                        diesel::update(service_instances::table.find(&row.id))
-                            .set(&row)
-                            .execute(conn)?;
-                        // The old incarnation's bindings stay deleted; its operations stay as
-                        // history, ordered before the new provision.
-                    }
-                    Some(_) => return Ok(Outcome::Exists),
-                    None => {
-                        diesel::insert_into(service_instances::table)
-                            .values(&row)
-                            .execute(conn)?;
-                    }
+                let state = instance_state(conn, &row.id)?;
+                if matches!(state, Some(s) if s != InstanceState::Deleted) {
+                    return Ok(Outcome::Exists);
+                }
+                check_limits(conn, &limits)?;
+                if state.is_some() {
+                    diesel::update(service_instances::table.find(&row.id))
+                        .set(&row)
+                        .execute(conn)?;
+                    // The old incarnation's bindings stay deleted; its operations stay as
+                    // history, ordered before the new provision.
+                } else {
+                    diesel::insert_into(service_instances::table)
+                        .values(&row)
+                        .execute(conn)?;
                 }
                 insert_operation(conn, op)?;
                 Ok(Outcome::Done)
@@ -107,6 +123,17 @@ impl Store {
 
     /// Starts an update operation if the instance is ready and idle.
     pub async fn begin_update(&self, op: OperationRow) -> Result<Outcome, StoreError> {
+        self.begin_update_within(op, Vec::new()).await
+    }
+
+    /// [`Store::begin_update`] that first counts the instances of each of `limits` (the target
+    /// plan's, for a plan change) in the same write transaction, as
+    /// [`Store::create_instance_within`] does.
+    pub async fn begin_update_within(
+        &self,
+        op: OperationRow,
+        limits: Vec<Limit>,
+    ) -> Result<Outcome, StoreError> {
         busy_on_rollback(
             self.write(move |conn| {
                 if instance_state(conn, &op.instance_id)? != Some(InstanceState::Ready) {
@@ -114,6 +141,7 @@ impl Store {
                         "the service instance changed meanwhile; retry".into(),
                     ));
                 }
+                check_limits(conn, &limits)?;
                 insert_operation(conn, op)?;
                 Ok(Outcome::Done)
             })

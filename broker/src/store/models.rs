@@ -21,9 +21,11 @@ pub struct InstanceRow {
     pub parameters: String,
     /// Last context (JSON object).
     pub context: Option<String>,
-    /// Deprecated org guid.
+    /// The organization the instance was placed in: the context's (`organization_guid`,
+    /// `clusterid`), else the deprecated top-level field. Organization quotas count by it.
     pub organization_guid: Option<String>,
-    /// Deprecated space guid.
+    /// The space the instance was placed in: the context's (`space_guid`, `namespace`), else
+    /// the deprecated top-level field. Space quotas count by it.
     pub space_guid: Option<String>,
     /// Maintenance version it runs.
     pub maintenance_version: Option<String>,

@@ -13,6 +13,7 @@ mod helpers;
 mod ids;
 mod lifecycle;
 mod process;
+mod quotas;
 mod reconcile;
 mod replicas;
 mod restart;

@@ -307,3 +307,34 @@ fn a_broker_deployed_without_the_keyvalue_spi_lists_only_the_postgres_spi() {
     let names: Vec<_> = b.spis.iter().map(|s| s.name.as_str()).collect();
     assert_eq!(names, ["spi-postgres"]);
 }
+
+#[test]
+fn quotas_set_in_the_manifest_reach_the_brokers_settings() {
+    let rendered = render(&[]);
+    let b = broker::config::Settings::load(Some(&config(&rendered, "broker", 0))).unwrap();
+    assert!(b.quotas.is_empty(), "no quota unless the manifest sets one");
+
+    let dir = tempfile::tempdir().unwrap();
+    let ops = dir.path().join("quotas.yml");
+    std::fs::write(
+        &ops,
+        "- type: replace\n  path: /instance_groups/name=broker/jobs/name=broker/properties/quotas?\n  value:\n    global: 200\n    per_space: 5\n    services: {postgresql: 100}\n    plans: {postgresql/medium: 10}\n    organizations: {org-guid-1: 0}\n",
+    )
+    .unwrap();
+    let rendered = crate::harness::try_render_with(
+        &[ops],
+        &crate::harness::release_dir().join("test/vars.yml"),
+    )
+    .unwrap_or_else(|r| panic!("{}", r.message));
+    let q = broker::config::Settings::load(Some(&config(&rendered, "broker", 0)))
+        .unwrap()
+        .quotas;
+    let map = |k: &str, v: u64| std::collections::BTreeMap::from([(k.to_string(), v)]);
+    assert_eq!(q.global, Some(200));
+    assert_eq!(q.per_space, Some(5));
+    assert_eq!(q.per_organization, None);
+    assert_eq!(q.services, map("postgresql", 100));
+    assert_eq!(q.plans, map("postgresql/medium", 10));
+    assert_eq!(q.organizations, map("org-guid-1", 0));
+    assert!(q.spaces.is_empty());
+}
