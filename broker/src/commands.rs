@@ -1,5 +1,5 @@
-//! The maintenance commands of the binary: `broker reconcile [--delete-orphans]` and
-//! `broker reencrypt`. They open the state database and the deployer like the server does and
+//! The maintenance commands of the binary: `broker reconcile [--delete-orphans]`,
+//! `broker reencrypt` and `broker webhooks [--redeliver-dead]`. They open the state database and the deployer like the server does and
 //! print what they found to stdout.
 
 use crate::config::Settings;
@@ -58,4 +58,35 @@ pub async fn reencrypt(settings: &Settings) -> anyhow::Result<bool> {
         report.rewritten, settings.encryption.current, report.remaining
     );
     Ok(report.remaining == 0)
+}
+
+/// Dead letters listed by `broker webhooks`.
+const DEAD_LETTERS_SHOWN: i64 = 1_000;
+
+/// Prints the outbox per endpoint and state and every dead letter (event id, kind, instance,
+/// attempts, last error; never a body); with `redeliver_dead` makes them pending again. True
+/// when no dead letter is left.
+pub async fn webhooks(settings: &Settings, redeliver_dead: bool) -> anyhow::Result<bool> {
+    let store = open_store(settings).await?;
+    if redeliver_dead {
+        let n = store.redeliver_dead_letters().await?;
+        println!("{n} dead letters made pending again");
+    }
+    for (endpoint, state, n) in store.outbox_counts().await? {
+        println!("endpoint {endpoint}: {n} {state}");
+    }
+    let dead = store.dead_letters(DEAD_LETTERS_SHOWN).await?;
+    for row in &dead {
+        println!(
+            "dead letter: endpoint {} event {} {} instance {} operation {} after {} attempts: {}",
+            row.endpoint,
+            row.event_id,
+            row.kind,
+            row.instance_id,
+            row.operation_id,
+            row.attempts,
+            row.last_error.as_deref().unwrap_or("")
+        );
+    }
+    Ok(dead.is_empty())
 }

@@ -81,6 +81,9 @@ pub struct Settings {
     /// Limits of the OSB listener against slow and greedy clients.
     #[serde(default)]
     pub http: HttpSettings,
+    /// Callbacks (webhooks) on every operation's start and end.
+    #[serde(default)]
+    pub webhooks: crate::webhooks::WebhookSettings,
     /// Most instances that may exist, globally, per offering, plan, organization and space
     /// (re-read with the SPI list at each catalog refresh).
     #[serde(default)]
@@ -384,6 +387,7 @@ impl Default for Settings {
             bindings: BindingSettings::default(),
             reconcile: ReconcileSettings::default(),
             http: HttpSettings::default(),
+            webhooks: Default::default(),
             quotas: QuotaSettings::default(),
             catalog_refresh_secs: DEFAULT_CATALOG_REFRESH_SECS,
             log_format: LogFormat::default(),

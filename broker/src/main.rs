@@ -1,5 +1,6 @@
 //! The broker binary: telemetry, settings (file from the argument or `BROKER_CONFIG`), then
-//! serve until SIGTERM/SIGINT, or run a maintenance command.
+//! serve until SIGTERM/SIGINT, or run a maintenance command (`reconcile`, `reencrypt`,
+//! `webhooks`).
 
 use anyhow::Context as _;
 use broker::config::Settings;
@@ -34,6 +35,15 @@ enum Command {
         /// Settings file.
         config: Option<PathBuf>,
     },
+    /// Show the webhook outbox: events per endpoint and state, and every dead letter (exit
+    /// status 2 when there are dead letters).
+    Webhooks {
+        /// Make every dead letter pending again (delivered anew from the first attempt).
+        #[arg(long)]
+        redeliver_dead: bool,
+        /// Settings file.
+        config: Option<PathBuf>,
+    },
 }
 
 #[tokio::main]
@@ -41,7 +51,11 @@ async fn main() -> anyhow::Result<ExitCode> {
     common::tls::install_default_provider();
     let cli = Cli::parse();
     let file = match &cli.command {
-        Some(Command::Reconcile { config, .. } | Command::Reencrypt { config }) => config.clone(),
+        Some(
+            Command::Reconcile { config, .. }
+            | Command::Reencrypt { config }
+            | Command::Webhooks { config, .. },
+        ) => config.clone(),
         None => cli.config,
     }
     .or_else(|| std::env::var_os("BROKER_CONFIG").map(PathBuf::from));
@@ -52,6 +66,9 @@ async fn main() -> anyhow::Result<ExitCode> {
             broker::commands::reconcile(&settings, delete_orphans).await?
         }
         Some(Command::Reencrypt { .. }) => broker::commands::reencrypt(&settings).await?,
+        Some(Command::Webhooks { redeliver_dead, .. }) => {
+            broker::commands::webhooks(&settings, redeliver_dead).await?
+        }
         None => {
             let app = Application::build(settings).await?;
             let stopper = app.stopper();

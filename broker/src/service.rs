@@ -36,6 +36,9 @@ pub struct RequestContext {
     pub request_id: String,
     /// `X-Broker-API-Originating-Identity`, verbatim.
     pub originating_identity: Option<String>,
+    /// The `tracing_id` parameter of the request's body, taken out of its parameters (stored
+    /// on the operation it starts, for its webhook events).
+    pub tracing_id: Option<String>,
 }
 
 impl RequestContext {

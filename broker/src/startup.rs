@@ -10,6 +10,7 @@ use crate::routes::connections::ConnectionLimiter;
 use crate::routes::{self, bindings, catalog, edge, health, instances};
 use crate::service::Broker;
 use crate::store::Store;
+use crate::webhooks::Dispatcher;
 use actix_web::dev::{Server, ServerHandle};
 use actix_web::{middleware, web, App, HttpServer};
 use anyhow::Context as _;
@@ -33,6 +34,7 @@ pub struct Application {
     store: Store,
     deployer: DeployerClient,
     reconcile_every: Option<Duration>,
+    webhooks: Arc<Dispatcher>,
 }
 
 /// Stops a running broker gracefully (from [`Application::stopper`]).
@@ -159,6 +161,14 @@ impl Application {
             tokio::runtime::Handle::current(),
         ));
         journal.take_back_own_leases().await?;
+        let webhooks = Arc::new(
+            Dispatcher::new(store.clone(), &settings.webhooks, journal.owner())
+                .context("webhooks")?,
+        );
+        webhooks
+            .register()
+            .await
+            .context("registering the webhook endpoints")?;
         let listener = TcpListener::bind(&settings.listen)
             .with_context(|| format!("binding {}", settings.listen))?;
         let bound = listener.local_addr()?;
@@ -210,6 +220,7 @@ impl Application {
             deployer,
             reconcile_every: (settings.reconcile.interval_secs > 0)
                 .then(|| Duration::from_secs(settings.reconcile.interval_secs)),
+            webhooks,
         })
     }
 
@@ -234,9 +245,10 @@ impl Application {
     }
 
     /// Serves until the [`Stopper`] stops it, running the journal workers, the catalog
-    /// refresher and the reconciliation check beside it. Once the server stopped (in-flight
-    /// requests finished, up to the shutdown timeout) the journal hands its leases back; if
-    /// this future is dropped instead, its tasks are aborted and the leases expire.
+    /// refresher, the reconciliation check and the webhook dispatcher beside it. Once the
+    /// server stopped (in-flight requests finished, up to the shutdown timeout) the
+    /// dispatcher and the journal hand their leases back; if this future is dropped instead,
+    /// its tasks are aborted and the leases expire.
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
         let _stop = StopJournal(Arc::clone(&self.journal));
         let (store, deployer, reconcile_every) = (
@@ -266,7 +278,9 @@ impl Application {
             () = Arc::clone(&self.journal).run() => Ok(()),
             () = refresher => Ok(()),
             () = reconciler => Ok(()),
+            () = self.webhooks.run() => Ok(()),
         };
+        self.webhooks.stop().await;
         if let Err(e) = self.journal.hand_back().await {
             tracing::warn!(error = %e, "handing back leases failed; they expire instead");
         }

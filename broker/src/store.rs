@@ -12,6 +12,7 @@ mod error;
 mod instances;
 mod leases;
 mod operations;
+mod outbox;
 mod private_file;
 mod quotas;
 mod secrets;
@@ -22,6 +23,7 @@ pub use database::{sqlite_path, DbConnection, Store, Target};
 pub use deployments::OwnedDeployment;
 pub use error::StoreError;
 pub use operations::Effect;
+pub use outbox::{Attempted, DeliveryState, OutboxRow};
 pub use secrets::{SecretColumn, StoredSecret};
 
 /// Whether an insert or conditional write went through.

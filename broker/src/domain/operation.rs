@@ -150,6 +150,10 @@ pub struct OperationPayload {
     /// The HTTP status of a refusal that ended the operation (passed through by bind/unbind).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error_status: Option<u16>,
+    /// The `tracing_id` parameter of the request that started it (taken out of the parameters
+    /// the SPI sees; copied into the operation's webhook events).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tracing_id: Option<String>,
 }
 
 impl OperationPayload {

@@ -4,6 +4,7 @@ use super::edge::{path_param, read_json, OsbQuery};
 use super::instances::last_operation_response;
 use crate::error::BrokerError;
 use crate::service::{BindOutcome, Broker, RequestContext, UnbindOutcome};
+use crate::webhooks::event::take_tracing_id;
 use actix_web::{web, HttpRequest, HttpResponse};
 use common::osb::{AsyncBindResponse, AsyncOperationResponse, BindRequest};
 
@@ -13,14 +14,15 @@ const BINDING_ID: &str = "binding_id";
 /// `PUT /v2/service_instances/{instance_id}/service_bindings/{binding_id}`.
 pub async fn bind(
     broker: web::Data<Broker>,
-    ctx: RequestContext,
+    mut ctx: RequestContext,
     req: HttpRequest,
     payload: web::Payload,
 ) -> Result<HttpResponse, BrokerError> {
     let instance_id = path_param(&req, INSTANCE_ID)?;
     let binding_id = path_param(&req, BINDING_ID)?;
     let query = OsbQuery::parse_mutating(&req)?;
-    let body: BindRequest = read_json(&req, payload).await?;
+    let mut body: BindRequest = read_json(&req, payload).await?;
+    ctx.tracing_id = take_tracing_id(&mut body.parameters);
     Ok(
         match broker
             .bind(

@@ -166,6 +166,7 @@ impl FromRequest for RequestContext {
         std::future::ready(Ok(Self {
             request_id,
             originating_identity,
+            tracing_id: None,
         }))
     }
 }

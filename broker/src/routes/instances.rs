@@ -3,6 +3,7 @@
 use super::edge::{path_param, read_json, OsbQuery};
 use crate::error::BrokerError;
 use crate::service::{Broker, ProvisionOutcome, RequestContext, UpdateOutcome};
+use crate::webhooks::event::take_tracing_id;
 use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
 use common::osb::{
@@ -15,13 +16,14 @@ const INSTANCE_ID: &str = "instance_id";
 /// `PUT /v2/service_instances/{instance_id}`.
 pub async fn provision(
     broker: web::Data<Broker>,
-    ctx: RequestContext,
+    mut ctx: RequestContext,
     req: HttpRequest,
     payload: web::Payload,
 ) -> Result<HttpResponse, BrokerError> {
     let instance_id = path_param(&req, INSTANCE_ID)?;
     let query = OsbQuery::parse_mutating(&req)?;
-    let body: ProvisionRequest = read_json(&req, payload).await?;
+    let mut body: ProvisionRequest = read_json(&req, payload).await?;
+    ctx.tracing_id = take_tracing_id(&mut body.parameters);
     let outcome = broker
         .provision(&ctx, &instance_id, body, query.accepts_incomplete())
         .await?;
@@ -59,13 +61,14 @@ pub async fn fetch(
 /// `PATCH /v2/service_instances/{instance_id}`.
 pub async fn update(
     broker: web::Data<Broker>,
-    ctx: RequestContext,
+    mut ctx: RequestContext,
     req: HttpRequest,
     payload: web::Payload,
 ) -> Result<HttpResponse, BrokerError> {
     let instance_id = path_param(&req, INSTANCE_ID)?;
     let query = OsbQuery::parse_mutating(&req)?;
-    let body: UpdateRequest = read_json(&req, payload).await?;
+    let mut body: UpdateRequest = read_json(&req, payload).await?;
+    ctx.tracing_id = take_tracing_id(&mut body.parameters);
     Ok(
         match broker
             .update(&ctx, &instance_id, body, query.accepts_incomplete())

@@ -124,12 +124,10 @@ impl Broker {
             }
         }
 
-        Ok(render_metrics(
-            &by_state,
-            &by_health,
-            &unhealthy,
-            deployments.is_some(),
-        ))
+        let mut text = render_metrics(&by_state, &by_health, &unhealthy, deployments.is_some());
+        let outbox = self.store.outbox_counts().await?;
+        text.push_str(&crate::webhooks::render_metrics(&outbox));
+        Ok(text)
     }
 }
 

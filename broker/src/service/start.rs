@@ -65,13 +65,17 @@ impl Broker {
         F: FnOnce(OperationRow) -> Fut,
         Fut: Future<Output = Result<Outcome, StoreError>>,
     {
+        let payload = OperationPayload {
+            tracing_id: ctx.tracing_id.clone(),
+            ..new.payload.clone()
+        };
         let op = self.journal.new_operation(
             Some(ctx.request_id.clone()),
             ctx.originating_identity.clone(),
             new.instance_id,
             new.binding_id,
             new.kind,
-            &new.payload,
+            &payload,
         );
         let operation = op.id.clone();
         Ok(match store(op).await? {

@@ -3,9 +3,11 @@
 
 use super::columns::OperationStateColumn;
 use super::models::{BindingChanges, InstanceChanges, OperationChanges, OperationRow};
+use super::outbox::record_event;
 use super::schema::{operations, service_bindings, service_instances};
 use super::{is_unique_violation, now_ms, DbConnection, Store, StoreError};
 use crate::domain::binding::BindingState;
+use crate::webhooks::event::Phase;
 use common::osb::OperationState;
 use diesel::prelude::*;
 
@@ -42,6 +44,7 @@ pub enum Effect {
 /// Inserts `op`, ordering it after every earlier operation of its instance even within one
 /// millisecond (last_operation answers with the latest). A second operation in progress on
 /// the same instance or binding violates a unique index: that is reported as `RolledBack`.
+/// Its `started` webhook event is recorded in the same transaction.
 pub(super) fn insert_operation(
     conn: &mut DbConnection,
     mut op: OperationRow,
@@ -53,11 +56,12 @@ pub(super) fn insert_operation(
     if let Some(latest) = latest {
         op.created_at_ms = op.created_at_ms.max(latest + 1);
     }
+    let id = op.id.clone();
     match diesel::insert_into(operations::table)
         .values(op)
         .execute(conn)
     {
-        Ok(_) => Ok(()),
+        Ok(_) => record_event(conn, &id, Phase::Started),
         Err(e) if is_unique_violation(&e) => Err(StoreError::RolledBack(
             "another operation is in progress; retry after it ends".into(),
         )),
@@ -66,14 +70,15 @@ pub(super) fn insert_operation(
 }
 
 /// Marks the operation `id` failed with `description` if it is still in progress. Its lease is
-/// left alone, so whoever starts next can wait until the running worker has noticed.
+/// left alone, so whoever starts next can wait until the running worker has noticed. Its
+/// `failed` webhook event is recorded in the same transaction.
 pub(super) fn cancel_operation(
     conn: &mut DbConnection,
     id: &str,
     description: &str,
     now: i64,
 ) -> Result<usize, StoreError> {
-    Ok(diesel::update(
+    let n = diesel::update(
         operations::table
             .filter(operations::id.eq(id))
             .filter(operations::state.eq(IN_PROGRESS)),
@@ -84,7 +89,11 @@ pub(super) fn cancel_operation(
         operations::finished_at_ms.eq(Some(now)),
         operations::updated_at_ms.eq(now),
     ))
-    .execute(conn)?)
+    .execute(conn)?;
+    if n == 1 {
+        record_event(conn, id, Phase::Ended)?;
+    }
+    Ok(n)
 }
 
 fn apply_effect(conn: &mut DbConnection, effect: Effect, now: i64) -> Result<(), StoreError> {
@@ -264,6 +273,7 @@ impl Store {
     /// Writes a step result: `changes` to the operation and `effects` to its instance or
     /// binding, in one transaction, only while `owner` holds the lease and the operation is in
     /// progress. False (nothing written) when the lease was lost or the operation cancelled.
+    /// A result that ends the operation records its webhook event in the same transaction.
     pub async fn advance(
         &self,
         id: &str,
@@ -288,6 +298,9 @@ impl Store {
             }
             for effect in effects {
                 apply_effect(conn, effect, now)?;
+            }
+            if changes.state.is_some_and(|s| s != IN_PROGRESS) {
+                record_event(conn, &id, Phase::Ended)?;
             }
             Ok(true)
         })

@@ -70,6 +70,44 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    /// The configured webhook endpoints and the event kinds each wants (the `outbox`
+    /// migration); written by the broker at start.
+    webhook_endpoints (name) {
+        name -> Text,
+        events -> Text,
+        updated_at_ms -> BigInt,
+    }
+}
+
+diesel::table! {
+    /// Callback events waiting for (or done with) delivery, one row per event and endpoint.
+    outbox (seq) {
+        seq -> BigInt,
+        event_id -> Text,
+        endpoint -> Text,
+        instance_id -> Text,
+        operation_id -> Text,
+        kind -> Text,
+        body -> Text,
+        state -> Text,
+        attempts -> BigInt,
+        next_attempt_ms -> BigInt,
+        last_error -> Nullable<Text>,
+        created_at_ms -> BigInt,
+        delivered_at_ms -> Nullable<BigInt>,
+    }
+}
+
+diesel::table! {
+    /// The one lease of the webhook dispatcher among the brokers sharing the database.
+    outbox_lease (name) {
+        name -> Text,
+        owner -> Nullable<Text>,
+        expires_ms -> Nullable<BigInt>,
+    }
+}
+
 diesel::joinable!(service_bindings -> service_instances (instance_id));
 diesel::joinable!(operations -> service_instances (instance_id));
 diesel::allow_tables_to_appear_in_same_query!(service_instances, service_bindings, operations);

@@ -2,7 +2,8 @@
 //! moments (at least 30 times) while platforms drive provision, bind, unbind and deprovision
 //! of several key-value and PostgreSQL instances; each kill is followed by a restart on the
 //! same port. At the end no operation is stuck, every failed one says why, and the deployer
-//! runs exactly the deployments of the instances that are still there.
+//! runs exactly the deployments of the instances that are still there, and a webhook receiver
+//! got every operation's started and ended events, in order per instance.
 //!
 //! `CRASH_SEED` and `CRASH_KILLS` override the seed and the number of kills.
 
@@ -275,6 +276,8 @@ async fn a_broker_killed_at_thirty_random_moments_loses_no_operation_and_leaves_
     settings.worker.sync_timeout_ms = 300;
     settings.worker.retry_after_secs = 1;
     settings.reconcile.interval_secs = 0;
+    let receiver = crate::webhook_receiver::Receiver::start();
+    settings.webhooks = crate::webhook_support::crash_settings(&receiver.url());
     app.start_broker_process(&settings).await;
 
     let platform = Platform {
@@ -327,6 +330,14 @@ async fn a_broker_killed_at_thirty_random_moments_loses_no_operation_and_leaves_
             .entry((op.kind.clone(), op.state.as_str().to_string()))
             .or_default() += 1;
     }
+
+    // Every operation's webhook events arrived, in order per instance.
+    crate::webhook_support::assert_every_operation_s_events_arrived(
+        &receiver,
+        &journal,
+        &app.database_path(),
+    )
+    .await;
 
     // The deployer runs exactly the deployments of the instances still there, which are the
     // ones the platforms kept.

@@ -23,3 +23,6 @@ mod shutdown;
 mod supervision;
 mod takeover;
 mod validation;
+mod webhook_receiver;
+mod webhook_support;
+mod webhooks;

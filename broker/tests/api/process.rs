@@ -73,7 +73,43 @@ pub fn config_toml(s: &Settings) -> String {
             quoted(&spi.url)
         );
     }
+    write_webhooks(&mut t, &s.webhooks);
     t
+}
+
+/// The `[webhooks]` table (written only when endpoints are configured).
+fn write_webhooks(t: &mut String, h: &broker::webhooks::WebhookSettings) {
+    if h.endpoints.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        t,
+        "[webhooks]\npoll_interval_ms = {}\nlease_ms = {}\nkeep_delivered_secs = {}",
+        h.poll_interval_ms, h.lease_ms, h.keep_delivered_secs
+    );
+    let r = &h.retry;
+    let _ = writeln!(
+        t,
+        "[webhooks.retry]\ninitial_backoff_ms = {}\nmax_backoff_ms = {}\nmax_attempts = {}",
+        r.initial_backoff_ms, r.max_backoff_ms, r.max_attempts
+    );
+    for e in &h.endpoints {
+        let events: Vec<String> = e.events.iter().map(|k| quoted(k)).collect();
+        let _ = writeln!(
+            t,
+            "[[webhooks.endpoints]]\nname = {}\nurl = {}\nevents = [{}]\ntimeout_ms = {}",
+            quoted(&e.name),
+            quoted(&e.url),
+            events.join(", "),
+            e.timeout_ms
+        );
+        if let Some(secret) = &e.secret {
+            let _ = writeln!(t, "secret = {}", quoted(secret.expose()));
+        }
+        if let Some(file) = &e.secret_file {
+            let _ = writeln!(t, "secret_file = {}", path(file));
+        }
+    }
 }
 
 impl TestApp {
