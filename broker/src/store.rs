@@ -9,6 +9,7 @@ mod bindings;
 mod database;
 mod deployments;
 mod error;
+mod flows;
 mod instances;
 mod leases;
 mod operations;
@@ -20,6 +21,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 pub use database::{sqlite_path, DbConnection, Store, Target};
 pub use deployments::OwnedDeployment;
 pub use error::StoreError;
+pub use flows::ClaimedFlows;
 pub use operations::Effect;
 pub use secrets::{SecretColumn, StoredSecret};
 

@@ -13,6 +13,7 @@ use crate::domain::operation::{OperationKind, OperationPayload};
 use crate::domain::plan::check_bind_plan;
 use crate::domain::request::required;
 use crate::error::{BrokerError, RefusalStatus};
+use crate::flows::{take_tracing_id, FlowKind, FlowRequest};
 use crate::store::models::{BindingRow, InstanceRow, OperationRow};
 use crate::store::now_ms;
 use common::osb::{
@@ -145,9 +146,10 @@ impl Broker {
         ctx: &RequestContext,
         instance_id: &str,
         binding_id: &str,
-        body: BindRequest,
+        mut body: BindRequest,
         accepts_incomplete: bool,
     ) -> Result<BindOutcome, BrokerError> {
+        let tracing_id = take_tracing_id(&mut body.parameters);
         // A rotation request may leave out everything but the predecessor: the rest is the
         // predecessor's.
         let predecessor = match body.predecessor_binding_id.as_deref() {
@@ -192,7 +194,14 @@ impl Broker {
             }
             let spi = &routed.spi;
             match self
-                .create_binding(ctx, binding_id, &ask, spi, &instance.row)
+                .create_binding(
+                    ctx,
+                    binding_id,
+                    &ask,
+                    spi,
+                    &instance.row,
+                    tracing_id.clone(),
+                )
                 .await?
             {
                 Started::Running(operation) => {
@@ -239,6 +248,7 @@ impl Broker {
         ask: &BindAsk,
         spi: &NamedSpi,
         instance: &InstanceRow,
+        tracing_id: Option<String>,
     ) -> Result<Started, BrokerError> {
         // Fail fast: a bind to a dead server would only be retried until its deadline.
         self.check_server_up(&ctx.call(), instance).await?;
@@ -257,8 +267,12 @@ impl Broker {
             .await
             .map_err(|e| BrokerError::from_call(&spi.name, e))?;
         let row = binding_row(instance_id, binding_id, ask);
+        let flow = FlowRequest::new(FlowKind::Bind, ctx, instance_id, Some(binding_id))
+            .offering(Some(&ask.service_id), Some(&ask.plan_id))
+            .sent(ask.context.as_ref(), tracing_id);
         let new = NewOperation {
             binding_id: Some(binding_id),
+            flow: Some(flow),
             ..NewOperation::new(OperationKind::Bind, instance_id, "bind accepted")
         };
         self.start_operation(ctx, new, |op| self.store.create_binding(row, op))
@@ -383,8 +397,8 @@ impl Broker {
         plan_id: Option<String>,
         accepts_incomplete: bool,
     ) -> Result<UnbindOutcome, BrokerError> {
-        required(service_id, "service_id")?;
-        required(plan_id, "plan_id")?;
+        let service_id = required(service_id, "service_id")?;
+        let plan_id = required(plan_id, "plan_id")?;
         let existing = self.load_binding(binding_id).await?;
         let cancel = match decide_unbind(existing.as_ref().map(|b| b.view()).as_ref(), instance_id)
         {
@@ -394,8 +408,11 @@ impl Broker {
             }
             UnbindDecision::Begin { cancel } => cancel,
         };
+        let flow = FlowRequest::new(FlowKind::Unbind, ctx, instance_id, Some(binding_id))
+            .offering(Some(&service_id), Some(&plan_id));
         let new = NewOperation {
             binding_id: Some(binding_id),
+            flow: Some(flow),
             ..NewOperation::new(OperationKind::Unbind, instance_id, "unbind accepted")
         };
         match self

@@ -13,6 +13,7 @@ use crate::domain::operation::{last_operation_view, OperationKind};
 use crate::domain::plan::{check_context_update, check_maintenance, instance_metadata};
 use crate::domain::request::required;
 use crate::error::{BrokerError, RefusalStatus};
+use crate::flows::{take_tracing_id, FlowKind, FlowRequest};
 use crate::store::models::InstanceRow;
 use crate::store::now_ms;
 use common::client::{CallContext, ClientError};
@@ -119,9 +120,10 @@ impl Broker {
         &self,
         ctx: &RequestContext,
         instance_id: &str,
-        body: ProvisionRequest,
+        mut body: ProvisionRequest,
         accepts_incomplete: bool,
     ) -> Result<ProvisionOutcome, BrokerError> {
+        let tracing_id = take_tracing_id(&mut body.parameters);
         let ask = ProvisionAsk::from_request(body)?;
         let snapshot = self.catalog_for(&ask.service_id).await;
         let (routed, plan) = snapshot
@@ -159,7 +161,13 @@ impl Broker {
                 ProvisionDecision::Concurrency(d) => return Err(BrokerError::Concurrency(d)),
             }
             let (started, dashboard_url) = self
-                .create_instance(ctx, instance_id, &ask, &routed.spi, plan)
+                .create_instance(
+                    ctx,
+                    instance_id,
+                    &ask,
+                    (&routed.spi, plan),
+                    tracing_id.clone(),
+                )
                 .await?;
             match started {
                 Started::Running(operation) => {
@@ -185,8 +193,8 @@ impl Broker {
         ctx: &RequestContext,
         instance_id: &str,
         ask: &ProvisionAsk,
-        spi: &NamedSpi,
-        plan: &Plan,
+        (spi, plan): (&NamedSpi, &Plan),
+        tracing_id: Option<String>,
     ) -> Result<(Started, Option<String>), BrokerError> {
         let validated = spi
             .client
@@ -211,7 +219,13 @@ impl Broker {
             .as_ref()
             .map(|_| self.dashboard_url(instance_id));
         let row = instance_row(instance_id, ask, plan, dashboard_url.clone());
-        let new = NewOperation::new(OperationKind::Provision, instance_id, "provision accepted");
+        let flow = FlowRequest::new(FlowKind::Provision, ctx, instance_id, None)
+            .offering(Some(&ask.service_id), Some(&ask.plan_id))
+            .sent(ask.context.as_ref(), tracing_id);
+        let new = NewOperation {
+            flow: Some(flow),
+            ..NewOperation::new(OperationKind::Provision, instance_id, "provision accepted")
+        };
         let started = self
             .start_operation(ctx, new, |op| self.store.create_instance(row, op))
             .await?;
@@ -223,9 +237,10 @@ impl Broker {
         &self,
         ctx: &RequestContext,
         instance_id: &str,
-        body: UpdateRequest,
+        mut body: UpdateRequest,
         accepts_incomplete: bool,
     ) -> Result<UpdateOutcome, BrokerError> {
+        let tracing_id = take_tracing_id(&mut body.parameters);
         let ask = UpdateAsk::from_request(body)?;
         let existing = self
             .load_instance(instance_id)
@@ -279,8 +294,12 @@ impl Broker {
         if !accepts_incomplete {
             return Err(BrokerError::AsyncRequired);
         }
+        let flow = FlowRequest::new(FlowKind::Update, ctx, instance_id, None)
+            .offering(Some(&ask.service_id), Some(&target_plan))
+            .sent(ask.context.as_ref(), tracing_id);
         let new = NewOperation {
             payload: ask.into_payload(target_plan),
+            flow: Some(flow),
             ..NewOperation::new(OperationKind::Update, instance_id, "update accepted")
         };
         match self
@@ -325,8 +344,8 @@ impl Broker {
         plan_id: Option<String>,
         accepts_incomplete: bool,
     ) -> Result<String, BrokerError> {
-        required(service_id, "service_id")?;
-        required(plan_id, "plan_id")?;
+        let service_id = required(service_id, "service_id")?;
+        let plan_id = required(plan_id, "plan_id")?;
         let existing = self.load_instance(instance_id).await?;
         let decision = decide_deprovision(existing.as_ref().map(|e| e.view()).as_ref());
         if decision == DeprovisionDecision::Gone {
@@ -341,8 +360,11 @@ impl Broker {
             DeprovisionDecision::Concurrency(d) => return Err(BrokerError::Concurrency(d)),
             DeprovisionDecision::Begin { cancel } => cancel,
         };
+        let flow = FlowRequest::new(FlowKind::Deprovision, ctx, instance_id, None)
+            .offering(Some(&service_id), Some(&plan_id));
         let new = NewOperation {
             cancels: cancel.as_deref(),
+            flow: Some(flow),
             ..NewOperation::new(
                 OperationKind::Deprovision,
                 instance_id,

@@ -9,6 +9,7 @@ mod collisions;
 mod crash;
 mod edge;
 mod faults;
+mod flows;
 mod helpers;
 mod ids;
 mod lifecycle;
