@@ -17,15 +17,21 @@ async fn guarded<T: Send + 'static>(
     // Building the future runs the flow's own code too, which may panic before any await.
     let future = catch_unwind(AssertUnwindSafe(start))
         .map_err(|_| "panicked before it started".to_string())?;
-    let mut task = tokio::spawn(future);
-    match tokio::time::timeout(timeout, &mut task).await {
+    let mut task = AbortOnDrop(tokio::spawn(future));
+    match tokio::time::timeout(timeout, &mut task.0).await {
         Ok(Ok(value)) => Ok(value),
         Ok(Err(e)) if e.is_panic() => Err("panicked".into()),
         Ok(Err(e)) => Err(format!("was stopped: {e}")),
-        Err(_) => {
-            task.abort();
-            Err(format!("did not finish within {} ms", timeout.as_millis()))
-        }
+        Err(_) => Err(format!("did not finish within {} ms", timeout.as_millis())),
+    }
+}
+
+/// Aborts a flow's task when whoever waits for it stops waiting (timeout, broker stopping).
+struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 
@@ -35,7 +41,7 @@ fn log_failure(registry: &str, kind: &str, name: &str, request_id: &str, why: &s
         request.id = request_id,
         flow.kind = kind,
         flow.name = name,
-        "{registry} flow {name} for {kind} {why}; the operation goes on as if it had passed"
+        "{registry} flow {name:?} ({kind}) {why}; the operation goes on as if it had passed"
     );
 }
 
@@ -146,6 +152,66 @@ impl FlowRegistry {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::flows::FlowKind;
+    use crate::service::RequestContext;
+    use std::sync::Mutex;
+
+    /// A log sink the test reads.
+    #[derive(Clone, Default)]
+    struct Sink(Arc<Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Sink {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_failing_init_flow_is_logged_with_the_request_id_and_the_next_one_still_runs() {
+        let sink = Sink::default();
+        let writer = sink.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(move || writer.clone())
+            .with_ansi(false)
+            .finish();
+        let ran = Arc::new(Mutex::new(Vec::new()));
+        let second = Arc::clone(&ran);
+        let registry = FlowRegistry::new()
+            .on_init(FlowKind::Bind, "audit", |_| async {
+                Err(anyhow::anyhow!("audit store down").into())
+            })
+            .on_init(FlowKind::Bind, "count", move |request| {
+                let ran = Arc::clone(&second);
+                async move {
+                    ran.lock().unwrap().push(request.request_id);
+                    Ok(())
+                }
+            });
+        let ctx = RequestContext {
+            request_id: "req-42".into(),
+            originating_identity: None,
+        };
+        let request = FlowRequest::new(FlowKind::Bind, &ctx, "i1", Some("b1"));
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let result = tracing::subscriber::with_default(subscriber, || {
+            runtime.block_on(run_init_flows(&registry, &request))
+        });
+        assert_eq!(result, Ok(()));
+        assert_eq!(*ran.lock().unwrap(), ["req-42"]);
+        let log = String::from_utf8(sink.0.lock().unwrap().clone()).unwrap();
+        assert!(
+            log.contains("initialization flow \"audit\" (bind) failed: audit store down")
+                && log.contains("request.id=\"req-42\""),
+            "{log}"
+        );
+    }
 
     #[tokio::test]
     async fn a_guarded_flow_reports_its_value_a_panic_and_a_timeout() {

@@ -36,7 +36,7 @@ impl Recorder {
         self.0.lock().unwrap().clone()
     }
 
-    fn push(&self, seen: Seen) {
+    pub fn push(&self, seen: Seen) {
         self.0.lock().unwrap().push(seen);
     }
 

@@ -10,6 +10,8 @@ mod crash;
 mod edge;
 mod faults;
 mod flows;
+mod flows_failures;
+mod flows_takeover;
 mod helpers;
 mod ids;
 mod lifecycle;
