@@ -201,3 +201,121 @@ impl Store {
         .await
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::models::OperationChanges;
+    use super::super::tests::{instance, operation};
+    use super::super::{now_ms, Outcome};
+    use super::*;
+    use common::osb::OperationState;
+
+    /// The flows of an operation are due only once it ended, and of two brokers claiming them
+    /// exactly one wins; progress and removal need the lease.
+    async fn due_after_the_end_and_claimed_once(store: Store) {
+        let now = now_ms();
+        store.record_flows("o1", "{}".into(), now).await.unwrap();
+        assert!(store.due_flows("a", now, 10).await.unwrap().is_empty());
+        let op = operation("o1", "i1", "provision", Some("worker"));
+        let created = store.create_instance(instance("i1"), op).await.unwrap();
+        assert_eq!(created, Outcome::Done);
+        assert!(store.due_flows("a", now, 10).await.unwrap().is_empty());
+        let ended = OperationChanges {
+            state: Some(OperationState::Failed.into()),
+            lease_owner: Some(None),
+            ..Default::default()
+        };
+        assert!(store.advance("o1", "worker", ended, vec![]).await.unwrap());
+        assert_eq!(store.due_flows("a", now, 10).await.unwrap(), ["o1"]);
+
+        let until = now + 60_000;
+        let (a, b) = tokio::join!(
+            store.claim_flows("o1", "a", now, until),
+            store.claim_flows("o1", "b", now, until)
+        );
+        let (a, b) = (a.unwrap(), b.unwrap());
+        assert!(a.is_some() != b.is_some(), "{a:?} {b:?}");
+        let (winner, loser) = if a.is_some() { ("a", "b") } else { ("b", "a") };
+        assert!(store.due_flows(loser, now, 10).await.unwrap().is_empty());
+        assert!(!store
+            .renew_flows("o1", loser, until, Some(1))
+            .await
+            .unwrap());
+        assert!(store
+            .renew_flows("o1", winner, until, Some(1))
+            .await
+            .unwrap());
+        // The winner's next run (a restart of the same identity) resumes after the first flow.
+        let again = store.claim_flows("o1", winner, now, until).await.unwrap();
+        assert_eq!(again.map(|c| c.next_flow), Some(1));
+        assert!(!store.forget_flows("o1", Some(loser)).await.unwrap());
+        assert!(store.forget_flows("o1", Some(winner)).await.unwrap());
+        assert!(store.due_flows(winner, now, 10).await.unwrap().is_empty());
+    }
+
+    /// An expired lease is taken over; rows whose operation never came are swept once old.
+    async fn expired_leases_are_taken_over_and_orphans_swept(store: Store) {
+        let now = now_ms();
+        store.record_flows("o1", "{}".into(), now).await.unwrap();
+        let mut op = operation("o1", "i1", "deprovision", None);
+        op.state = OperationState::Succeeded;
+        store.create_instance(instance("i1"), op).await.unwrap();
+        let gone = store.claim_flows("o1", "a", now, now - 1).await.unwrap();
+        assert!(gone.is_some());
+        assert_eq!(store.due_flows("b", now, 10).await.unwrap(), ["o1"]);
+        assert!(store
+            .claim_flows("o1", "b", now, now + 60_000)
+            .await
+            .unwrap()
+            .is_some());
+        assert_eq!(store.release_flows_of("b").await.unwrap(), 1);
+
+        store
+            .record_flows("old", "{}".into(), now - 10)
+            .await
+            .unwrap();
+        store.record_flows("new", "{}".into(), now).await.unwrap();
+        assert_eq!(store.forget_orphan_flows(now - 5).await.unwrap(), 1);
+        assert!(store.forget_flows("new", None).await.unwrap());
+        assert!(store.forget_flows("o1", None).await.unwrap());
+    }
+
+    async fn sqlite() -> (tempfile::TempDir, Store) {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("t.sqlite").display());
+        let store = Store::connect(&url).await.unwrap();
+        (dir, store)
+    }
+
+    async fn postgres() -> (testkit::TestPostgres, Store) {
+        let pg = testkit::TestPostgres::start().await.unwrap();
+        let store = Store::connect(&pg.create_database().await.unwrap())
+            .await
+            .unwrap();
+        (pg, store)
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sqlite_flows_are_due_after_the_end_and_claimed_once() {
+        let (_dir, store) = sqlite().await;
+        due_after_the_end_and_claimed_once(store).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn postgres_flows_are_due_after_the_end_and_claimed_once() {
+        let (_pg, store) = postgres().await;
+        due_after_the_end_and_claimed_once(store).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sqlite_expired_flow_leases_are_taken_over_and_orphans_swept() {
+        let (_dir, store) = sqlite().await;
+        expired_leases_are_taken_over_and_orphans_swept(store).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn postgres_expired_flow_leases_are_taken_over_and_orphans_swept() {
+        let (_pg, store) = postgres().await;
+        expired_leases_are_taken_over_and_orphans_swept(store).await;
+    }
+}

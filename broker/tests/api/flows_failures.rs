@@ -19,7 +19,11 @@ async fn failed_once(rec: &Recorder, kind: FlowKind, instance: &str) -> Seen {
     tokio::time::sleep(Duration::from_millis(500)).await;
     let errors = rec.of("error", kind, instance);
     assert_eq!(errors.len(), 1, "{errors:#?}");
-    assert!(rec.of("completion", kind, instance).is_empty(), "{:#?}", rec.all());
+    assert!(
+        rec.of("completion", kind, instance).is_empty(),
+        "{:#?}",
+        rec.all()
+    );
     errors[0].clone()
 }
 
@@ -43,11 +47,16 @@ async fn error_flows_see_the_failed_operation_of_each_kind_once() {
 
     // A provision cancelled by a deprovision failed.
     let cancelled = new_id();
-    let answer = app.provision(&cancelled, &provision_body(json!({})), true).await;
+    let answer = app
+        .provision(&cancelled, &provision_body(json!({})), true)
+        .await;
     assert_eq!(answer.status, 202, "{answer:?}");
     assert_eq!(app.deprovision(&cancelled).await.status, 202);
     let seen = failed_once(&rec, FlowKind::Provision, &cancelled).await;
-    assert_eq!(seen.description.as_deref(), Some("cancelled by deprovision"));
+    assert_eq!(
+        seen.description.as_deref(),
+        Some("cancelled by deprovision")
+    );
     assert_eq!(seen.request.operation, Some(answer.operation()));
 
     let id = provisioned(&app).await;
@@ -55,7 +64,8 @@ async fn error_flows_see_the_failed_operation_of_each_kind_once() {
     let path = format!("/v2/service_instances/{id}/service_bindings/{binding}");
     let answer = app.bind_incomplete(&id, &binding, &bind_body()).await;
     if answer.status == 202 {
-        app.wait_for_binding(&id, &binding, &answer.operation()).await;
+        app.wait_for_binding(&id, &binding, &answer.operation())
+            .await;
     }
 
     // From here every operation has 3 s, and a bind 1 ms to answer synchronously.
@@ -83,7 +93,10 @@ async fn error_flows_see_the_failed_operation_of_each_kind_once() {
     assert_eq!(answer.status, 202, "{answer:?}");
     let seen = failed_once(&rec, FlowKind::Update, &id).await;
     assert!(
-        seen.description.as_deref().unwrap().contains("maximum polling duration of 3 s"),
+        seen.description
+            .as_deref()
+            .unwrap()
+            .contains("maximum polling duration of 3 s"),
         "{seen:#?}"
     );
     assert_eq!(seen.request.request_id, "req-update");
@@ -92,7 +105,10 @@ async fn error_flows_see_the_failed_operation_of_each_kind_once() {
     let answer = send(
         &app,
         Method::DELETE,
-        &format!("{path}?accepts_incomplete=true&service_id={SERVICE_ID}&plan_id={}", crate::helpers::PLAN_SMALL),
+        &format!(
+            "{path}?accepts_incomplete=true&service_id={SERVICE_ID}&plan_id={}",
+            crate::helpers::PLAN_SMALL
+        ),
         None,
         ("user-2", "req-unbind"),
     )
@@ -104,7 +120,10 @@ async fn error_flows_see_the_failed_operation_of_each_kind_once() {
     assert_eq!(app.deprovision(&id).await.status, 202);
     let seen = failed_once(&rec, FlowKind::Deprovision, &id).await;
     let description = seen.description.unwrap();
-    assert!(description.contains("maximum polling duration of 3 s"), "{description}");
+    assert!(
+        description.contains("maximum polling duration of 3 s"),
+        "{description}"
+    );
     app.stop_all().await;
 }
 
@@ -121,17 +140,25 @@ fn misbehaving(rec: &Recorder) -> FlowRegistry {
     let mut flows = FlowRegistry::new().with_timeout(Duration::from_millis(300));
     for kind in [FlowKind::Provision, FlowKind::Deprovision] {
         flows = flows
-            .on_init(kind, "fails", |_| async { Err(anyhow::anyhow!("audit store down").into()) })
+            .on_init(kind, "fails", |_| async {
+                Err(anyhow::anyhow!("audit store down").into())
+            })
             .on_init(kind, "panics", init_panics)
             .on_init(kind, "sleeps", |_| async {
                 tokio::time::sleep(Duration::from_secs(30)).await;
                 Ok(())
             })
-            .on_completion(kind, "fails", |_, _| async { anyhow::bail!("audit store down") })
-            .on_completion(kind, "panics", completion_panics)
-            .on_completion(kind, "panics-at-once", |_, _| -> std::future::Ready<anyhow::Result<()>> {
-                panic!("completion flow bug before its future")
+            .on_completion(kind, "fails", |_, _| async {
+                anyhow::bail!("audit store down")
             })
+            .on_completion(kind, "panics", completion_panics)
+            .on_completion(
+                kind,
+                "panics-at-once",
+                |_, _| -> std::future::Ready<anyhow::Result<()>> {
+                    panic!("completion flow bug before its future")
+                },
+            )
             .on_completion(kind, "sleeps", |_, _| async {
                 tokio::time::sleep(Duration::from_secs(30)).await;
                 Ok(())
@@ -147,14 +174,19 @@ async fn flows_that_fail_panic_or_outrun_their_timeout_change_no_outcome() {
     let rec = Recorder::default();
     let mut app = spawn_services(false).await;
     let settings = app.broker_settings();
-    app.start_broker_with_flows(settings, misbehaving(&rec)).await;
+    app.start_broker_with_flows(settings, misbehaving(&rec))
+        .await;
 
     let id = new_id();
     let started = std::time::Instant::now();
     let answer = app.provision(&id, &provision_body(json!({})), true).await;
     assert_eq!(answer.status, 202, "{answer:?}");
     // The sleeping initialization flow was abandoned after its 300 ms.
-    assert!(started.elapsed() < Duration::from_secs(10), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
     let (last, _) = app.wait_for_instance(&id, &answer.operation()).await;
     assert_eq!(last["state"], "succeeded", "{last}");
     rec.wait_until("provision completion", |_| {

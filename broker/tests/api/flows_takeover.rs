@@ -29,7 +29,8 @@ async fn an_operation_resumed_by_another_broker_runs_its_completion_flows_once()
     // A crash: the broker's tasks stop mid-step and its lease is left to expire.
     app.stop_broker().await;
 
-    app.start_broker_with_flows(settings, rec.everywhere()).await;
+    app.start_broker_with_flows(settings, rec.everywhere())
+        .await;
     let (last, _) = app.wait_for_instance(&id, &operation).await;
     assert_eq!(last["state"], "succeeded", "{last}");
     let resumed = journal_rows(&app.database_path())
@@ -99,7 +100,11 @@ async fn a_broker_dying_while_a_flow_runs_leaves_that_flow_and_the_later_ones_to
     })
     .await;
     app.stop_broker().await;
-    assert_eq!(flows_rows(&app), 1, "the row stays while its flows are unfinished");
+    assert_eq!(
+        flows_rows(&app),
+        1,
+        "the row stays while its flows are unfinished"
+    );
 
     app.start_broker_with_flows(settings, four_flows(&rec, false))
         .await;
