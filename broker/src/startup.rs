@@ -111,6 +111,17 @@ fn routes(cfg: &mut web::ServiceConfig) {
     );
 }
 
+/// Refuses settings a broker cannot start with.
+fn check_settings(settings: &Settings) -> anyhow::Result<()> {
+    if settings.auth.username.is_empty() || settings.auth.password.expose().is_empty() {
+        anyhow::bail!("auth.username and auth.password must be set");
+    }
+    if let Some(identity) = &settings.worker.identity {
+        common::ids::validate_id("worker.identity", identity)?;
+    }
+    Ok(())
+}
+
 /// Opens (and migrates) the state database of `settings`.
 pub async fn open_store(settings: &Settings) -> anyhow::Result<Store> {
     Store::connect(&settings.database.url)
@@ -169,12 +180,7 @@ impl Application {
 
     /// [`Application::build`] with the event flows of `flows`.
     pub async fn build_with(settings: Settings, flows: FlowRegistry) -> anyhow::Result<Self> {
-        if settings.auth.username.is_empty() || settings.auth.password.expose().is_empty() {
-            anyhow::bail!("auth.username and auth.password must be set");
-        }
-        if let Some(identity) = &settings.worker.identity {
-            common::ids::validate_id("worker.identity", identity)?;
-        }
+        check_settings(&settings)?;
         let cipher = Arc::new(Cipher::new(&settings.encryption).context("encryption keys")?);
         let store = open_store(&settings).await?;
         let source = SpiSource {
