@@ -201,13 +201,8 @@ impl Application {
             tokio::runtime::Handle::current(),
         ));
         journal.take_back_own_leases().await?;
-        let flows = Arc::new(FlowDispatcher::new(
-            store.clone(),
-            Arc::new(flows),
-            journal.owner().to_string(),
-            settings.worker.lease(),
-            settings.worker.poll_interval(),
-        ));
+        let flows = FlowDispatcher::new(store.clone(), flows, journal.owner(), &settings.worker);
+        let flows = Arc::new(flows);
         let listener = TcpListener::bind(&settings.listen)
             .with_context(|| format!("binding {}", settings.listen))?;
         let bound = listener.local_addr()?;

@@ -67,21 +67,20 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 impl FlowDispatcher {
-    /// A dispatcher claiming rows as `owner` (the journal's owner id) for `lease`, polling
-    /// every `poll`.
+    /// A dispatcher of `registry` claiming rows as `owner` (the journal's owner id) for the
+    /// journal's lease, polling as often as the journal does.
     pub fn new(
         store: Store,
-        registry: Arc<FlowRegistry>,
-        owner: String,
-        lease: Duration,
-        poll: Duration,
+        registry: FlowRegistry,
+        owner: &str,
+        worker: &crate::config::WorkerSettings,
     ) -> Self {
         Self {
             store,
-            registry,
-            owner,
-            lease,
-            poll,
+            registry: Arc::new(registry),
+            owner: owner.to_string(),
+            lease: worker.lease(),
+            poll: worker.poll_interval(),
             active: Mutex::new(HashSet::new()),
         }
     }
