@@ -94,7 +94,8 @@ impl Broker {
             None => false,
         };
         let stored = store(op).await;
-        if recorded && !matches!(stored, Ok(Outcome::Done)) {
+        // Not written (a store error may still have committed: its row is swept if not).
+        if recorded && matches!(stored, Ok(Outcome::Exists | Outcome::Busy(_))) {
             self.flows.forget(&operation).await;
         }
         Ok(match stored? {

@@ -126,3 +126,85 @@ async fn a_broker_dying_while_a_flow_runs_leaves_that_flow_and_the_later_ones_to
     assert_eq!(flows_rows(&app), 0);
     app.stop_all().await;
 }
+
+/// Runs a broker with `flows` on `settings` beside the test's one; stopped (as by a crash)
+/// when dropped.
+struct Replica(tokio::task::JoinHandle<anyhow::Result<()>>, String);
+
+impl Replica {
+    async fn start(settings: broker::config::Settings, flows: FlowRegistry) -> Self {
+        let app = broker::startup::Application::builder(settings)
+            .flows(flows)
+            .build()
+            .await
+            .unwrap();
+        let address = format!("http://127.0.0.1:{}", app.port());
+        Self(tokio::spawn(app.run_until_stopped()), address)
+    }
+}
+
+impl Drop for Replica {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+#[tokio::test]
+async fn two_brokers_on_one_postgresql_database_run_each_operations_flows_once() {
+    let rec = Recorder::default();
+    let mut app = spawn_services(false).await;
+    let pg = testkit::TestPostgres::start().await.unwrap();
+    let mut settings = app.broker_settings();
+    let url = pg.create_database().await.unwrap();
+    settings.database.url = url.clone();
+    app.start_broker_with_flows(settings.clone(), rec.everywhere())
+        .await;
+    let replica = Replica::start(settings, rec.everywhere()).await;
+    let ours = app.address.clone();
+
+    // Provisions and deprovisions sent to either broker; both poll for due flows.
+    let mut operations = Vec::new();
+    for round in 0..4 {
+        app.address = if round % 2 == 0 {
+            ours.clone()
+        } else {
+            replica.1.clone()
+        };
+        let id = new_id();
+        let answer = app.provision(&id, &provision_body(json!({})), true).await;
+        assert_eq!(answer.status, 202, "{answer:?}");
+        operations.push(answer.operation());
+        app.wait_for_instance(&id, &answer.operation()).await;
+        app.address = if round % 2 == 0 {
+            replica.1.clone()
+        } else {
+            ours.clone()
+        };
+        let answer = app.deprovision(&id).await;
+        assert_eq!(answer.status, 202, "{answer:?}");
+        operations.push(answer.operation());
+        app.wait_for_instance(&id, &answer.operation()).await;
+    }
+    let ran = |op: &str, flow: &str| {
+        rec.all()
+            .iter()
+            .filter(|s| s.registry == "completion" && s.flow == flow)
+            .filter(|s| s.request.kind != FlowKind::LastOperation)
+            .filter(|s| s.request.operation.as_deref() == Some(op))
+            .count()
+    };
+    rec.wait_until("every operation's completion flows", |_| {
+        operations.iter().all(|op| ran(op, "second") >= 1)
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(2 * LEASE_MS)).await;
+    for op in &operations {
+        assert_eq!(
+            (ran(op, "first"), ran(op, "second")),
+            (1, 1),
+            "operation {op}"
+        );
+    }
+    drop(replica);
+    app.stop_all().await;
+}
