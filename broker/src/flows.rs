@@ -22,7 +22,7 @@ mod run;
 mod view;
 
 pub use dispatch::FlowDispatcher;
-pub use registry::FlowRegistry;
+pub use registry::{FlowRegistry, DEFAULT_FLOW_TIMEOUT};
 pub(crate) use run::run_init_flows;
 pub(crate) use view::take_tracing_id;
 pub use view::FlowIdentity;
