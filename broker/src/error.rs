@@ -86,6 +86,8 @@ pub enum RefusalStatus {
     BadRequest,
     /// 422.
     Unprocessable,
+    /// The 4xx an initialization flow chose (`crate::flows::FlowRefusal`).
+    Chosen(u16),
 }
 
 impl BrokerError {
@@ -198,6 +200,10 @@ impl ResponseError for BrokerError {
             Self::Refused { status, .. } => match status {
                 RefusalStatus::BadRequest => StatusCode::BAD_REQUEST,
                 RefusalStatus::Unprocessable => StatusCode::UNPROCESSABLE_ENTITY,
+                RefusalStatus::Chosen(status) => StatusCode::from_u16(*status)
+                    .ok()
+                    .filter(StatusCode::is_client_error)
+                    .unwrap_or(StatusCode::UNPROCESSABLE_ENTITY),
             },
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,

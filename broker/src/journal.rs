@@ -194,6 +194,11 @@ impl Journal {
         }
     }
 
+    /// Completes when one of this process's operation tasks ends (the event flows wake on it).
+    pub fn ended(&self) -> tokio::sync::futures::Notified<'_> {
+        self.finished.notified()
+    }
+
     /// Waits up to `timeout` for `op_id` to end; the row when it ended, `None` if it still runs.
     pub async fn wait_finished(
         &self,

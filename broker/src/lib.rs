@@ -8,6 +8,7 @@ pub mod config;
 pub mod crypto;
 pub mod domain;
 pub mod error;
+pub mod flows;
 pub mod journal;
 pub mod reconcile;
 pub mod reencrypt;

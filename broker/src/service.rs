@@ -5,6 +5,7 @@
 mod bindings;
 mod health;
 mod instances;
+mod observed;
 mod quota;
 mod start;
 
@@ -21,6 +22,7 @@ use crate::domain::operation::{OperationKind, OperationPayload};
 use crate::domain::request::Refusal;
 use crate::domain::{Attributes, RunningOperation};
 use crate::error::{BrokerError, RefusalStatus};
+use crate::flows::FlowDispatcher;
 use crate::journal::Journal;
 use crate::store::models::{BindingRow, InstanceRow, OperationRow};
 use crate::store::Store;
@@ -57,6 +59,8 @@ pub struct Broker {
     pub(crate) store: Store,
     pub(crate) catalog: Arc<CatalogCache>,
     pub(crate) journal: Arc<Journal>,
+    /// The event flows (`crate::flows`).
+    pub(crate) flows: Arc<FlowDispatcher>,
     pub(crate) cipher: Arc<Cipher>,
     pub(crate) worker: WorkerSettings,
     pub(crate) bindings: BindingSettings,

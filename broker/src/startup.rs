@@ -4,6 +4,7 @@
 use crate::catalog::{CatalogCache, SpiSource};
 use crate::config::Settings;
 use crate::crypto::Cipher;
+use crate::flows::{FlowDispatcher, FlowRegistry};
 use crate::journal::Journal;
 use crate::reconcile;
 use crate::routes::connections::ConnectionLimiter;
@@ -29,6 +30,7 @@ pub struct Application {
     port: u16,
     server: Server,
     journal: Arc<Journal>,
+    flows: Arc<FlowDispatcher>,
     catalog: Arc<CatalogCache>,
     catalog_refresh: Duration,
     store: Store,
@@ -111,6 +113,17 @@ fn routes(cfg: &mut web::ServiceConfig) {
     );
 }
 
+/// Refuses settings a broker cannot start with.
+fn check_settings(settings: &Settings) -> anyhow::Result<()> {
+    if settings.auth.username.is_empty() || settings.auth.password.expose().is_empty() {
+        anyhow::bail!("auth.username and auth.password must be set");
+    }
+    if let Some(identity) = &settings.worker.identity {
+        common::ids::validate_id("worker.identity", identity)?;
+    }
+    Ok(())
+}
+
 /// Opens (and migrates) the state database of `settings`.
 pub async fn open_store(settings: &Settings) -> anyhow::Result<Store> {
     Store::connect(&settings.database.url)
@@ -130,16 +143,46 @@ pub fn deployer_client(settings: &Settings) -> anyhow::Result<DeployerClient> {
     ))
 }
 
+/// Builds an [`Application`] with optional parts: `Application::builder(settings)
+/// .flows(registry).build().await`.
+#[derive(Debug)]
+pub struct ApplicationBuilder {
+    settings: Settings,
+    flows: FlowRegistry,
+}
+
+impl ApplicationBuilder {
+    /// The event flows the broker runs around its operations (`crate::flows`).
+    pub fn flows(mut self, flows: FlowRegistry) -> Self {
+        self.flows = flows;
+        self
+    }
+
+    /// Builds the broker (see [`Application::build`]).
+    pub async fn build(self) -> anyhow::Result<Application> {
+        Application::build_with(self.settings, self.flows).await
+    }
+}
+
 impl Application {
-    /// Opens the database, loads the catalog and binds `settings.listen`. The server does not
-    /// watch signals itself: the binary stops it through [`Application::stopper`].
+    /// A builder for a broker with `settings` and optional parts (event flows).
+    pub fn builder(settings: Settings) -> ApplicationBuilder {
+        ApplicationBuilder {
+            settings,
+            flows: FlowRegistry::new(),
+        }
+    }
+
+    /// Opens the database, loads the catalog and binds `settings.listen`, with no event flows.
+    /// The server does not watch signals itself: the binary stops it through
+    /// [`Application::stopper`].
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
-        if settings.auth.username.is_empty() || settings.auth.password.expose().is_empty() {
-            anyhow::bail!("auth.username and auth.password must be set");
-        }
-        if let Some(identity) = &settings.worker.identity {
-            common::ids::validate_id("worker.identity", identity)?;
-        }
+        Self::build_with(settings, FlowRegistry::new()).await
+    }
+
+    /// [`Application::build`] with the event flows of `flows`.
+    pub async fn build_with(settings: Settings, flows: FlowRegistry) -> anyhow::Result<Self> {
+        check_settings(&settings)?;
         let cipher = Arc::new(Cipher::new(&settings.encryption).context("encryption keys")?);
         let store = open_store(&settings).await?;
         let source = SpiSource {
@@ -169,6 +212,8 @@ impl Application {
             .register()
             .await
             .context("registering the webhook endpoints")?;
+        let flows = FlowDispatcher::new(store.clone(), flows, journal.owner(), &settings.worker);
+        let flows = Arc::new(flows);
         let listener = TcpListener::bind(&settings.listen)
             .with_context(|| format!("binding {}", settings.listen))?;
         let bound = listener.local_addr()?;
@@ -179,6 +224,7 @@ impl Application {
             store: store.clone(),
             catalog: Arc::clone(&catalog),
             journal: Arc::clone(&journal),
+            flows: Arc::clone(&flows),
             cipher,
             worker: settings.worker.clone(),
             bindings: settings.bindings.clone(),
@@ -214,6 +260,7 @@ impl Application {
             port,
             server,
             journal,
+            flows,
             catalog,
             catalog_refresh: Duration::from_secs(settings.catalog_refresh_secs.max(1)),
             store,
@@ -276,6 +323,7 @@ impl Application {
         let served = tokio::select! {
             result = self.server => result.context("HTTP server"),
             () = Arc::clone(&self.journal).run() => Ok(()),
+            () = Arc::clone(&self.flows).run(Arc::clone(&self.journal)) => Ok(()),
             () = refresher => Ok(()),
             () = reconciler => Ok(()),
             () = self.webhooks.run() => Ok(()),
@@ -284,6 +332,7 @@ impl Application {
         if let Err(e) = self.journal.hand_back().await {
             tracing::warn!(error = %e, "handing back leases failed; they expire instead");
         }
+        self.flows.hand_back().await;
         served?;
         tracing::info!("broker stopped");
         Ok(())

@@ -1,7 +1,7 @@
 //! Service binding endpoints: bind, fetch, unbind, last_operation.
 
 use super::edge::{path_param, read_json, OsbQuery};
-use super::instances::last_operation_response;
+use super::instances::{last_operation_flow, last_operation_response};
 use crate::error::BrokerError;
 use crate::service::{BindOutcome, Broker, RequestContext, UnbindOutcome};
 use crate::webhooks::event::take_tracing_id;
@@ -96,8 +96,8 @@ pub async fn last_operation(
     let instance_id = path_param(&req, INSTANCE_ID)?;
     let binding_id = path_param(&req, BINDING_ID)?;
     let query = OsbQuery::parse(&req)?;
-    let body = broker
-        .binding_last_operation(&instance_id, &binding_id, query.operation())
-        .await?;
+    let flow = last_operation_flow(&broker, &req, &instance_id, Some(&binding_id), &query).await?;
+    let answer = broker.binding_last_operation(&instance_id, &binding_id, query.operation());
+    let body = broker.observed_last_operation(flow, answer).await?;
     Ok(last_operation_response(&broker, body))
 }

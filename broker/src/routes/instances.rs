@@ -2,10 +2,11 @@
 
 use super::edge::{path_param, read_json, OsbQuery};
 use crate::error::BrokerError;
+use crate::flows::FlowRequest;
 use crate::service::{Broker, ProvisionOutcome, RequestContext, UpdateOutcome};
 use crate::webhooks::event::take_tracing_id;
 use actix_web::http::header;
-use actix_web::{web, HttpRequest, HttpResponse};
+use actix_web::{web, FromRequest as _, HttpRequest, HttpResponse};
 use common::osb::{
     AsyncOperationResponse, OperationState, ProvisionRequest, ProvisionResponse, UpdateRequest,
     UpdateResponse,
@@ -115,9 +116,9 @@ pub async fn last_operation(
 ) -> Result<HttpResponse, BrokerError> {
     let instance_id = path_param(&req, INSTANCE_ID)?;
     let query = OsbQuery::parse(&req)?;
-    let body = broker
-        .instance_last_operation(&instance_id, query.operation())
-        .await?;
+    let flow = last_operation_flow(&broker, &req, &instance_id, None, &query).await?;
+    let answer = broker.instance_last_operation(&instance_id, query.operation());
+    let body = broker.observed_last_operation(flow, answer).await?;
     Ok(last_operation_response(&broker, body))
 }
 
@@ -131,4 +132,30 @@ pub fn last_operation_response(
         response.insert_header((header::RETRY_AFTER, broker.retry_after_secs().to_string()));
     }
     response.json(body)
+}
+
+/// The view last_operation flows get of this request; `None` when no flow observes
+/// last_operation (the originating identity is then not even parsed).
+pub async fn last_operation_flow(
+    broker: &Broker,
+    req: &HttpRequest,
+    instance_id: &str,
+    binding_id: Option<&str>,
+    query: &OsbQuery,
+) -> Result<Option<FlowRequest>, BrokerError> {
+    if !broker.observes_last_operation() {
+        return Ok(None);
+    }
+    let ctx = RequestContext::extract(req).await?;
+    let hints = (
+        query.service_id.as_deref(),
+        query.plan_id.as_deref(),
+        query.operation(),
+    );
+    Ok(Some(Broker::last_operation_request(
+        &ctx,
+        instance_id,
+        binding_id,
+        hints,
+    )))
 }

@@ -13,6 +13,7 @@ use crate::domain::operation::{OperationKind, OperationPayload};
 use crate::domain::plan::check_bind_plan;
 use crate::domain::request::required;
 use crate::error::{BrokerError, RefusalStatus};
+use crate::flows::{FlowKind, FlowRequest};
 use crate::store::models::{BindingRow, InstanceRow, OperationRow};
 use crate::store::now_ms;
 use common::osb::{
@@ -257,8 +258,12 @@ impl Broker {
             .await
             .map_err(|e| BrokerError::from_call(&spi.name, e))?;
         let row = binding_row(instance_id, binding_id, ask);
+        let flow = FlowRequest::new(FlowKind::Bind, ctx, instance_id, Some(binding_id))
+            .offering(Some(&ask.service_id), Some(&ask.plan_id))
+            .sent(ask.context.as_ref(), ctx.tracing_id.clone());
         let new = NewOperation {
             binding_id: Some(binding_id),
+            flow: Some(flow),
             ..NewOperation::new(OperationKind::Bind, instance_id, "bind accepted")
         };
         self.start_operation(ctx, new, |op| self.store.create_binding(row, op))
@@ -383,8 +388,8 @@ impl Broker {
         plan_id: Option<String>,
         accepts_incomplete: bool,
     ) -> Result<UnbindOutcome, BrokerError> {
-        required(service_id, "service_id")?;
-        required(plan_id, "plan_id")?;
+        let service_id = required(service_id, "service_id")?;
+        let plan_id = required(plan_id, "plan_id")?;
         let existing = self.load_binding(binding_id).await?;
         let cancel = match decide_unbind(existing.as_ref().map(|b| b.view()).as_ref(), instance_id)
         {
@@ -394,8 +399,11 @@ impl Broker {
             }
             UnbindDecision::Begin { cancel } => cancel,
         };
+        let flow = FlowRequest::new(FlowKind::Unbind, ctx, instance_id, Some(binding_id))
+            .offering(Some(&service_id), Some(&plan_id));
         let new = NewOperation {
             binding_id: Some(binding_id),
+            flow: Some(flow),
             ..NewOperation::new(OperationKind::Unbind, instance_id, "unbind accepted")
         };
         match self

@@ -14,6 +14,7 @@ use crate::domain::plan::{check_context_update, check_maintenance, instance_meta
 use crate::domain::quota::Limit;
 use crate::domain::request::required;
 use crate::error::{BrokerError, RefusalStatus};
+use crate::flows::{FlowKind, FlowRequest};
 use crate::store::models::InstanceRow;
 use crate::store::now_ms;
 use common::client::{CallContext, ClientError};
@@ -216,7 +217,13 @@ impl Broker {
             .as_ref()
             .map(|_| self.dashboard_url(instance_id));
         let row = instance_row(instance_id, ask, plan, dashboard_url.clone());
-        let new = NewOperation::new(OperationKind::Provision, instance_id, "provision accepted");
+        let flow = FlowRequest::new(FlowKind::Provision, ctx, instance_id, None)
+            .offering(Some(&ask.service_id), Some(&ask.plan_id))
+            .sent(ask.context.as_ref(), ctx.tracing_id.clone());
+        let new = NewOperation {
+            flow: Some(flow),
+            ..NewOperation::new(OperationKind::Provision, instance_id, "provision accepted")
+        };
         let limits = limits.to_vec();
         let started = self
             .start_operation(ctx, new, |op| {
@@ -288,8 +295,12 @@ impl Broker {
             return Err(BrokerError::AsyncRequired);
         }
         let limits = self.plan_change_limits(&routed.service, plan, &existing.row.plan_id);
+        let flow = FlowRequest::new(FlowKind::Update, ctx, instance_id, None)
+            .offering(Some(&ask.service_id), Some(&target_plan))
+            .sent(ask.context.as_ref(), ctx.tracing_id.clone());
         let new = NewOperation {
             payload: ask.into_payload(target_plan),
+            flow: Some(flow),
             ..NewOperation::new(OperationKind::Update, instance_id, "update accepted")
         };
         match self
@@ -334,8 +345,8 @@ impl Broker {
         plan_id: Option<String>,
         accepts_incomplete: bool,
     ) -> Result<String, BrokerError> {
-        required(service_id, "service_id")?;
-        required(plan_id, "plan_id")?;
+        let service_id = required(service_id, "service_id")?;
+        let plan_id = required(plan_id, "plan_id")?;
         let existing = self.load_instance(instance_id).await?;
         let decision = decide_deprovision(existing.as_ref().map(|e| e.view()).as_ref());
         if decision == DeprovisionDecision::Gone {
@@ -350,8 +361,11 @@ impl Broker {
             DeprovisionDecision::Concurrency(d) => return Err(BrokerError::Concurrency(d)),
             DeprovisionDecision::Begin { cancel } => cancel,
         };
+        let flow = FlowRequest::new(FlowKind::Deprovision, ctx, instance_id, None)
+            .offering(Some(&service_id), Some(&plan_id));
         let new = NewOperation {
             cancels: cancel.as_deref(),
+            flow: Some(flow),
             ..NewOperation::new(
                 OperationKind::Deprovision,
                 instance_id,

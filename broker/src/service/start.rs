@@ -3,9 +3,10 @@
 
 use super::{Broker, RequestContext};
 use crate::domain::operation::{OperationKind, OperationPayload};
-use crate::error::BrokerError;
+use crate::error::{BrokerError, RefusalStatus};
+use crate::flows::{run_init_flows, FlowRefusal, FlowRequest};
 use crate::store::models::OperationRow;
-use crate::store::{Outcome, StoreError};
+use crate::store::{now_ms, Outcome, StoreError};
 use std::future::Future;
 
 /// An operation to start.
@@ -22,6 +23,9 @@ pub(super) struct NewOperation<'a> {
     pub cancels: Option<&'a str>,
     /// The log line once it is stored.
     pub log: &'a str,
+    /// The request as its event flows see it; `None` for an operation the broker starts on
+    /// its own (no flows run for it).
+    pub flow: Option<FlowRequest>,
 }
 
 impl<'a> NewOperation<'a> {
@@ -35,6 +39,7 @@ impl<'a> NewOperation<'a> {
             payload: OperationPayload::default(),
             cancels: None,
             log,
+            flow: None,
         }
     }
 }
@@ -69,7 +74,7 @@ impl Broker {
             tracing_id: ctx.tracing_id.clone(),
             ..new.payload.clone()
         };
-        let op = self.journal.new_operation(
+        let mut op = self.journal.new_operation(
             Some(ctx.request_id.clone()),
             ctx.originating_identity.clone(),
             new.instance_id,
@@ -78,7 +83,26 @@ impl Broker {
             &payload,
         );
         let operation = op.id.clone();
-        Ok(match store(op).await? {
+        let recorded = match new.flow {
+            Some(mut request) => {
+                request.operation = Some(operation.clone());
+                run_init_flows(self.flows.registry(), &request)
+                    .await
+                    .map_err(refused)?;
+                // The flows may have taken a while: the lease starts now.
+                let now = now_ms();
+                (op.created_at_ms, op.updated_at_ms) = (now, now);
+                op.lease_expires_ms = Some(self.journal.lease_until(now));
+                self.flows.record(&request).await?
+            }
+            None => false,
+        };
+        let stored = store(op).await;
+        // Not written (a store error may still have committed: its row is swept if not).
+        if recorded && matches!(stored, Ok(Outcome::Exists | Outcome::Busy(_))) {
+            self.flows.forget(&operation).await;
+        }
+        Ok(match stored? {
             Outcome::Done => {
                 tracing::info!(
                     instance.id = %new.instance_id,
@@ -94,5 +118,14 @@ impl Broker {
             Outcome::Exists => Started::Exists,
             Outcome::Busy(why) => Started::Busy(why),
         })
+    }
+}
+
+/// The answer to a request an initialization flow refused.
+pub(super) fn refused(refusal: FlowRefusal) -> BrokerError {
+    BrokerError::Refused {
+        status: RefusalStatus::Chosen(refusal.answered_status()),
+        error: refusal.error,
+        description: refusal.description,
     }
 }

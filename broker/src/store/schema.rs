@@ -108,6 +108,20 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    /// Event flows still to run for an ended operation (the `flows` migration; queries in
+    /// `store/flows.rs`).
+    operation_flows (operation_id) {
+        operation_id -> Text,
+        request -> Text,
+        next_flow -> BigInt,
+        lease_owner -> Nullable<Text>,
+        lease_expires_ms -> Nullable<BigInt>,
+        attempts -> BigInt,
+        created_at_ms -> BigInt,
+    }
+}
+
 diesel::joinable!(service_bindings -> service_instances (instance_id));
 diesel::joinable!(operations -> service_instances (instance_id));
 diesel::allow_tables_to_appear_in_same_query!(service_instances, service_bindings, operations);

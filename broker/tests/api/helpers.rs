@@ -334,6 +334,23 @@ impl TestApp {
         self.broker = Some(Running::broker(app));
     }
 
+    /// Starts a broker with `settings` and the event flows `flows` (replacing none).
+    #[allow(dead_code, reason = "used by the api test binary only")]
+    pub async fn start_broker_with_flows(
+        &mut self,
+        settings: Settings,
+        flows: broker::flows::FlowRegistry,
+    ) {
+        let app = broker::startup::Application::builder(settings)
+            .flows(flows)
+            .build()
+            .await
+            .unwrap();
+        self.address = format!("http://127.0.0.1:{}", app.port());
+        self.catalog = Some(app.catalog());
+        self.broker = Some(Running::broker(app));
+    }
+
     /// Stops the broker: the server, then its journal workers, mid-operation if need be.
     pub async fn stop_broker(&mut self) {
         if let Some(broker) = self.broker.take() {
