@@ -28,9 +28,9 @@
 //!   [`FakeDirector::fail_deployment`]), tasks held in `processing`
 //!   ([`FakeDirector::hold_tasks`]), the step delay, the token TTL, the listener stopped and
 //!   started again on the same port ([`FakeDirector::go_down`], [`FakeDirector::come_back`]),
-//!   and what it received ([`FakeDirector::manifests`], [`FakeDirector::requests`],
-//!   [`FakeDirector::tasks`]). Dropping it stops every server it started and removes their
-//!   data.
+//!   UAA tokens revoked ([`FakeDirector::revoke_tokens`]), and what it received ([`FakeDirector::manifests`], [`FakeDirector::requests`] with their answers'
+//!   statuses, [`FakeDirector::tasks`]). Dropping it stops every server it started and
+//!   removes their data.
 //!
 //! What it does not do: releases, stemcells, cloud configs, variables, links, errands,
 //! `?format=full` instance details, task cancellation through the API, `recreate` /
@@ -230,12 +230,19 @@ impl FakeDirector {
         self.director.knobs.set_token_ttl(ttl);
     }
 
+    /// Forgets every UAA token issued so far, as a UAA that revoked them: the next call
+    /// with one is answered 401.
+    pub fn revoke_tokens(&self) {
+        self.director.revoke_tokens();
+    }
+
     /// Every manifest posted, in order.
     pub fn manifests(&self) -> Vec<String> {
         self.director.manifests()
     }
 
-    /// Every request received, in order (`Authorization` redacted).
+    /// Every request received, in order of arrival (`Authorization` redacted), with the
+    /// status it was answered with.
     pub fn requests(&self) -> Vec<RecordedRequest> {
         self.director.requests()
     }

@@ -126,8 +126,23 @@ async fn uaa_tokens_are_issued_to_the_client_and_expire_after_their_ttl() {
     let expired = with_token().await.unwrap();
     assert_eq!(expired.status(), StatusCode::UNAUTHORIZED);
     assert!(expired.headers().contains_key("www-authenticate"));
-    // The fixture's own token (default TTL) still works.
+    // The fixture's own token (default TTL) still works, until the tokens are revoked.
     f.get_json("/deployments").await;
+    f.fake.revoke_tokens();
+    let revoked = f.request(Method::GET, "/deployments").send().await.unwrap();
+    assert_eq!(revoked.status(), StatusCode::UNAUTHORIZED);
+    // Each request is kept with the status it was answered with.
+    let statuses: Vec<_> = f
+        .fake
+        .requests()
+        .iter()
+        .filter(|r| r.path == "/deployments")
+        .map(|r| r.status)
+        .collect();
+    assert_eq!(
+        statuses,
+        [Some(401), Some(200), Some(401), Some(200), Some(401)]
+    );
 }
 
 #[tokio::test]

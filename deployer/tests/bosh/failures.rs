@@ -1,5 +1,5 @@
-//! Failures: Director tasks ending badly, the Director down and back, UAA tokens expiring, and a
-//! Director task somebody else runs on the deployment.
+//! Failures: Director tasks ending badly, the Director down and back, UAA tokens expiring or
+//! refused, and a Director task somebody else runs on the deployment.
 
 use crate::director::*;
 use crate::helpers::*;
@@ -119,6 +119,67 @@ async fn uaa_tokens_are_fetched_again_before_they_expire() {
         .filter(|r| r.path.starts_with("/tasks/"))
         .all(|r| r.header("authorization").is_some());
     assert!(authorized, "every task poll carries the token");
+    // Replaced before it expired: no call was ever sent with an expired token.
+    let refused: Vec<_> = requests.iter().filter(|r| r.status == Some(401)).collect();
+    assert!(refused.is_empty(), "refused: {refused:?}");
+    let d = running(&app, &name).await;
+    let at = &d.endpoints[0];
+    deployer::engine::probe(Engine::Redis, &at.host, at.port, "admin", &pw)
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn a_token_the_director_refuses_is_replaced_and_the_refused_call_sent_again() {
+    let bosh = BoshEnv::uaa(Duration::from_secs(600)).await;
+    let app = bosh.start().await;
+    let pw = password();
+    let name = unique_name("kv");
+    bosh.fake.hold_tasks();
+    let task = app
+        .client
+        .put_deployment(&plan_spec(Engine::Redis, &name, &pw, "any"), &ctx())
+        .await
+        .unwrap();
+    until("the task is processing", || {
+        bosh.fake.tasks().first().map(|t| t.state) == Some(DirectorTaskState::Processing)
+    })
+    .await;
+    // The token (valid for ten minutes) stops being accepted: the next poll gets a 401.
+    let before = bosh.fake.requests().len();
+    bosh.fake.revoke_tokens();
+    until("a call is refused", || {
+        bosh.fake.requests()[before..]
+            .iter()
+            .any(|r| r.status == Some(401))
+    })
+    .await;
+    bosh.fake.release_tasks();
+    let done = wait_for_task(&app.client, &task.id).await;
+    assert_eq!(done.state, TaskState::Succeeded, "{done:?}");
+
+    let after = bosh.fake.requests().split_off(before);
+    let refused = after.iter().position(|r| r.status == Some(401)).unwrap();
+    let token = refused
+        + after[refused..]
+            .iter()
+            .position(|r| r.path == TOKEN_PATH)
+            .expect("a new token after the 401");
+    assert_eq!(after[token].status, Some(200), "{:?}", after[token]);
+    let again = &after[token + 1..];
+    assert!(
+        again.iter().any(|r| r.path == after[refused].path
+            && r.query == after[refused].query
+            && r.status.is_some_and(|s| (200..300).contains(&s))),
+        "the refused {} {} was not sent again with the new token: {again:?}",
+        after[refused].method,
+        after[refused].path
+    );
+    assert!(
+        again.iter().all(|r| r.status != Some(401)),
+        "the new token is accepted: {again:?}"
+    );
+    assert_eq!(posts(&bosh.fake), 1);
     let d = running(&app, &name).await;
     let at = &d.endpoints[0];
     deployer::engine::probe(Engine::Redis, &at.host, at.port, "admin", &pw)

@@ -42,8 +42,8 @@ pub enum AuthConfig {
 #[derive(Debug, Clone)]
 pub(crate) struct User(pub String);
 
-/// Middleware: records the request, lets `GET /info` and the UAA through, and answers 401
-/// to anything else without valid credentials.
+/// Middleware: records the request and then its answer's status, lets `GET /info` and the
+/// UAA through, and answers 401 to anything else without valid credentials.
 pub(crate) async fn guard<B: MessageBody>(
     req: ServiceRequest,
     next: Next<B>,
@@ -52,21 +52,22 @@ pub(crate) async fn guard<B: MessageBody>(
         .app_data::<web::Data<Director>>()
         .expect("the Director is in the app data")
         .clone();
-    director.record_request(record(req.request()));
+    let index = director.record_request(record(req.request()));
     let open = req.path() == "/info" || req.path().starts_with("/uaa/");
-    if open {
-        return Ok(next.call(req).await?.map_into_left_body());
-    }
-    match authenticate(&director, req.request()) {
-        Some(user) => {
-            req.extensions_mut().insert(User(user));
-            Ok(next.call(req).await?.map_into_left_body())
-        }
-        None => {
-            let response = unauthorized();
-            Ok(req.into_response(response).map_into_right_body())
-        }
-    }
+    let answer = if open {
+        next.call(req).await.map(|r| r.map_into_left_body())
+    } else if let Some(user) = authenticate(&director, req.request()) {
+        req.extensions_mut().insert(User(user));
+        next.call(req).await.map(|r| r.map_into_left_body())
+    } else {
+        Ok(req.into_response(unauthorized()).map_into_right_body())
+    };
+    let status = match &answer {
+        Ok(response) => response.status(),
+        Err(e) => e.as_response_error().status_code(),
+    };
+    director.record_status(index, status.as_u16());
+    answer
 }
 
 /// The 401 every protected route answers without valid credentials.
@@ -178,5 +179,6 @@ fn record(req: &HttpRequest) -> RecordedRequest {
         path: req.path().to_string(),
         query: req.query_string().to_string(),
         headers,
+        status: None,
     }
 }

@@ -24,6 +24,8 @@ pub struct RecordedRequest {
     pub query: String,
     /// Headers, names in lower case.
     pub headers: Vec<(String, String)>,
+    /// The status it was answered with; `None` while (or if never) answered.
+    pub status: Option<u16>,
 }
 
 impl RecordedRequest {
@@ -120,9 +122,23 @@ impl Director {
         format!("{}{path}", self.base_url.get().map_or("", String::as_str))
     }
 
-    /// Records a request.
-    pub fn record_request(&self, request: RecordedRequest) {
-        lock(&self.records).requests.push(request);
+    /// Records a request; answers its place for [`Director::record_status`].
+    pub fn record_request(&self, request: RecordedRequest) -> usize {
+        let mut records = lock(&self.records);
+        records.requests.push(request);
+        records.requests.len() - 1
+    }
+
+    /// Records the status request `index` was answered with.
+    pub fn record_status(&self, index: usize, status: u16) {
+        if let Some(request) = lock(&self.records).requests.get_mut(index) {
+            request.status = Some(status);
+        }
+    }
+
+    /// Forgets every UAA token issued so far (their holders get 401s).
+    pub fn revoke_tokens(&self) {
+        lock(&self.tokens).clear();
     }
 
     /// Every request received so far.
