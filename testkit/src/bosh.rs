@@ -28,7 +28,9 @@
 //!   [`FakeDirector::fail_deployment`]), tasks held in `processing`
 //!   ([`FakeDirector::hold_tasks`]), the step delay, the token TTL, the listener stopped and
 //!   started again on the same port ([`FakeDirector::go_down`], [`FakeDirector::come_back`]),
-//!   UAA tokens revoked ([`FakeDirector::revoke_tokens`]), and what it received ([`FakeDirector::manifests`], [`FakeDirector::requests`] with their answers'
+//!   UAA tokens revoked ([`FakeDirector::revoke_tokens`]), a mutating request that makes its
+//!   task but is never answered ([`FakeDirector::leave_next_unanswered`]), and what it
+//!   received ([`FakeDirector::manifests`], [`FakeDirector::requests`] with their answers'
 //!   statuses, [`FakeDirector::tasks`]). Dropping it stops every server it started and
 //!   removes their data.
 //!
@@ -234,6 +236,13 @@ impl FakeDirector {
     /// with one is answered 401.
     pub fn revoke_tokens(&self) {
         self.director.revoke_tokens();
+    }
+
+    /// The next `POST /deployments` or `DELETE /deployments/<name>` makes its task (which
+    /// runs) but is never answered: its client waits until its own timeout, or until
+    /// [`FakeDirector::go_down`] breaks the connection, as when an answer is lost.
+    pub fn leave_next_unanswered(&self) {
+        self.director.knobs.leave_next_unanswered();
     }
 
     /// Every manifest posted, in order.

@@ -356,6 +356,36 @@ async fn knobs_end_tasks_in_error_cancelled_or_timeout() {
 }
 
 #[tokio::test]
+async fn an_unanswered_request_still_makes_its_task_and_the_next_one_is_answered() {
+    let f = Fixture::start(basic()).await;
+    let text = manifest("osb-kv", "redis", 1, &[]);
+    f.fake.leave_next_unanswered();
+    let lost = f
+        .request(Method::POST, "/deployments")
+        .header("Content-Type", "text/yaml")
+        .header("X-Bosh-Context-Id", "lost")
+        .body(text.clone())
+        .timeout(Duration::from_secs(2))
+        .send()
+        .await;
+    assert!(lost.is_err_and(|e| e.is_timeout()), "answered");
+    let task = f.fake.tasks()[0].clone();
+    assert_eq!(task.context_id.as_deref(), Some("lost"));
+    f.wait_task(task.id, "done").await;
+    let post = f
+        .fake
+        .requests()
+        .into_iter()
+        .find(|r| r.method == "POST")
+        .unwrap();
+    assert_eq!(post.status, None, "never answered");
+
+    let id = f.deploy(&text, "answered").await;
+    assert_eq!(id, task.id + 1);
+    f.wait_task(id, "done").await;
+}
+
+#[tokio::test]
 async fn a_job_whose_server_is_refused_ends_the_task_in_error_with_a_failed_event() {
     let f = Fixture::start(basic()).await;
     let text = manifest("osb-pg", "postgresql", 1, &[("port", "1")]);

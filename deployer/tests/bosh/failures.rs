@@ -1,5 +1,6 @@
-//! Failures: Director tasks ending badly, the Director down and back, UAA tokens expiring or
-//! refused, and a Director task somebody else runs on the deployment.
+//! Failures: Director tasks ending badly, the Director down and back, a mutating call whose
+//! answer is lost, UAA tokens expiring or refused, and a Director task somebody else runs on
+//! the deployment.
 
 use crate::director::*;
 use crate::helpers::*;
@@ -185,6 +186,78 @@ async fn a_token_the_director_refuses_is_replaced_and_the_refused_call_sent_agai
     deployer::engine::probe(Engine::Redis, &at.host, at.port, "admin", &pw)
         .await
         .unwrap();
+}
+
+#[tokio::test]
+async fn a_mutating_call_whose_answer_is_lost_finds_its_task_by_context_id_and_sends_nothing_again()
+{
+    let bosh = BoshEnv::new().await;
+    let app = bosh.start().await;
+    let pw = password();
+    let name = unique_name("pg");
+    let spec = plan_spec(Engine::Postgresql, &name, &pw, "small");
+
+    // The Director makes the deploy task, but its 302 never reaches the deployer: the
+    // connection breaks while the Director is away a moment.
+    bosh.fake.leave_next_unanswered();
+    let task = app.client.put_deployment(&spec, &ctx()).await.unwrap();
+    lose_the_answer(&bosh, &task.id).await;
+    let done = wait_for_task(&app.client, &task.id).await;
+    assert_eq!(done.state, TaskState::Succeeded, "{done:?}");
+    assert_eq!(posts(&bosh.fake), 1, "the manifest was posted once");
+    found_by_context(&bosh, &task.id, "POST", 1);
+    let d = running(&app, &name).await;
+    pg(&d.endpoints[0], &pw)
+        .await
+        .simple_query("SELECT 1")
+        .await
+        .unwrap();
+
+    // The same for a delete.
+    bosh.fake.leave_next_unanswered();
+    let task = app.client.delete_deployment(&name, &ctx()).await.unwrap();
+    lose_the_answer(&bosh, &task.id).await;
+    let done = wait_for_task(&app.client, &task.id).await;
+    assert_eq!(done.state, TaskState::Succeeded, "{done:?}");
+    found_by_context(&bosh, &task.id, "DELETE", 2);
+    assert!(bosh.fake.tasks()[0].description.contains("delete"));
+    assert!(!deployment_dir(bosh.env.data_dir(), &name).exists());
+}
+
+/// Waits for the Director task the unanswered request of deployer task `context` made, then
+/// breaks the request's connection.
+async fn lose_the_answer(bosh: &BoshEnv, context: &str) {
+    until("the Director made the task", || {
+        bosh.fake
+            .tasks()
+            .iter()
+            .any(|t| t.context_id.as_deref() == Some(context))
+    })
+    .await;
+    bosh.fake.go_down().await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    bosh.fake.come_back().await.unwrap();
+}
+
+/// Checks that the deployer task `context` sent one `method`, never answered, and found the
+/// Director task it made by its context id; `tasks` is how many Director tasks exist now.
+fn found_by_context(bosh: &BoshEnv, context: &str, method: &str, tasks: usize) {
+    let all = bosh.fake.tasks();
+    assert_eq!(all.len(), tasks, "one Director task per operation: {all:?}");
+    assert_eq!(all[0].context_id.as_deref(), Some(context));
+    let requests = bosh.fake.requests();
+    let sent: Vec<_> = requests
+        .iter()
+        .filter(|r| r.method == method && r.header("x-bosh-context-id") == Some(context))
+        .collect();
+    assert_eq!(sent.len(), 1, "sent once: {sent:?}");
+    assert_eq!(sent[0].status, None, "its answer was lost");
+    assert!(
+        requests.iter().any(|r| r.path == "/tasks"
+            && r.query.contains(&format!("context_id={context}"))
+            && r.status == Some(200)),
+        "the task was looked for by its context id"
+    );
 }
 
 #[tokio::test]

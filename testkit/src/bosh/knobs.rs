@@ -1,6 +1,7 @@
 //! The test knobs of the fake Director: tasks made to end `error` / `cancelled` / `timeout`
 //! (the next one, or every one of a deployment), tasks held in `processing` until released,
-//! the pause between steps, and the lifetime of UAA tokens.
+//! the pause between steps, the lifetime of UAA tokens, and a mutating request left
+//! unanswered after its task was made.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -26,6 +27,7 @@ pub(crate) struct Knobs {
     hold: watch::Sender<bool>,
     step_delay: Mutex<Duration>,
     token_ttl: Mutex<Duration>,
+    leave_unanswered: Mutex<bool>,
 }
 
 impl Knobs {
@@ -37,6 +39,7 @@ impl Knobs {
             hold: watch::channel(false).0,
             step_delay: Mutex::new(step_delay),
             token_ttl: Mutex::new(token_ttl),
+            leave_unanswered: Mutex::new(false),
         }
     }
 
@@ -93,6 +96,16 @@ impl Knobs {
     pub fn set_token_ttl(&self, ttl: Duration) {
         *lock(&self.token_ttl) = ttl;
     }
+
+    /// The next mutating request makes its task but is never answered.
+    pub fn leave_next_unanswered(&self) {
+        *lock(&self.leave_unanswered) = true;
+    }
+
+    /// Whether the request making a task now must go unanswered (taking the knob).
+    pub fn take_unanswered(&self) -> bool {
+        std::mem::take(&mut *lock(&self.leave_unanswered))
+    }
 }
 
 /// Locks a mutex, surviving a panic of another holder.
@@ -115,5 +128,14 @@ mod tests {
         assert_eq!(knobs.failure_for("d"), Some(TaskEnd::Cancelled));
         knobs.fail_deployment("d", None);
         assert_eq!(knobs.failure_for("d"), None);
+    }
+
+    #[test]
+    fn the_unanswered_knob_is_taken_once() {
+        let knobs = Knobs::new(Duration::ZERO, Duration::from_secs(1));
+        assert!(!knobs.take_unanswered());
+        knobs.leave_next_unanswered();
+        assert!(knobs.take_unanswered());
+        assert!(!knobs.take_unanswered());
     }
 }

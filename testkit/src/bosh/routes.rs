@@ -83,8 +83,16 @@ fn context_id(req: &HttpRequest) -> Option<String> {
         .map(str::to_string)
 }
 
-/// `302 Found` to the task.
-fn redirect(director: &Director, task: u64) -> HttpResponse {
+/// `302 Found` to the task; never answered when the knob says so (the connection breaks
+/// when the listener goes down, as a request whose answer was lost).
+async fn redirect(director: &Director, task: u64) -> HttpResponse {
+    if director.knobs.take_unanswered() {
+        tracing::info!(
+            task,
+            "fake Director leaves the request that made the task unanswered"
+        );
+        std::future::pending::<()>().await;
+    }
     HttpResponse::Found()
         .insert_header(("Location", director.url(&format!("/tasks/{task}"))))
         .finish()
@@ -110,7 +118,7 @@ async fn deploy(director: web::Data<Director>, req: HttpRequest, body: String) -
         context_id(&req),
     );
     runner::spawn(Arc::clone(&director), id, name, Work::Deploy(body));
-    redirect(&director, id)
+    redirect(&director, id).await
 }
 
 async fn delete_deployment(
@@ -128,7 +136,7 @@ async fn delete_deployment(
         context_id(&req),
     );
     runner::spawn(Arc::clone(&director), id, name.clone(), Work::Delete);
-    redirect(&director, id)
+    redirect(&director, id).await
 }
 
 fn not_found(name: &str) -> HttpResponse {
