@@ -128,6 +128,12 @@ pub fn bosh_settings(args: &UpArgs) -> anyhow::Result<Option<BoshSettings>> {
             section[key] = serde_json::Value::String(value);
         }
     }
+    if args.director_client_secret_file.is_some() {
+        // The option's file, not a secret the config file may also hold.
+        if let Some(section) = section.as_object_mut() {
+            section.remove("client_secret");
+        }
+    }
     let settings: BoshSettings = serde_json::from_value(section).map_err(|e| {
         anyhow!("--backend bosh needs the Director's url, CA file, client and templates (--bosh-config, --director-…): {e}")
     })?;
@@ -232,5 +238,85 @@ impl PidFile {
 impl Drop for PidFile {
     fn drop(&mut self) {
         let _ = fs::remove_file(&self.0);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Command {
+        #[command(flatten)]
+        up: UpArgs,
+    }
+
+    fn args(extra: &[&str]) -> UpArgs {
+        Command::parse_from(std::iter::once("up").chain(extra.iter().copied())).up
+    }
+
+    #[test]
+    fn the_director_options_win_over_the_bosh_config_file_and_its_secret() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("bosh.toml");
+        fs::write(
+            &config,
+            r#"
+[bosh]
+director_url = "https://10.0.0.6:25555"
+ca_file = "/etc/director-ca.pem"
+client = "from-file"
+client_secret = "secret-in-file"
+poll_interval_ms = 50
+
+[bosh.templates.redis-7.default]
+releases = [{ name = "redis", version = 7 }]
+stemcell = { os = "ubuntu-noble", version = "latest" }
+vm_type = "small"
+persistent_disk_type = "5GB"
+networks = ["default"]
+azs = ["z1"]
+instances = 1
+"#,
+        )
+        .unwrap();
+        let secret_file = dir.path().join("secret");
+        fs::write(&secret_file, "secret-in-option-file\n").unwrap();
+        let config = config.display().to_string();
+        let from_file = bosh_settings(&args(&["--backend", "bosh", "--bosh-config", &config]))
+            .unwrap()
+            .unwrap();
+        assert_eq!(from_file.client, "from-file");
+        assert_eq!(from_file.secret().unwrap().expose(), "secret-in-file");
+        assert_eq!(from_file.poll_interval_ms, 50);
+        assert_eq!(
+            from_file.templates["redis-7"]["default"].releases[0].version,
+            "7"
+        );
+
+        let secret_file = secret_file.display().to_string();
+        let flagged = bosh_settings(&args(&[
+            "--backend",
+            "bosh",
+            "--bosh-config",
+            &config,
+            "--director-url",
+            "https://10.0.0.7:25555",
+            "--director-client",
+            "from-option",
+            "--director-client-secret-file",
+            &secret_file,
+        ]))
+        .unwrap()
+        .unwrap();
+        assert_eq!(flagged.director_url, "https://10.0.0.7:25555");
+        assert_eq!(flagged.client, "from-option");
+        assert_eq!(flagged.secret().unwrap().expose(), "secret-in-option-file");
+        assert_eq!(flagged.ca_file, Path::new("/etc/director-ca.pem"));
+
+        assert!(bosh_settings(&args(&["--bosh-config", &config]))
+            .unwrap()
+            .is_none());
     }
 }
