@@ -60,14 +60,8 @@ impl Login {
         &self.client
     }
 
-    /// Forgets the token (after a 401): the next call fetches a new one.
-    pub async fn forget(&self) {
-        if let Some(Method::Uaa { token, .. }) = &mut *self.method.lock().await {
-            *token = None;
-        }
-    }
-
-    /// The `Authorization` header value for the next call; `fresh` reads `/info` again first.
+    /// The `Authorization` header value for the next call; `fresh` (after a 401) reads
+    /// `/info` again first, which also drops the token.
     pub(super) async fn header(
         &self,
         director: &Director,

@@ -100,7 +100,6 @@ impl Director {
             let failure = match self.send_once(call, fresh_login).await {
                 Ok(response) if response.status() == StatusCode::UNAUTHORIZED && !fresh_login => {
                     // A token that expired early, or revoked: log in again, once.
-                    self.login.forget().await;
                     fresh_login = true;
                     continue;
                 }
