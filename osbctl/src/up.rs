@@ -134,8 +134,17 @@ pub fn bosh_settings(args: &UpArgs) -> anyhow::Result<Option<BoshSettings>> {
             section.remove("client_secret");
         }
     }
+    // A secret of the wrong type would be quoted by the decoding error: it is cut out.
+    let secret = section.get("client_secret").map(|v| match v.as_str() {
+        Some(text) => text.to_string(),
+        None => v.to_string(),
+    });
     let settings: BoshSettings = serde_json::from_value(section).map_err(|e| {
-        anyhow!("--backend bosh needs the Director's url, CA file, client and templates (--bosh-config, --director-…): {e}")
+        let mut reason = e.to_string();
+        if let Some(secret) = secret.filter(|s| !s.is_empty()) {
+            reason = reason.replace(&secret, common::settings::REDACTED);
+        }
+        anyhow!("--backend bosh needs the Director's url, CA file, client and templates (--bosh-config, --director-…): {reason}")
     })?;
     settings
         .secret()
@@ -318,5 +327,24 @@ instances = 1
         assert!(bosh_settings(&args(&["--bosh-config", &config]))
             .unwrap()
             .is_none());
+    }
+
+    #[test]
+    fn a_secret_of_the_wrong_type_is_not_quoted_in_the_refusal() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("bosh.toml");
+        fs::write(
+            &config,
+            "[bosh]\ndirector_url = \"https://10.0.0.6:25555\"\nca_file = \"/ca.pem\"\n\
+             client = \"c\"\nclient_secret = 987654321\n",
+        )
+        .unwrap();
+        let config = config.display().to_string();
+        let refused = bosh_settings(&args(&["--backend", "bosh", "--bosh-config", &config]))
+            .unwrap_err()
+            .to_string();
+        assert!(refused.contains("--backend bosh needs"), "{refused}");
+        assert!(refused.contains("[redacted]"), "{refused}");
+        assert!(!refused.contains("987654321"), "{refused}");
     }
 }
