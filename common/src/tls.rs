@@ -107,13 +107,7 @@ impl TlsFiles {
     }
 
     fn roots(&self) -> Result<RootCertStore, TlsError> {
-        let mut roots = RootCertStore::empty();
-        for cert in certs(&self.ca_file)? {
-            roots
-                .add(cert)
-                .map_err(|e| TlsError::Rustls(e.to_string()))?;
-        }
-        Ok(roots)
+        roots(&self.ca_file)
     }
 
     fn identity(&self) -> Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>), TlsError> {
@@ -154,12 +148,29 @@ impl TlsFiles {
 
     /// Client config trusting the CA but presenting no certificate (what a stranger does).
     pub fn anonymous_client_config(&self) -> Result<rustls::ClientConfig, TlsError> {
-        Ok(rustls::ClientConfig::builder_with_provider(provider())
-            .with_safe_default_protocol_versions()
-            .map_err(|e| TlsError::Rustls(e.to_string()))?
-            .with_root_certificates(self.roots()?)
-            .with_no_client_auth())
+        trusting_only(&self.ca_file)
     }
+}
+
+/// Client config trusting only the CA certificates in the PEM file `ca_file` (at least one),
+/// presenting no certificate: a client of a server outside this system (a BOSH Director).
+pub fn trusting_only(ca_file: &Path) -> Result<rustls::ClientConfig, TlsError> {
+    Ok(rustls::ClientConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| TlsError::Rustls(e.to_string()))?
+        .with_root_certificates(roots(ca_file)?)
+        .with_no_client_auth())
+}
+
+/// The certificates of the PEM file `ca_file` as trust roots.
+fn roots(ca_file: &Path) -> Result<RootCertStore, TlsError> {
+    let mut roots = RootCertStore::empty();
+    for cert in certs(ca_file)? {
+        roots
+            .add(cert)
+            .map_err(|e| TlsError::Rustls(e.to_string()))?;
+    }
+    Ok(roots)
 }
 
 fn certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {

@@ -5,7 +5,6 @@ use common::deployer::{Deployment, DeploymentEndpoint, DeploymentSpec, Engine, P
 use common::secret::SecretString;
 use deployer::config::bosh::BoshSettings;
 use deployer::config::{BackendKind, Settings};
-use rustls_pki_types::pem::PemObject;
 use std::time::{Duration, Instant};
 use testkit::bosh::{AuthKind, FakeDirector, FakeOptions};
 
@@ -138,15 +137,7 @@ pub fn posts(fake: &FakeDirector) -> usize {
 /// An HTTPS client of the fake Director (as an operator's `bosh` CLI would call it), basic
 /// auth, no redirects followed.
 pub fn operator_client(fake: &FakeDirector) -> reqwest::Client {
-    let mut roots = rustls::RootCertStore::empty();
-    for cert in rustls_pki_types::CertificateDer::pem_file_iter(fake.ca_file()).unwrap() {
-        roots.add(cert.unwrap()).unwrap();
-    }
-    let tls = rustls::ClientConfig::builder_with_provider(common::tls::provider())
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_root_certificates(roots)
-        .with_no_client_auth();
+    let tls = common::tls::trusting_only(&fake.ca_file()).unwrap();
     reqwest::Client::builder()
         .use_preconfigured_tls(tls)
         .redirect(reqwest::redirect::Policy::none())

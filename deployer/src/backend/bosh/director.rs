@@ -11,8 +11,6 @@ use super::auth::Login;
 use crate::config::BoshSettings;
 use reqwest::header::{HeaderMap, HeaderValue, CONTENT_TYPE, LOCATION, RANGE};
 use reqwest::{Method, StatusCode};
-use rustls_pki_types::pem::PemObject;
-use rustls_pki_types::CertificateDer;
 use serde::de::DeserializeOwned;
 use std::time::{Duration, Instant};
 
@@ -334,31 +332,53 @@ fn transport_message(e: &reqwest::Error) -> String {
 
 /// An HTTPS client trusting only the CA in `settings.ca_file`, following no redirect.
 fn http_client(settings: &BoshSettings) -> Result<reqwest::Client, String> {
-    let path = &settings.ca_file;
-    let certs = CertificateDer::pem_file_iter(path)
-        .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
-        .map_err(|e| format!("reading bosh.ca_file {}: {e}", path.display()))?;
-    let mut roots = rustls::RootCertStore::empty();
-    for cert in certs {
-        roots
-            .add(cert)
-            .map_err(|e| format!("bosh.ca_file {}: {e}", path.display()))?;
-    }
-    if roots.is_empty() {
-        return Err(format!(
-            "bosh.ca_file {} holds no certificate",
-            path.display()
-        ));
-    }
-    let tls = rustls::ClientConfig::builder_with_provider(common::tls::provider())
-        .with_safe_default_protocol_versions()
-        .map_err(|e| e.to_string())?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
+    let tls =
+        common::tls::trusting_only(&settings.ca_file).map_err(|e| format!("bosh.ca_file: {e}"))?;
     reqwest::Client::builder()
         .use_preconfigured_tls(tls)
         .redirect(reqwest::redirect::Policy::none())
         .timeout(REQUEST_TIMEOUT)
         .build()
         .map_err(|e| format!("building the Director client: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings(url: &str, ca_file: &std::path::Path) -> BoshSettings {
+        BoshSettings::new(url, ca_file.to_path_buf(), "osb", "s".to_string().into())
+    }
+
+    fn refusal(settings: &BoshSettings) -> String {
+        match Director::new(settings) {
+            Ok(_) => panic!("accepted {settings:?}"),
+            Err(e) => e,
+        }
+    }
+
+    #[test]
+    fn a_director_needs_https_and_a_ca_file_holding_a_certificate() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("missing.pem");
+        let said = refusal(&settings("https://10.0.0.6:25555", &missing));
+        assert!(
+            said.starts_with("bosh.ca_file: cannot read") && said.contains("missing.pem"),
+            "{said}"
+        );
+        let empty = dir.path().join("empty.pem");
+        std::fs::write(&empty, "not a certificate\n").unwrap();
+        let said = refusal(&settings("https://10.0.0.6:25555", &empty));
+        assert!(said.contains("no certificate"), "{said}");
+        let said = refusal(&settings("http://10.0.0.6:25555", &empty));
+        assert!(said.contains("must be an https:// URL"), "{said}");
+
+        common::certs::write_bundle(dir.path(), &["director"], &["127.0.0.1".to_string()]).unwrap();
+        Director::new(&settings(
+            "https://10.0.0.6:25555/",
+            &dir.path().join("ca.pem"),
+        ))
+        .map(|d| assert_eq!(d.url, "https://10.0.0.6:25555"))
+        .unwrap();
+    }
 }
