@@ -102,9 +102,11 @@ async fn the_director_down_during_a_task_is_waited_for_and_down_too_long_fails_t
 
 #[tokio::test]
 async fn uaa_tokens_are_fetched_again_before_they_expire() {
-    let bosh = BoshEnv::uaa(Duration::from_secs(2)).await;
+    // Tokens of 4 s are replaced 1 s early: room for a loaded machine between the client's
+    // check and the Director's.
+    let bosh = BoshEnv::uaa(Duration::from_secs(4)).await;
     // Long enough a deploy for a few tokens to expire on the way.
-    bosh.fake.set_step_delay(Duration::from_millis(400));
+    bosh.fake.set_step_delay(Duration::from_millis(1500));
     let app = bosh.start().await;
     let pw = password();
     let name = unique_name("kv");
