@@ -10,12 +10,11 @@ use super::sign::{
 };
 use crate::store::{now_ms, Attempted, OutboxRow, Store, StoreError};
 use common::secret::SecretString;
-use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-/// Pending rows of one endpoint looked at per pass.
-const PENDING_BATCH: i64 = 500;
+/// Events of one endpoint attempted per pass (each of another instance).
+const PER_PASS: usize = 500;
 /// Deliveries of one endpoint in flight at once (each to another instance).
 const IN_FLIGHT: usize = 16;
 /// How often delivered rows older than `keep_delivered_secs` are pruned.
@@ -102,16 +101,6 @@ pub fn backoff_after(attempts: i64, retry: &RetrySettings) -> Option<Duration> {
         .initial_backoff_ms
         .saturating_mul(1u64.checked_shl(doublings).unwrap_or(u64::MAX));
     Some(Duration::from_millis(wait.min(retry.max_backoff_ms)))
-}
-
-/// The rows to attempt now: the oldest pending row of each instance, when it is due (a row
-/// waiting for its retry holds its instance's newer rows back). `rows` are in `seq` order.
-pub fn due_heads(rows: &[OutboxRow], now: i64) -> Vec<&OutboxRow> {
-    let mut seen = HashSet::new();
-    rows.iter()
-        .filter(|row| seen.insert(row.instance_id.as_str()))
-        .filter(|row| row.next_attempt_ms <= now)
-        .collect()
 }
 
 /// The webhook dispatcher of one broker.
@@ -225,9 +214,9 @@ impl Dispatcher {
     /// Delivers the due events of `endpoint` until none is due (or the broker stops).
     async fn deliver_to(&self, endpoint: &Endpoint) {
         loop {
-            let rows = match self
+            let heads = match self
                 .store
-                .pending_deliveries(&endpoint.name, PENDING_BATCH)
+                .due_deliveries(&endpoint.name, now_ms(), PER_PASS)
                 .await
             {
                 Ok(rows) => rows,
@@ -236,7 +225,6 @@ impl Dispatcher {
                     return;
                 }
             };
-            let heads = due_heads(&rows, now_ms());
             if heads.is_empty() {
                 return;
             }
@@ -304,24 +292,6 @@ impl Dispatcher {
 mod tests {
     use super::*;
 
-    fn row(seq: i64, instance: &str, next: i64) -> OutboxRow {
-        OutboxRow {
-            seq,
-            event_id: format!("e{seq}"),
-            endpoint: "a".into(),
-            instance_id: instance.into(),
-            operation_id: "op".into(),
-            kind: "provision.started".into(),
-            body: "{}".into(),
-            state: "pending".into(),
-            attempts: 0,
-            next_attempt_ms: next,
-            last_error: None,
-            created_at_ms: 0,
-            delivered_at_ms: None,
-        }
-    }
-
     #[test]
     fn the_backoff_doubles_up_to_the_cap_then_the_event_is_dead() {
         let retry = RetrySettings {
@@ -337,24 +307,5 @@ mod tests {
             ..retry
         };
         assert_eq!(backoff_after(200, &huge), ms(500));
-    }
-
-    #[test]
-    fn only_the_oldest_pending_event_of_each_instance_goes_and_only_when_due() {
-        let rows = [
-            row(1, "i1", 50),
-            row(2, "i1", 0),
-            row(3, "i2", 0),
-            row(4, "i2", 0),
-            row(5, "i3", 200),
-        ];
-        let heads: Vec<i64> = due_heads(&rows, 100).iter().map(|r| r.seq).collect();
-        assert_eq!(heads, [1, 3]);
-        let later: Vec<i64> = due_heads(&rows, 10).iter().map(|r| r.seq).collect();
-        assert_eq!(
-            later,
-            [3],
-            "i1 waits for its retry, and holds its newer event back"
-        );
     }
 }
