@@ -48,6 +48,15 @@ async fn events_follow_the_state_changes(store: Store) {
         store.create_instance(instance("i1"), again).await.unwrap(),
         Outcome::Exists
     );
+    // A transaction that recorded an event and then failed leaves no event: the cancel of op1
+    // is rolled back with the deprovision of an instance that does not exist.
+    let stray = operation("op-x", "missing", "deprovision", Some("a"));
+    assert!(matches!(
+        store.begin_deprovision(stray, Some("op1".into())).await,
+        Ok(Outcome::Busy(_))
+    ));
+    let op1 = store.operation("op1").await.unwrap().unwrap();
+    assert_eq!(op1.state, OperationState::InProgress);
     // A worker that lost its lease writes nothing, so no event either.
     assert!(!store
         .advance("op1", "other", ended(OperationState::Succeeded), vec![])
