@@ -1,6 +1,7 @@
 //! Callbacks: a real HTTP receiver gets every event of a lifecycle in order, signed and without
 //! a secret; it is down for a while and still gets them; a broker SIGKILLed between the state
-//! change and the delivery delivers after its restart (same event id); two replicas on one
+//! change and the delivery delivers after its restart (same event id); a graceful stop finishes
+//! the delivery in flight instead of leaving it to be sent again; two replicas on one
 //! PostgreSQL deliver each event once; an endpoint that keeps failing ends with dead letters;
 //! each endpoint gets the kinds it wants, and a stuck one delays no other.
 
@@ -278,6 +279,49 @@ async fn a_broker_killed_before_the_delivery_was_acknowledged_delivers_after_its
         "the dispatcher logs deliveries"
     );
     assert!(!log.contains(SECRET), "the webhook secret is never logged");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_graceful_stop_finishes_the_delivery_in_flight_so_it_is_not_sent_again() {
+    let receiver = Receiver::start();
+    receiver.set_mode(Mode::Hold);
+    let mut app = spawn_services(false).await;
+    let mut settings = app.broker_settings();
+    settings.listen = free_address();
+    settings.webhooks = webhooks(&receiver.url(), 1_000);
+    app.start_broker_process(&settings).await;
+    let id = new_id();
+    let answer = app.provision(&id, &provision_body(json!({})), true).await;
+    assert_eq!(answer.status, 202, "{answer:?}");
+    let held = receiver
+        .wait_until(ARRIVAL, "the held event", |r| !r.is_empty())
+        .await;
+    // SIGTERM while the receiver holds the event; it answers a moment later, during the stop.
+    let answer_later = async {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        receiver.set_mode(Mode::Accept);
+    };
+    let (status, ()) = tokio::join!(app.terminate_broker_process(), answer_later);
+    assert!(status.success(), "{status:?}");
+    app.start_broker_process(&settings).await;
+    let (last, _) = app.wait_for_instance(&id, &answer.operation()).await;
+    assert_eq!(last["state"], "succeeded", "{last}");
+    receiver
+        .wait_until(ARRIVAL, "the provision's end", |r| {
+            r.iter().any(|e| e.kind() == "provision.succeeded")
+        })
+        .await;
+    // Let a late duplicate show up if there were one.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let received = receiver.received();
+    let events = distinct_checked(&received, SECRET);
+    assert_eq!(kinds(&events), ["provision.started", "provision.succeeded"]);
+    assert_eq!(events[0].event_id, held[0].event_id);
+    assert_eq!(
+        received.len(),
+        2,
+        "the attempt in flight at the stop finished and was recorded, so no one sends it again"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
