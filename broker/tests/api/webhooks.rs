@@ -1,8 +1,7 @@
 //! Callbacks: a real HTTP receiver gets every event of a lifecycle in order, signed and without
 //! a secret; it is down for a while and still gets them; a broker SIGKILLed between the state
 //! change and the delivery delivers after its restart (same event id); a graceful stop finishes
-//! the delivery in flight instead of leaving it to be sent again; two replicas on one
-//! PostgreSQL deliver each event once; an endpoint that keeps failing ends with dead letters;
+//! the delivery in flight instead of leaving it to be sent again; an endpoint that keeps failing ends with dead letters;
 //! each endpoint gets the kinds it wants, and a stuck one delays no other.
 
 use crate::helpers::{
@@ -322,71 +321,6 @@ async fn a_graceful_stop_finishes_the_delivery_in_flight_so_it_is_not_sent_again
         2,
         "the attempt in flight at the stop finished and was recorded, so no one sends it again"
     );
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn two_replicas_on_postgres_deliver_each_event_once() {
-    let pg = testkit::TestPostgres::start().await.unwrap();
-    let url = pg.create_database().await.unwrap();
-    let receiver = Receiver::start();
-    let hook = receiver.url();
-    let db = url.clone();
-    let app = spawn_app_with(|s| {
-        s.database.url = db;
-        s.webhooks = webhooks(&hook, 100);
-    })
-    .await;
-    let mut second = app.broker_settings();
-    second.database.url = url;
-    second.webhooks = webhooks(&hook, 100);
-    let replica = broker::startup::Application::build(second).await.unwrap();
-    let replica_address = format!("http://127.0.0.1:{}", replica.port());
-    let replica_run = tokio::spawn(replica.run_until_stopped());
-    let mut ids = Vec::new();
-    for n in 0..3 {
-        let id = new_id();
-        let body = provision_body(json!({"tracing_id": format!("trace-{n}")}));
-        // Alternate the broker that takes the request.
-        let base = if n % 2 == 0 {
-            app.address.clone()
-        } else {
-            replica_address.clone()
-        };
-        let answer = app
-            .http
-            .put(format!(
-                "{base}/v2/service_instances/{id}?accepts_incomplete=true"
-            ))
-            .basic_auth(crate::helpers::USERNAME, Some(PASSWORD))
-            .header("X-Broker-API-Version", "2.17")
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(answer.status(), 202);
-        ids.push(id);
-    }
-    for id in &ids {
-        let (last, _) = app.wait_for_instance(id, "").await;
-        assert_eq!(last["state"], "succeeded", "{last}");
-    }
-    receiver
-        .wait_until(ARRIVAL, "every event", |r| r.len() >= 6)
-        .await;
-    // Let a late duplicate show up if there were one.
-    tokio::time::sleep(Duration::from_secs(1)).await;
-    let received = receiver.received();
-    let events = distinct_checked(&received, SECRET);
-    assert_eq!(received.len(), events.len(), "each event delivered once");
-    for id in &ids {
-        let of: Vec<&str> = events
-            .iter()
-            .filter(|e| e.json["instance_id"] == id.as_str())
-            .map(Received::kind)
-            .collect();
-        assert_eq!(of, ["provision.started", "provision.succeeded"]);
-    }
-    replica_run.abort();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
