@@ -37,7 +37,11 @@ struct Endpoint {
 impl Endpoint {
     fn new(settings: &EndpointSettings) -> anyhow::Result<Self> {
         let secret = settings.load_secret().map_err(anyhow::Error::msg)?;
-        let mut http = reqwest::Client::builder().use_rustls_tls();
+        // A redirect is an answer like any non-2xx: followed, a 301/302/303 would turn the POST
+        // into a GET without the event, and its 2xx would count as a delivery.
+        let mut http = reqwest::Client::builder()
+            .use_rustls_tls()
+            .redirect(reqwest::redirect::Policy::none());
         if let Some(ca_file) = &settings.ca_file {
             let pem = std::fs::read(ca_file)
                 .map_err(|e| anyhow::anyhow!("webhook endpoint {}: ca_file: {e}", settings.name))?;

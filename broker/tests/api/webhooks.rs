@@ -223,6 +223,18 @@ async fn an_endpoint_that_keeps_failing_ends_with_dead_letters_an_operator_can_r
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_redirect_is_a_failed_attempt_not_a_delivery() {
+    let receiver = Receiver::start();
+    receiver.set_mode(Mode::Redirect);
+    let url = receiver.url();
+    let app = spawn_app_with(|s| s.webhooks = webhooks(&url, 2)).await;
+    provision(&app, &new_id(), "trace-redirect").await;
+    wait_for_metric(&app, "dead", 2).await;
+    assert_eq!(receiver.received().len(), 4, "two attempts of each event");
+    assert_eq!(receiver.moved(), 0, "the redirect is not followed");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_broker_killed_before_the_delivery_was_acknowledged_delivers_after_its_restart() {
     let receiver = Receiver::start();
     receiver.set_mode(Mode::Hold);
