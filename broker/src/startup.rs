@@ -293,8 +293,8 @@ impl Application {
 
     /// Serves until the [`Stopper`] stops it, running the journal workers, the catalog
     /// refresher, the reconciliation check and the webhook dispatcher beside it. Once the
-    /// server stopped (in-flight requests finished, up to the shutdown timeout) the journal
-    /// hands its leases back, and the dispatcher too once its deliveries in flight finished;
+    /// server stopped (in-flight requests finished, up to the shutdown timeout) the journal and
+    /// the flows hand their leases back, and the dispatcher once its deliveries in flight ended;
     /// if this future is dropped instead, its tasks are aborted and the leases expire.
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
         let _stop = StopJournal(Arc::clone(&self.journal));
@@ -331,13 +331,13 @@ impl Application {
             () = reconciler => Ok(()),
             () = &mut webhooks => Ok(()),
         };
-        let journal = async {
+        let leases = async {
             if let Err(e) = self.journal.hand_back().await {
                 tracing::warn!(error = %e, "handing back leases failed; they expire instead");
             }
+            self.flows.hand_back().await;
         };
-        tokio::join!(dispatcher.stop(webhooks), journal);
-        self.flows.hand_back().await;
+        tokio::join!(dispatcher.stop(webhooks), leases);
         served?;
         tracing::info!("broker stopped");
         Ok(())
