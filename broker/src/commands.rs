@@ -1,6 +1,6 @@
 //! The maintenance commands of the binary: `broker reconcile [--delete-orphans]`,
-//! `broker reencrypt` and `broker webhooks [--redeliver-dead]`. They open the state database and the deployer like the server does and
-//! print what they found to stdout.
+//! `broker reencrypt` and `broker webhooks [--redeliver-dead]`. They open the state database
+//! and the deployer like the server does and print what they found to stdout.
 
 use crate::config::Settings;
 use crate::crypto::Cipher;

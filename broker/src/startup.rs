@@ -293,9 +293,9 @@ impl Application {
 
     /// Serves until the [`Stopper`] stops it, running the journal workers, the catalog
     /// refresher, the reconciliation check and the webhook dispatcher beside it. Once the
-    /// server stopped (in-flight requests finished, up to the shutdown timeout) the
-    /// dispatcher and the journal hand their leases back; if this future is dropped instead,
-    /// its tasks are aborted and the leases expire.
+    /// server stopped (in-flight requests finished, up to the shutdown timeout) the journal and
+    /// the flows hand their leases back, and the dispatcher once its deliveries in flight ended;
+    /// if this future is dropped instead, its tasks are aborted and the leases expire.
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
         let _stop = StopJournal(Arc::clone(&self.journal));
         let (store, deployer, reconcile_every) = (
@@ -320,19 +320,24 @@ impl Application {
                 catalog.refresh().await;
             }
         };
+        let dispatcher = Arc::clone(&self.webhooks);
+        let webhooks = dispatcher.run();
+        tokio::pin!(webhooks);
         let served = tokio::select! {
             result = self.server => result.context("HTTP server"),
             () = Arc::clone(&self.journal).run() => Ok(()),
             () = Arc::clone(&self.flows).run(Arc::clone(&self.journal)) => Ok(()),
             () = refresher => Ok(()),
             () = reconciler => Ok(()),
-            () = self.webhooks.run() => Ok(()),
+            () = &mut webhooks => Ok(()),
         };
-        self.webhooks.stop().await;
-        if let Err(e) = self.journal.hand_back().await {
-            tracing::warn!(error = %e, "handing back leases failed; they expire instead");
-        }
-        self.flows.hand_back().await;
+        let leases = async {
+            if let Err(e) = self.journal.hand_back().await {
+                tracing::warn!(error = %e, "handing back leases failed; they expire instead");
+            }
+            self.flows.hand_back().await;
+        };
+        tokio::join!(dispatcher.stop(webhooks), leases);
         served?;
         tracing::info!("broker stopped");
         Ok(())

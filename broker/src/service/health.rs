@@ -126,7 +126,7 @@ impl Broker {
 
         let mut text = render_metrics(&by_state, &by_health, &unhealthy, deployments.is_some());
         let outbox = self.store.outbox_counts().await?;
-        text.push_str(&crate::webhooks::render_metrics(&outbox));
+        text.push_str(&render_outbox_metrics(&outbox));
         Ok(text)
     }
 }
@@ -180,6 +180,23 @@ fn render_metrics(
     out
 }
 
+/// The Prometheus text of the webhook outbox: events per endpoint and delivery state
+/// (`pending`, `delivered`, `dead`), as the database holds them for every broker.
+fn render_outbox_metrics(counts: &[(String, String, i64)]) -> String {
+    let mut out = String::from(
+        "# HELP osb_broker_webhook_events Webhook events in the outbox by endpoint and delivery state (dead: dead letters).\n# TYPE osb_broker_webhook_events gauge\n",
+    );
+    for (endpoint, state, n) in counts {
+        let _ = writeln!(
+            out,
+            "osb_broker_webhook_events{{endpoint=\"{}\",state=\"{}\"}} {n}",
+            label(endpoint),
+            label(state)
+        );
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -217,5 +234,20 @@ mod tests {
                 "{line} missing in:\n{text}"
             );
         }
+    }
+
+    #[test]
+    fn outbox_metrics_have_one_line_per_endpoint_and_state() {
+        let text = render_outbox_metrics(&[
+            ("audit".into(), "dead".into(), 2),
+            ("audit".into(), "delivered".into(), 7),
+        ]);
+        assert!(text.contains("# TYPE osb_broker_webhook_events gauge"));
+        assert!(text
+            .lines()
+            .any(|l| l == "osb_broker_webhook_events{endpoint=\"audit\",state=\"dead\"} 2"));
+        assert!(text
+            .lines()
+            .any(|l| l == "osb_broker_webhook_events{endpoint=\"audit\",state=\"delivered\"} 7"));
     }
 }

@@ -9,6 +9,7 @@ use super::schema::{
 use super::{now_ms, DbConnection, Store, StoreError};
 use crate::webhooks::event::{self, kind_matches, EventSource, Phase};
 use diesel::prelude::*;
+use std::collections::HashSet;
 
 /// The name of the dispatcher's lease row.
 const DISPATCHER: &str = "dispatcher";
@@ -161,6 +162,20 @@ pub(super) fn record_event(
     Ok(())
 }
 
+/// Of `pending` rows (`seq`, instance, next attempt; in `seq` order), the `seq` of up to
+/// `limit` to attempt at `now`: the oldest pending row of each instance, when it is due (a row
+/// waiting for its retry holds its instance's newer rows back).
+fn due_heads(pending: &[(i64, String, i64)], now: i64, limit: usize) -> Vec<i64> {
+    let mut seen = HashSet::new();
+    pending
+        .iter()
+        .filter(|(_, instance, _)| seen.insert(instance.as_str()))
+        .filter(|(_, _, next_attempt_ms)| *next_attempt_ms <= now)
+        .map(|(seq, _, _)| *seq)
+        .take(limit)
+        .collect()
+}
+
 impl Store {
     /// Replaces the registered webhook endpoints with `endpoints` (name, event patterns): from
     /// now on every state change records its event for those that want it.
@@ -233,19 +248,28 @@ impl Store {
         .await
     }
 
-    /// Up to `limit` pending rows of `endpoint`, oldest first.
-    pub async fn pending_deliveries(
+    /// Up to `limit` rows of `endpoint` to attempt at `now`, oldest first: the oldest pending
+    /// row of each instance, when it is due (see [`due_heads`]). Every pending row is looked
+    /// at, so instances whose older events wait for a retry never crowd out the others.
+    pub async fn due_deliveries(
         &self,
         endpoint: &str,
-        limit: i64,
+        now: i64,
+        limit: usize,
     ) -> Result<Vec<OutboxRow>, StoreError> {
         let endpoint = endpoint.to_string();
         self.run(move |conn| {
-            Ok(outbox::table
+            let pending = outbox::table
                 .filter(outbox::endpoint.eq(&endpoint))
                 .filter(outbox::state.eq(DeliveryState::Pending.as_str()))
                 .order(outbox::seq.asc())
-                .limit(limit)
+                .select((outbox::seq, outbox::instance_id, outbox::next_attempt_ms))
+                .load::<(i64, String, i64)>(conn)?;
+            let heads = due_heads(&pending, now, limit);
+            Ok(outbox::table
+                .filter(outbox::seq.eq_any(heads))
+                .filter(outbox::state.eq(DeliveryState::Pending.as_str()))
+                .order(outbox::seq.asc())
                 .select(OutboxRow::as_select())
                 .load(conn)?)
         })

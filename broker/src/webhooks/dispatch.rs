@@ -1,8 +1,8 @@
-//! The dispatcher: one across the brokers sharing the database (the `outbox_lease` row),
-//! it POSTs each endpoint's pending events (each endpoint served on its own), oldest first and one at a time per instance (an
-//! undelivered older event of an instance holds its newer ones back), retries failures with
-//! exponential backoff up to a cap and turns an event whose last attempt failed into a dead
-//! letter.
+//! The dispatcher: one across the brokers sharing the database (the `outbox_lease` row), it
+//! POSTs each endpoint's pending events (each endpoint served on its own), oldest first and one
+//! at a time per instance (an undelivered older event of an instance holds its newer ones
+//! back), retries failures with exponential backoff up to a cap and turns an event whose last
+//! attempt failed into a dead letter.
 
 use super::settings::{EndpointSettings, RetrySettings, WebhookSettings};
 use super::sign::{
@@ -10,16 +10,18 @@ use super::sign::{
 };
 use crate::store::{now_ms, Attempted, OutboxRow, Store, StoreError};
 use common::secret::SecretString;
-use std::collections::HashSet;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-/// Pending rows of one endpoint looked at per pass.
-const PENDING_BATCH: i64 = 500;
+/// Events of one endpoint attempted per pass (each of another instance).
+const PER_PASS: usize = 500;
 /// Deliveries of one endpoint in flight at once (each to another instance).
 const IN_FLIGHT: usize = 16;
 /// How often delivered rows older than `keep_delivered_secs` are pruned.
 const PRUNE_EVERY: Duration = Duration::from_secs(60);
+/// Time beyond the longest endpoint timeout a graceful stop waits for attempts in flight.
+const DRAIN_MARGIN: Duration = Duration::from_secs(1);
 /// How much of an error answer's body is kept in `last_error`.
 const ERROR_TEXT_MAX: usize = 200;
 
@@ -35,7 +37,11 @@ struct Endpoint {
 impl Endpoint {
     fn new(settings: &EndpointSettings) -> anyhow::Result<Self> {
         let secret = settings.load_secret().map_err(anyhow::Error::msg)?;
-        let mut http = reqwest::Client::builder().use_rustls_tls();
+        // A redirect is an answer like any non-2xx: followed, a 301/302/303 would turn the POST
+        // into a GET without the event, and its 2xx would count as a delivery.
+        let mut http = reqwest::Client::builder()
+            .use_rustls_tls()
+            .redirect(reqwest::redirect::Policy::none());
         if let Some(ca_file) = &settings.ca_file {
             let pem = std::fs::read(ca_file)
                 .map_err(|e| anyhow::anyhow!("webhook endpoint {}: ca_file: {e}", settings.name))?;
@@ -104,16 +110,6 @@ pub fn backoff_after(attempts: i64, retry: &RetrySettings) -> Option<Duration> {
     Some(Duration::from_millis(wait.min(retry.max_backoff_ms)))
 }
 
-/// The rows to attempt now: the oldest pending row of each instance, when it is due (a row
-/// waiting for its retry holds its instance's newer rows back). `rows` are in `seq` order.
-pub fn due_heads(rows: &[OutboxRow], now: i64) -> Vec<&OutboxRow> {
-    let mut seen = HashSet::new();
-    rows.iter()
-        .filter(|row| seen.insert(row.instance_id.as_str()))
-        .filter(|row| row.next_attempt_ms <= now)
-        .collect()
-}
-
 /// The webhook dispatcher of one broker.
 pub struct Dispatcher {
     store: Store,
@@ -156,39 +152,60 @@ impl Dispatcher {
         self.store.register_webhook_endpoints(endpoints).await
     }
 
-    /// Delivers until stopped (never returns): the lease is claimed and renewed by one loop,
-    /// and each endpoint is served by a loop of its own while this broker holds it, so a slow
-    /// endpoint never delays another.
+    /// Delivers until [`Dispatcher::stop`] is called: the lease is claimed and renewed by one
+    /// loop, and each endpoint is served by a loop of its own while this broker holds it, so a
+    /// slow endpoint never delays another. Once stopping, each endpoint's loop finishes the
+    /// attempts it has in flight (still under the renewed lease) and ends, and then this does.
     pub async fn run(&self) {
         if self.endpoints.is_empty() {
             return std::future::pending().await;
         }
         let endpoints =
             futures_util::future::join_all(self.endpoints.iter().map(|e| self.serve(e)));
-        tokio::join!(self.keep_lease(), endpoints, self.prune_now_and_then());
+        let serving = async {
+            tokio::join!(endpoints, self.prune_now_and_then());
+        };
+        tokio::select! {
+            () = self.keep_lease() => {}
+            () = serving => {}
+        }
     }
 
-    /// Stops delivering and hands the lease back (graceful stop).
-    pub async fn stop(&self) {
+    /// Graceful stop: no new attempt starts, the attempts in flight finish (up to the longest
+    /// endpoint timeout) while `running`, this dispatcher's [`Dispatcher::run`] future, is
+    /// driven to its end, and then the lease is handed back, so the next dispatcher does not
+    /// send them again.
+    pub async fn stop<F: std::future::Future<Output = ()>>(&self, running: Pin<&mut F>) {
         self.stopping.store(true, Ordering::SeqCst);
+        if let Some(longest) = self.endpoints.iter().map(|e| e.timeout).max() {
+            let drain = longest + self.settings.poll_interval() + DRAIN_MARGIN;
+            if tokio::time::timeout(drain, running).await.is_err() {
+                tracing::warn!("webhook dispatcher: deliveries still in flight at the stop are sent again by the next dispatcher");
+            }
+        }
         self.holding.store(false, Ordering::SeqCst);
         if let Err(e) = self.store.release_dispatcher(&self.owner).await {
             tracing::warn!(error = %e, "webhook dispatcher: handing back the lease failed");
         }
     }
 
-    fn holds_lease(&self) -> bool {
-        self.holding.load(Ordering::SeqCst) && !self.stopping.load(Ordering::SeqCst)
+    fn stopping(&self) -> bool {
+        self.stopping.load(Ordering::SeqCst)
     }
 
-    /// Claims or renews the lease every poll interval (at least every third of the lease).
+    fn holds_lease(&self) -> bool {
+        self.holding.load(Ordering::SeqCst) && !self.stopping()
+    }
+
+    /// Claims or renews the lease every poll interval (at least every third of the lease);
+    /// once stopping, only renews a lease it holds, while the attempts in flight finish.
     async fn keep_lease(&self) {
         let every = self.settings.poll_interval().min(self.settings.lease() / 3);
         let mut tick = tokio::time::interval(every);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tick.tick().await;
-            if self.stopping.load(Ordering::SeqCst) {
+            if self.stopping() && !self.holding.load(Ordering::SeqCst) {
                 continue;
             }
             let now = now_ms();
@@ -210,12 +227,15 @@ impl Dispatcher {
         }
     }
 
-    /// Serves `endpoint` every poll interval while this broker holds the lease.
+    /// Serves `endpoint` every poll interval while this broker holds the lease, until it stops.
     async fn serve(&self, endpoint: &Endpoint) {
         let mut tick = tokio::time::interval(self.settings.poll_interval());
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tick.tick().await;
+            if self.stopping() {
+                return;
+            }
             if self.holds_lease() {
                 self.deliver_to(endpoint).await;
             }
@@ -225,9 +245,9 @@ impl Dispatcher {
     /// Delivers the due events of `endpoint` until none is due (or the broker stops).
     async fn deliver_to(&self, endpoint: &Endpoint) {
         loop {
-            let rows = match self
+            let heads = match self
                 .store
-                .pending_deliveries(&endpoint.name, PENDING_BATCH)
+                .due_deliveries(&endpoint.name, now_ms(), PER_PASS)
                 .await
             {
                 Ok(rows) => rows,
@@ -236,7 +256,6 @@ impl Dispatcher {
                     return;
                 }
             };
-            let heads = due_heads(&rows, now_ms());
             if heads.is_empty() {
                 return;
             }
@@ -278,15 +297,22 @@ impl Dispatcher {
     }
 
     /// Deletes delivered rows older than `keep_delivered_secs`, every minute while this broker
-    /// holds the lease.
+    /// holds the lease, until it stops.
     async fn prune_now_and_then(&self) {
         let keep = i64::try_from(self.settings.keep_delivered_secs.saturating_mul(1000))
             .unwrap_or(i64::MAX);
+        let mut tick = tokio::time::interval(self.settings.poll_interval());
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut last = tokio::time::Instant::now();
         loop {
-            tokio::time::sleep(PRUNE_EVERY).await;
-            if !self.holds_lease() {
+            tick.tick().await;
+            if self.stopping() {
+                return;
+            }
+            if last.elapsed() < PRUNE_EVERY || !self.holds_lease() {
                 continue;
             }
+            last = tokio::time::Instant::now();
             match self
                 .store
                 .prune_delivered(now_ms().saturating_sub(keep))
@@ -304,24 +330,6 @@ impl Dispatcher {
 mod tests {
     use super::*;
 
-    fn row(seq: i64, instance: &str, next: i64) -> OutboxRow {
-        OutboxRow {
-            seq,
-            event_id: format!("e{seq}"),
-            endpoint: "a".into(),
-            instance_id: instance.into(),
-            operation_id: "op".into(),
-            kind: "provision.started".into(),
-            body: "{}".into(),
-            state: "pending".into(),
-            attempts: 0,
-            next_attempt_ms: next,
-            last_error: None,
-            created_at_ms: 0,
-            delivered_at_ms: None,
-        }
-    }
-
     #[test]
     fn the_backoff_doubles_up_to_the_cap_then_the_event_is_dead() {
         let retry = RetrySettings {
@@ -337,24 +345,5 @@ mod tests {
             ..retry
         };
         assert_eq!(backoff_after(200, &huge), ms(500));
-    }
-
-    #[test]
-    fn only_the_oldest_pending_event_of_each_instance_goes_and_only_when_due() {
-        let rows = [
-            row(1, "i1", 50),
-            row(2, "i1", 0),
-            row(3, "i2", 0),
-            row(4, "i2", 0),
-            row(5, "i3", 200),
-        ];
-        let heads: Vec<i64> = due_heads(&rows, 100).iter().map(|r| r.seq).collect();
-        assert_eq!(heads, [1, 3]);
-        let later: Vec<i64> = due_heads(&rows, 10).iter().map(|r| r.seq).collect();
-        assert_eq!(
-            later,
-            [3],
-            "i1 waits for its retry, and holds its newer event back"
-        );
     }
 }

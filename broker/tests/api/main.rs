@@ -27,5 +27,6 @@ mod supervision;
 mod takeover;
 mod validation;
 mod webhook_receiver;
+mod webhook_replicas;
 mod webhook_support;
 mod webhooks;

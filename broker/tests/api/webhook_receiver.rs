@@ -1,6 +1,6 @@
 //! A webhook receiver for the tests: a real HTTP server on a loopback port (kept across a stop
 //! and a restart) that records every POST with its headers, and answers 200, 500, or holds
-//! the request unanswered, as the test says.
+//! the request unanswered, or redirects it, as the test says.
 
 use actix_web::dev::ServerHandle;
 use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
@@ -18,6 +18,8 @@ pub enum Mode {
     Fail,
     /// Never answers (until the mode changes).
     Hold,
+    /// 302 to `/moved`, which answers 200 to any method.
+    Redirect,
 }
 
 /// One POST as it arrived.
@@ -41,6 +43,7 @@ impl Received {
 struct Shared {
     received: Mutex<Vec<Received>>,
     mode: Mutex<Option<Mode>>,
+    moved: Mutex<usize>,
 }
 
 /// The receiver; stopped when dropped.
@@ -74,8 +77,18 @@ async fn hook(req: HttpRequest, body: web::Bytes, shared: web::Data<Shared>) -> 
             Mode::Accept => return HttpResponse::Ok().finish(),
             Mode::Fail => return HttpResponse::InternalServerError().body("receiver failing"),
             Mode::Hold => tokio::time::sleep(Duration::from_millis(20)).await,
+            Mode::Redirect => {
+                return HttpResponse::Found()
+                    .insert_header(("Location", "/moved"))
+                    .finish()
+            }
         }
     }
+}
+
+async fn moved(shared: web::Data<Shared>) -> HttpResponse {
+    *shared.moved.lock().unwrap() += 1;
+    HttpResponse::Ok().finish()
 }
 
 impl Receiver {
@@ -115,6 +128,7 @@ impl Receiver {
             App::new()
                 .app_data(data.clone())
                 .route("/hook", web::post().to(hook))
+                .route("/moved", web::to(moved))
         })
         .workers(1)
         .disable_signals()
@@ -123,6 +137,11 @@ impl Receiver {
         .run();
         self.server = Some(server.handle());
         tokio::spawn(server);
+    }
+
+    /// How many requests followed a redirect to `/moved`.
+    pub fn moved(&self) -> usize {
+        *self.shared.moved.lock().unwrap()
     }
 
     /// Everything received so far.

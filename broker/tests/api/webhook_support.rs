@@ -207,3 +207,15 @@ pub async fn assert_every_operation_s_events_arrived(
         received.len()
     );
 }
+
+/// The broker holding the dispatcher lease of the PostgreSQL database at `url`, if any.
+pub fn dispatcher_owner(url: &str) -> Option<String> {
+    use broker::store::schema::outbox_lease;
+    use diesel::prelude::*;
+    let mut conn = diesel::PgConnection::establish(url).unwrap();
+    outbox_lease::table
+        .find("dispatcher")
+        .select(outbox_lease::owner)
+        .first::<Option<String>>(&mut conn)
+        .unwrap()
+}

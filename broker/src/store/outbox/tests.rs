@@ -48,6 +48,15 @@ async fn events_follow_the_state_changes(store: Store) {
         store.create_instance(instance("i1"), again).await.unwrap(),
         Outcome::Exists
     );
+    // A transaction that recorded an event and then failed leaves no event: the cancel of op1
+    // is rolled back with the deprovision of an instance that does not exist.
+    let stray = operation("op-x", "missing", "deprovision", Some("a"));
+    assert!(matches!(
+        store.begin_deprovision(stray, Some("op1".into())).await,
+        Ok(Outcome::Busy(_))
+    ));
+    let op1 = store.operation("op1").await.unwrap().unwrap();
+    assert_eq!(op1.state, OperationState::InProgress);
     // A worker that lost its lease writes nothing, so no event either.
     assert!(!store
         .advance("op1", "other", ended(OperationState::Succeeded), vec![])
@@ -137,7 +146,7 @@ async fn attempts_are_recorded_and_dead_letters_redelivered(store: Store) {
         let op = operation(&format!("op{n}"), &id, "provision", Some("a"));
         store.create_instance(instance(&id), op).await.unwrap();
     }
-    let pending = store.pending_deliveries("all", 10).await.unwrap();
+    let pending = store.due_deliveries("all", now_ms(), 10).await.unwrap();
     assert_eq!(pending.len(), 3);
     store
         .record_attempt(pending[0].seq, Attempted::Delivered)
@@ -168,7 +177,7 @@ async fn attempts_are_recorded_and_dead_letters_redelivered(store: Store) {
         .map(|(e, s, n)| (e.as_str(), s.as_str(), *n))
         .collect();
     assert_eq!(counts, expected);
-    let still = store.pending_deliveries("all", 10).await.unwrap();
+    let still = store.due_deliveries("all", now_ms(), 10).await.unwrap();
     assert_eq!(
         (still.len(), still[0].attempts, still[0].next_attempt_ms),
         (1, 1, 42)
@@ -176,8 +185,63 @@ async fn attempts_are_recorded_and_dead_letters_redelivered(store: Store) {
     let letters = store.dead_letters(10).await.unwrap();
     assert_eq!(letters[0].last_error.as_deref(), Some("answered 500"));
     assert_eq!(store.redeliver_dead_letters().await.unwrap(), 1);
-    assert_eq!(store.pending_deliveries("all", 10).await.unwrap().len(), 2);
+    let again = store.due_deliveries("all", now_ms(), 10).await.unwrap();
+    assert_eq!(again.len(), 2);
     assert_eq!(store.prune_delivered(now_ms() + 1).await.unwrap(), 1);
+}
+
+#[test]
+fn only_the_oldest_pending_event_of_each_instance_goes_and_only_when_due() {
+    let rows: Vec<(i64, String, i64)> = [(1, "i1", 50), (2, "i1", 0), (3, "i2", 0)]
+        .into_iter()
+        .chain([(4, "i2", 0), (5, "i3", 200), (6, "i4", 0)])
+        .map(|(seq, instance, next)| (seq, instance.to_string(), next))
+        .collect();
+    assert_eq!(due_heads(&rows, 100, 10), [1, 3, 6]);
+    assert_eq!(
+        due_heads(&rows, 10, 10),
+        [3, 6],
+        "i1 waits for its retry, and holds its newer event back"
+    );
+    assert_eq!(due_heads(&rows, 100, 2), [1, 3]);
+}
+
+/// An instance whose oldest event waits for its retry holds back its own newer events only,
+/// however many: the due events of other instances go meanwhile.
+async fn a_held_back_instance_delays_no_other(store: Store) {
+    store
+        .register_webhook_endpoints(vec![("all".into(), vec!["*".into()])])
+        .await
+        .unwrap();
+    let op = operation("op1", "i1", "provision", Some("a"));
+    store.create_instance(instance("i1"), op).await.unwrap();
+    assert!(store
+        .advance("op1", "a", ended(OperationState::Succeeded), vec![])
+        .await
+        .unwrap());
+    let op = operation("op2", "i2", "provision", Some("a"));
+    store.create_instance(instance("i2"), op).await.unwrap();
+    let now = now_ms();
+    let first = store.due_deliveries("all", now, 10).await.unwrap();
+    let heads: Vec<(&str, &str)> = first
+        .iter()
+        .map(|r| (r.instance_id.as_str(), r.kind.as_str()))
+        .collect();
+    assert_eq!(
+        heads,
+        [("i1", "provision.started"), ("i2", "provision.started")]
+    );
+    let retry = Attempted::Retry {
+        next_attempt_ms: now + 60_000,
+        error: "answered 503".into(),
+    };
+    store.record_attempt(first[0].seq, retry).await.unwrap();
+    let due = store.due_deliveries("all", now, 1).await.unwrap();
+    assert_eq!(
+        (due.len(), due[0].instance_id.as_str()),
+        (1, "i2"),
+        "{due:?}"
+    );
 }
 
 async fn sqlite_store(dir: &tempfile::TempDir) -> Store {
@@ -192,6 +256,7 @@ async fn sqlite_outbox() {
     let dir = tempfile::tempdir().unwrap();
     events_follow_the_state_changes(sqlite_store(&dir).await).await;
     attempts_are_recorded_and_dead_letters_redelivered(sqlite_store(&dir).await).await;
+    a_held_back_instance_delays_no_other(sqlite_store(&dir).await).await;
     let path = dir.path().join("shared.sqlite");
     let url = format!("sqlite://{}", path.display());
     let (a, b) = (
@@ -212,6 +277,10 @@ async fn postgres_outbox() {
         .await
         .unwrap();
     attempts_are_recorded_and_dead_letters_redelivered(store).await;
+    let store = Store::connect(&pg.create_database().await.unwrap())
+        .await
+        .unwrap();
+    a_held_back_instance_delays_no_other(store).await;
     let url = pg.create_database().await.unwrap();
     let (a, b) = (
         Store::connect(&url).await.unwrap(),
