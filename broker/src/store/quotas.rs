@@ -2,18 +2,22 @@
 //! guards run under the same `write_lock` row lock, so concurrent provisions (also of other
 //! brokers on the same database) see each other's instances and never exceed a limit.
 
-use super::schema::service_instances;
+use super::operations::IN_PROGRESS;
+use super::schema::{operations, service_instances};
 use super::{DbConnection, StoreError};
 use crate::domain::instance::InstanceState;
+use crate::domain::operation::{OperationKind, OperationPayload};
 use crate::domain::quota::{first_exceeded, Limit, Scope};
 use diesel::prelude::*;
 
 /// The instances that exist in `scope`: every state but `deleted` (a provision in progress,
-/// a failed instance and one being deprovisioned all count).
+/// a failed instance and one being deprovisioned all count). A plan's count also holds the
+/// instances whose change into it runs (they count in both plans until it ends).
 fn count_live(conn: &mut DbConnection, scope: &Scope) -> Result<u64, StoreError> {
     let mut query = service_instances::table
         .filter(service_instances::state.ne(InstanceState::Deleted))
         .into_boxed();
+    let mut changing_in = 0;
     query = match scope {
         Scope::All => query,
         Scope::Service { service_id } => {
@@ -22,9 +26,12 @@ fn count_live(conn: &mut DbConnection, scope: &Scope) -> Result<u64, StoreError>
         Scope::Plan {
             service_id,
             plan_id,
-        } => query
-            .filter(service_instances::service_id.eq(service_id.clone()))
-            .filter(service_instances::plan_id.eq(plan_id.clone())),
+        } => {
+            changing_in = changing_into(conn, service_id, plan_id)?;
+            query
+                .filter(service_instances::service_id.eq(service_id.clone()))
+                .filter(service_instances::plan_id.eq(plan_id.clone()))
+        }
         Scope::Organization { organization } => {
             query.filter(service_instances::organization_guid.eq(organization.clone()))
         }
@@ -40,7 +47,31 @@ fn count_live(conn: &mut DbConnection, scope: &Scope) -> Result<u64, StoreError>
         }
     };
     let count: i64 = query.count().get_result(conn)?;
-    Ok(u64::try_from(count).unwrap_or_default())
+    Ok(u64::try_from(count).unwrap_or_default() + changing_in)
+}
+
+/// The instances of `service_id` on another plan whose update into `plan_id` is in progress:
+/// the plan column changes only when the update succeeds, so without them two plan changes
+/// (or a plan change and a provision) could both fit into the last place of a plan.
+fn changing_into(
+    conn: &mut DbConnection,
+    service_id: &str,
+    plan_id: &str,
+) -> Result<u64, StoreError> {
+    let payloads: Vec<String> = operations::table
+        .inner_join(service_instances::table)
+        .filter(operations::kind.eq(OperationKind::Update.as_str()))
+        .filter(operations::state.eq(IN_PROGRESS))
+        .filter(service_instances::state.ne(InstanceState::Deleted))
+        .filter(service_instances::service_id.eq(service_id))
+        .filter(service_instances::plan_id.ne(plan_id))
+        .select(operations::payload)
+        .load(conn)?;
+    let changing = payloads
+        .iter()
+        .filter(|p| OperationPayload::decode(p).plan_id.as_deref() == Some(plan_id))
+        .count();
+    Ok(u64::try_from(changing).unwrap_or_default())
 }
 
 /// Fails with [`StoreError::QuotaExceeded`] when the first of `limits` (in order) is already

@@ -2,7 +2,7 @@
 //! plan changes, and concurrent provisions of two stores.
 
 use super::super::columns::OperationStateColumn;
-use super::super::models::InstanceRow;
+use super::super::models::{InstanceRow, OperationRow};
 use super::super::schema::operations;
 use super::super::tests::{operation, store};
 use super::super::{Outcome, Store};
@@ -207,6 +207,75 @@ async fn a_plan_change_into_a_full_plan_is_refused(store: Store) {
     assert_eq!(started.unwrap(), Outcome::Done);
 }
 
+/// An update of `instance` into plan `plan` (its payload names the target plan).
+fn plan_change(id: &str, instance: &str, plan: &str) -> OperationRow {
+    OperationRow {
+        payload: OperationPayload {
+            plan_id: Some(plan.into()),
+            ..Default::default()
+        }
+        .encode(),
+        ..operation(id, instance, "update", None)
+    }
+}
+
+/// A plan change that runs holds a place in its target plan (and keeps the one in its current
+/// plan) until it ends: a second change or a provision into the last place is refused.
+async fn a_running_plan_change_holds_a_place_in_its_target_plan(store: Store) {
+    for id in ["s1", "s2"] {
+        create(&store, id, "small", &[]).await.unwrap();
+        set_state(&store, id, InstanceState::Ready).await;
+    }
+    let medium = |max| {
+        limit(
+            Scope::Plan {
+                service_id: "svc".into(),
+                plan_id: "medium".into(),
+            },
+            max,
+        )
+    };
+    let first = store.begin_update_within(plan_change("up1", "s1", "medium"), vec![medium(1)]);
+    assert_eq!(first.await.unwrap(), Outcome::Done);
+    let second = store.begin_update_within(plan_change("up2", "s2", "medium"), vec![medium(1)]);
+    let refused = refusal(second.await);
+    assert_eq!(
+        refused,
+        "plan quota exceeded: the limit allows 1 instance, 1 exists"
+    );
+    assert!(store.operation("up2").await.unwrap().is_none(), "no update");
+    refusal(create(&store, "m1", "medium", &[medium(1)]).await);
+    // Until it ends, s1 still counts in its current plan too.
+    refusal(create(&store, "s3", "small", &[small_plan(2)]).await);
+    // An update that stays on its plan holds no other place.
+    let stays = store.begin_update_within(plan_change("up3", "s2", "small"), vec![medium(2)]);
+    assert_eq!(stays.await.unwrap(), Outcome::Done);
+    assert_eq!(
+        create(&store, "m1", "medium", &[medium(2)]).await.unwrap(),
+        Outcome::Done
+    );
+    // Ended (s1 now on medium): counted once there, and no more in small.
+    let s1 = "s1".to_string();
+    store
+        .write(move |conn| {
+            diesel::update(service_instances::table.find(s1))
+                .set(service_instances::plan_id.eq("medium"))
+                .execute(conn)?;
+            Ok(())
+        })
+        .await
+        .unwrap();
+    set_state(&store, "s1", InstanceState::Ready).await;
+    set_state(&store, "s2", InstanceState::Ready).await;
+    refusal(create(&store, "m2", "medium", &[medium(2)]).await);
+    let fits = create(&store, "m2", "medium", &[medium(3)]).await.unwrap();
+    assert_eq!(fits, Outcome::Done);
+    let fits = create(&store, "s3", "small", &[small_plan(2)])
+        .await
+        .unwrap();
+    assert_eq!(fits, Outcome::Done);
+}
+
 async fn concurrent_provisions_of_two_stores_end_at_the_limit(stores: [Store; 2]) {
     let limits = [small_plan(5)];
     let attempts = (0..30).map(|n| {
@@ -250,6 +319,12 @@ mod sqlite {
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_running_plan_change_holds_a_place_in_its_target_plan() {
+        let (_dir, store) = store().await;
+        super::a_running_plan_change_holds_a_place_in_its_target_plan(store).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn concurrent_provisions_of_two_stores_end_at_the_limit() {
         let dir = tempfile::tempdir().unwrap();
         let url = format!("sqlite://{}", dir.path().join("q.sqlite").display());
@@ -275,6 +350,7 @@ mod postgres {
         super::a_full_scope_refuses_and_writes_nothing(connect().await).await;
         super::each_scope_counts_its_own_instances(connect().await).await;
         super::a_plan_change_into_a_full_plan_is_refused(connect().await).await;
+        super::a_running_plan_change_holds_a_place_in_its_target_plan(connect().await).await;
         let url = pg.create_database().await.unwrap();
         let stores = [
             Store::connect(&url).await.unwrap(),
