@@ -1,15 +1,17 @@
 //! Instance quotas over HTTP: each level (global, service, plan, organization, space) refuses
 //! a provision with a 422 naming the limit, its value and the count, and stores nothing; a plan
-//! change into a full plan is refused the same way; a changed settings file applies without a
-//! restart; and 50 concurrent provisions on two brokers sharing one PostgreSQL database end
+//! change into a full plan is refused the same way; a refusal leaves no event flows owed; a
+//! changed settings file applies without a restart; and 50 concurrent provisions on two brokers sharing one PostgreSQL database end
 //! with exactly the limit created.
 
+use crate::flows::{flows_rows, Recorder};
 use crate::helpers::{
     keyvalue_provision_body, new_id, spawn_services, Answer, TestApp, KEYVALUE_PLAN,
     KEYVALUE_SERVICE_ID, PASSWORD, USERNAME,
 };
 use crate::process::config_toml;
 use broker::config::{QuotaSettings, Settings};
+use broker::flows::FlowKind;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -228,6 +230,29 @@ async fn each_quota_level_refuses_with_a_422_naming_the_limit_and_stores_nothing
     assert_eq!(delete.status, 202, "{delete:?}");
     let (done, _) = app.wait_for_instance(&first, &delete.operation()).await;
     assert_eq!(done["state"], "succeeded", "{done}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refusal_leaves_no_flows_row_and_runs_no_end_flows() {
+    let rec = Recorder::default();
+    let mut app = spawn_services(true).await;
+    let mut settings = app.broker_settings();
+    settings.quotas.global = Some(0);
+    app.start_broker_with_flows(settings, rec.everywhere())
+        .await;
+    let id = new_id();
+    let answer = app.provision(&id, &placed("org-1", "space-1"), true).await;
+    let description = "global quota exceeded: the broker allows 0 instances, 0 exist";
+    assert_refused(&app, &id, &answer, description).await;
+    // The initialization flow ran before the count; the operation that owed completion and
+    // error flows was never stored, so neither is its flows row.
+    assert_eq!(rec.of("init", FlowKind::Provision, &id).len(), 1, "{rec:?}");
+    assert_eq!(flows_rows(&app), 0, "a flows row outlived the refusal");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    for registry in ["completion", "error"] {
+        let seen = rec.of(registry, FlowKind::Provision, &id);
+        assert!(seen.is_empty(), "{registry}: {seen:#?}");
+    }
 }
 
 /// Provisions until one is accepted (or the deadline passes); the accepted id and operation.
