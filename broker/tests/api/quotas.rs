@@ -1,8 +1,8 @@
 //! Instance quotas over HTTP: each level (global, service, plan, organization, space) refuses
 //! a provision with a 422 naming the limit, its value and the count, and stores nothing; a plan
 //! change into a full plan is refused the same way; a refusal leaves no event flows owed; a
-//! changed settings file applies without a restart; and 50 concurrent provisions on two brokers sharing one PostgreSQL database end
-//! with exactly the limit created.
+//! changed settings file applies without a restart; and 50 concurrent provisions on two
+//! brokers sharing one PostgreSQL database end with exactly the limit created.
 
 use crate::flows::{flows_rows, Recorder};
 use crate::helpers::{
