@@ -7,9 +7,10 @@
 use crate::flows::{flows_rows, Recorder};
 use crate::helpers::{
     keyvalue_provision_body, new_id, spawn_services, Answer, TestApp, KEYVALUE_PLAN,
-    KEYVALUE_SERVICE_ID, PASSWORD, USERNAME,
+    KEYVALUE_SERVICE_ID,
 };
 use crate::process::config_toml;
+use crate::replicas::{send, Replica};
 use broker::config::{QuotaSettings, Settings};
 use broker::flows::FlowKind;
 use serde_json::{json, Value};
@@ -326,26 +327,6 @@ async fn a_quota_changed_in_the_settings_file_applies_without_a_restart() {
     }
 }
 
-/// A second broker on `database_url`, stopped (aborted) when dropped.
-struct Replica {
-    address: String,
-    join: tokio::task::JoinHandle<anyhow::Result<()>>,
-}
-
-impl Drop for Replica {
-    fn drop(&mut self) {
-        self.join.abort();
-    }
-}
-
-async fn replica(settings: Settings) -> Replica {
-    let broker = broker::startup::Application::build(settings).await.unwrap();
-    Replica {
-        address: format!("http://127.0.0.1:{}", broker.port()),
-        join: tokio::spawn(broker.run_until_stopped()),
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn fifty_concurrent_provisions_on_two_brokers_create_exactly_the_limit() {
     const LIMIT: i64 = 3;
@@ -364,7 +345,7 @@ async fn fifty_concurrent_provisions_on_two_brokers_create_exactly_the_limit() {
     let mut settings = app.broker_settings();
     settings.database.url = url.clone();
     settings.quotas = quotas;
-    let other = replica(settings).await;
+    let other = Replica::with_settings(settings).await;
     let addresses = [app.address.clone(), other.address.clone()];
 
     let requests = (0..REQUESTS).map(|n| {
@@ -372,17 +353,10 @@ async fn fifty_concurrent_provisions_on_two_brokers_create_exactly_the_limit() {
         let address = addresses[n % 2].clone();
         tokio::spawn(async move {
             let id = new_id();
-            let response = http
-                .put(format!(
-                    "{address}/v2/service_instances/{id}?accepts_incomplete=true"
-                ))
-                .basic_auth(USERNAME, Some(PASSWORD))
-                .header("X-Broker-API-Version", "2.17")
-                .json(&placed("org-1", "space-1"))
-                .send()
-                .await
-                .unwrap();
-            (id, Answer::from(response).await)
+            let path = format!("/v2/service_instances/{id}?accepts_incomplete=true");
+            let body = placed("org-1", "space-1");
+            let answer = send(&http, &address, reqwest::Method::PUT, &path, Some(&body)).await;
+            (id, answer)
         })
     });
     let mut accepted = Vec::new();
