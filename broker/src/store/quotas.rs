@@ -9,6 +9,13 @@ use crate::domain::instance::InstanceState;
 use crate::domain::operation::{OperationKind, OperationPayload};
 use crate::domain::quota::{first_exceeded, Limit, Scope};
 use diesel::prelude::*;
+use diesel::sql_types::{Nullable, Text};
+
+diesel::define_sql_function! {
+    /// SQL `lower`: organization and space GUIDs compare without regard to case, as the
+    /// settings' keys do.
+    fn lower(value: Nullable<Text>) -> Nullable<Text>;
+}
 
 /// The instances that exist in `scope`: every state but `deleted` (a provision in progress,
 /// a failed instance and one being deprovisioned all count). A plan's count also holds the
@@ -32,16 +39,18 @@ fn count_live(conn: &mut DbConnection, scope: &Scope) -> Result<u64, StoreError>
                 .filter(service_instances::service_id.eq(service_id.clone()))
                 .filter(service_instances::plan_id.eq(plan_id.clone()))
         }
-        Scope::Organization { organization } => {
-            query.filter(service_instances::organization_guid.eq(organization.clone()))
-        }
+        Scope::Organization { organization } => query.filter(
+            lower(service_instances::organization_guid).eq(lower(Some(organization.clone()))),
+        ),
         Scope::Space {
             organization,
             space,
         } => {
-            let query = query.filter(service_instances::space_guid.eq(space.clone()));
+            let query =
+                query.filter(lower(service_instances::space_guid).eq(lower(Some(space.clone()))));
             match organization {
-                Some(o) => query.filter(service_instances::organization_guid.eq(o.clone())),
+                Some(o) => query
+                    .filter(lower(service_instances::organization_guid).eq(lower(Some(o.clone())))),
                 None => query,
             }
         }

@@ -159,6 +159,14 @@ async fn each_scope_counts_its_own_instances(store: Store) {
         (space(Some("org-1"), "space-1"), 2),
         (space(None, "space-2"), 1),
         (space(Some("org-2"), "space-1"), 0),
+        // GUIDs compare without regard to case, as the settings' keys do.
+        (
+            Scope::Organization {
+                organization: "ORG-1".into(),
+            },
+            3,
+        ),
+        (space(Some("Org-1"), "SPACE-1"), 2),
     ];
     for (scope, expected) in cases {
         let limits = [limit(scope.clone(), expected)];
