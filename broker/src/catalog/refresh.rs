@@ -1,7 +1,7 @@
-//! A refresh of the catalog: read the SPI list (and the quotas) again, ask every listed SPI for its fragment,
-//! keep the last good fragment of an SPI that fails or speaks another contract version, let
-//! the live-plan guard refuse what would drop plans in use, and publish a new snapshot when
-//! anything changed.
+//! A refresh of the catalog: read the SPI list (and the quotas) again, ask every listed SPI
+//! for its fragment, keep the last good fragment of an SPI that fails or speaks another
+//! contract version, let the live-plan guard refuse what would drop plans in use, and publish
+//! a new snapshot when anything changed.
 
 use super::{lock, CatalogCache, CatalogSnapshot, Entry, NamedSpi};
 use common::client::{CallContext, ClientError};

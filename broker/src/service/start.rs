@@ -98,8 +98,13 @@ impl Broker {
             None => false,
         };
         let stored = store(op).await;
-        // Not written (a store error may still have committed: its row is swept if not).
-        if recorded && matches!(stored, Ok(Outcome::Exists | Outcome::Busy(_))) {
+        // Not written: an answer that wrote nothing, or a quota refusal (rolled back). Another
+        // store error may still have committed: its row is swept if not.
+        let not_written = matches!(
+            stored,
+            Ok(Outcome::Exists | Outcome::Busy(_)) | Err(StoreError::QuotaExceeded(_))
+        );
+        if recorded && not_written {
             self.flows.forget(&operation).await;
         }
         Ok(match stored? {

@@ -2,18 +2,29 @@
 //! guards run under the same `write_lock` row lock, so concurrent provisions (also of other
 //! brokers on the same database) see each other's instances and never exceed a limit.
 
-use super::schema::service_instances;
+use super::operations::IN_PROGRESS;
+use super::schema::{operations, service_instances};
 use super::{DbConnection, StoreError};
 use crate::domain::instance::InstanceState;
+use crate::domain::operation::{OperationKind, OperationPayload};
 use crate::domain::quota::{first_exceeded, Limit, Scope};
 use diesel::prelude::*;
+use diesel::sql_types::{Nullable, Text};
+
+diesel::define_sql_function! {
+    /// SQL `lower`: organization and space GUIDs compare without regard to case, as the
+    /// settings' keys do.
+    fn lower(value: Nullable<Text>) -> Nullable<Text>;
+}
 
 /// The instances that exist in `scope`: every state but `deleted` (a provision in progress,
-/// a failed instance and one being deprovisioned all count).
+/// a failed instance and one being deprovisioned all count). A plan's count also holds the
+/// instances whose change into it runs (they count in both plans until it ends).
 fn count_live(conn: &mut DbConnection, scope: &Scope) -> Result<u64, StoreError> {
     let mut query = service_instances::table
         .filter(service_instances::state.ne(InstanceState::Deleted))
         .into_boxed();
+    let mut changing_in = 0;
     query = match scope {
         Scope::All => query,
         Scope::Service { service_id } => {
@@ -22,25 +33,54 @@ fn count_live(conn: &mut DbConnection, scope: &Scope) -> Result<u64, StoreError>
         Scope::Plan {
             service_id,
             plan_id,
-        } => query
-            .filter(service_instances::service_id.eq(service_id.clone()))
-            .filter(service_instances::plan_id.eq(plan_id.clone())),
-        Scope::Organization { organization } => {
-            query.filter(service_instances::organization_guid.eq(organization.clone()))
+        } => {
+            changing_in = changing_into(conn, service_id, plan_id)?;
+            query
+                .filter(service_instances::service_id.eq(service_id.clone()))
+                .filter(service_instances::plan_id.eq(plan_id.clone()))
         }
+        Scope::Organization { organization } => query.filter(
+            lower(service_instances::organization_guid).eq(lower(Some(organization.clone()))),
+        ),
         Scope::Space {
             organization,
             space,
         } => {
-            let query = query.filter(service_instances::space_guid.eq(space.clone()));
+            let query =
+                query.filter(lower(service_instances::space_guid).eq(lower(Some(space.clone()))));
             match organization {
-                Some(o) => query.filter(service_instances::organization_guid.eq(o.clone())),
+                Some(o) => query
+                    .filter(lower(service_instances::organization_guid).eq(lower(Some(o.clone())))),
                 None => query,
             }
         }
     };
     let count: i64 = query.count().get_result(conn)?;
-    Ok(u64::try_from(count).unwrap_or_default())
+    Ok(u64::try_from(count).unwrap_or_default() + changing_in)
+}
+
+/// The instances of `service_id` on another plan whose update into `plan_id` is in progress:
+/// the plan column changes only when the update succeeds, so without them two plan changes
+/// (or a plan change and a provision) could both fit into the last place of a plan.
+fn changing_into(
+    conn: &mut DbConnection,
+    service_id: &str,
+    plan_id: &str,
+) -> Result<u64, StoreError> {
+    let payloads: Vec<String> = operations::table
+        .inner_join(service_instances::table)
+        .filter(operations::kind.eq(OperationKind::Update.as_str()))
+        .filter(operations::state.eq(IN_PROGRESS))
+        .filter(service_instances::state.ne(InstanceState::Deleted))
+        .filter(service_instances::service_id.eq(service_id))
+        .filter(service_instances::plan_id.ne(plan_id))
+        .select(operations::payload)
+        .load(conn)?;
+    let changing = payloads
+        .iter()
+        .filter(|p| OperationPayload::decode(p).plan_id.as_deref() == Some(plan_id))
+        .count();
+    Ok(u64::try_from(changing).unwrap_or_default())
 }
 
 /// Fails with [`StoreError::QuotaExceeded`] when the first of `limits` (in order) is already
@@ -54,363 +94,8 @@ pub(super) fn check_limits(conn: &mut DbConnection, limits: &[Limit]) -> Result<
 }
 
 #[cfg(test)]
-mod tests {
-    use super::super::columns::OperationStateColumn;
-    use super::super::models::InstanceRow;
-    use super::super::schema::operations;
-    use super::super::tests::{operation, store};
-    use super::super::{Outcome, Store};
-    use super::*;
-    use common::osb::OperationState;
-
-    /// A provisioning instance of `plan` in `space` of `org-1`.
-    fn row(id: &str, plan: &str, space: &str) -> InstanceRow {
-        InstanceRow {
-            organization_guid: Some("org-1".into()),
-            space_guid: Some(space.into()),
-            ..InstanceRow::bare(id, "svc", plan, InstanceState::Provisioning, 1)
-        }
-    }
-
-    fn limit(scope: Scope, max: u64) -> Limit {
-        Limit {
-            scope,
-            max,
-            label: "the limit".into(),
-        }
-    }
-
-    fn small_plan(max: u64) -> Limit {
-        limit(
-            Scope::Plan {
-                service_id: "svc".into(),
-                plan_id: "small".into(),
-            },
-            max,
-        )
-    }
-
-    async fn create(
-        store: &Store,
-        id: &str,
-        plan: &str,
-        limits: &[Limit],
-    ) -> Result<Outcome, StoreError> {
-        let op_id = format!("op-{id}-{}", uuid::Uuid::new_v4());
-        let op = operation(&op_id, id, "provision", None);
-        store
-            .create_instance_within(row(id, plan, "space-1"), op, limits.to_vec())
-            .await
-    }
-
-    /// Ends every operation of instance `id` (succeeded) and puts the instance in `state`.
-    async fn set_state(store: &Store, id: &str, state: InstanceState) {
-        let id = id.to_string();
-        store
-            .write(move |conn| {
-                diesel::update(operations::table.filter(operations::instance_id.eq(&id)))
-                    .set(operations::state.eq(OperationStateColumn(OperationState::Succeeded)))
-                    .execute(conn)?;
-                diesel::update(service_instances::table.find(id))
-                    .set(service_instances::state.eq(state))
-                    .execute(conn)?;
-                Ok(())
-            })
-            .await
-            .unwrap();
-    }
-
-    /// The refusal, or a panic naming what happened instead.
-    fn refusal(result: Result<Outcome, StoreError>) -> String {
-        match result {
-            Err(StoreError::QuotaExceeded(e)) => e.to_string(),
-            other => panic!("not refused: {other:?}"),
-        }
-    }
-
-    async fn a_full_scope_refuses_and_writes_nothing(store: Store) {
-        let limits = [small_plan(2)];
-        assert_eq!(
-            create(&store, "i1", "small", &limits).await.unwrap(),
-            Outcome::Done
-        );
-        assert_eq!(
-            create(&store, "i2", "small", &limits).await.unwrap(),
-            Outcome::Done
-        );
-        // An instance of another plan: not counted by the small plan's limit (2 exist, not 3).
-        assert_eq!(
-            create(&store, "m1", "medium", &[]).await.unwrap(),
-            Outcome::Done
-        );
-        let refused = refusal(create(&store, "i3", "small", &limits).await);
-        assert_eq!(
-            refused,
-            "plan quota exceeded: the limit allows 2 instances, 2 exist"
-        );
-        assert!(store.instance("i3").await.unwrap().is_none(), "no row");
-        let operation = store.latest_operation("i3", None, None).await.unwrap();
-        assert!(operation.is_none(), "no operation");
-        // A repeat of an existing instance is not refused: it exists.
-        assert_eq!(
-            create(&store, "i1", "small", &limits).await.unwrap(),
-            Outcome::Exists
-        );
-        // A failed instance still counts; a deleted one does not (its id may come back).
-        set_state(&store, "i1", InstanceState::Failed).await;
-        refusal(create(&store, "i3", "small", &limits).await);
-        set_state(&store, "i1", InstanceState::Deleted).await;
-        assert_eq!(
-            create(&store, "i3", "small", &limits).await.unwrap(),
-            Outcome::Done
-        );
-        set_state(&store, "i3", InstanceState::Deleted).await;
-        assert_eq!(
-            create(&store, "i1", "small", &limits).await.unwrap(),
-            Outcome::Done
-        );
-    }
-
-    async fn each_scope_counts_its_own_instances(store: Store) {
-        create(&store, "a", "small", &[]).await.unwrap();
-        create(&store, "b", "medium", &[]).await.unwrap();
-        let other_space = operation("op-c", "c", "provision", None);
-        store
-            .create_instance_within(row("c", "small", "space-2"), other_space, Vec::new())
-            .await
-            .unwrap();
-        let space = |organization: Option<&str>, space: &str| Scope::Space {
-            organization: organization.map(str::to_string),
-            space: space.into(),
-        };
-        let cases = [
-            (Scope::All, 3),
-            (
-                Scope::Service {
-                    service_id: "svc".into(),
-                },
-                3,
-            ),
-            (
-                Scope::Service {
-                    service_id: "other".into(),
-                },
-                0,
-            ),
-            (small_plan(0).scope, 2),
-            (
-                Scope::Organization {
-                    organization: "org-1".into(),
-                },
-                3,
-            ),
-            (
-                Scope::Organization {
-                    organization: "org-2".into(),
-                },
-                0,
-            ),
-            (space(Some("org-1"), "space-1"), 2),
-            (space(None, "space-2"), 1),
-            (space(Some("org-2"), "space-1"), 0),
-        ];
-        for (scope, expected) in cases {
-            let limits = [limit(scope.clone(), expected)];
-            let refused = refusal(create(&store, "x", "small", &limits).await);
-            let s = if expected == 1 { "" } else { "s" };
-            let verb = if expected == 1 { "exists" } else { "exist" };
-            assert!(
-                refused.ends_with(&format!("allows {expected} instance{s}, {expected} {verb}")),
-                "{scope:?}: {refused}"
-            );
-            let limits = [limit(scope.clone(), expected + 1)];
-            let id = format!("fits-{}", expected);
-            let fits = create(&store, &id, "small", &limits).await.unwrap();
-            assert_eq!(fits, Outcome::Done, "{scope:?}");
-            set_state(&store, &id, InstanceState::Deleted).await;
-        }
-    }
-
-    async fn a_plan_change_into_a_full_plan_is_refused(store: Store) {
-        create(&store, "s1", "small", &[]).await.unwrap();
-        create(&store, "m1", "medium", &[]).await.unwrap();
-        set_state(&store, "s1", InstanceState::Ready).await;
-        let medium = limit(
-            Scope::Plan {
-                service_id: "svc".into(),
-                plan_id: "medium".into(),
-            },
-            1,
-        );
-        let update = operation("up1", "s1", "update", None);
-        let refused = match store
-            .begin_update_within(update, vec![medium.clone()])
-            .await
-        {
-            Err(StoreError::QuotaExceeded(e)) => e.to_string(),
-            other => panic!("not refused: {other:?}"),
-        };
-        assert_eq!(
-            refused,
-            "plan quota exceeded: the limit allows 1 instance, 1 exists"
-        );
-        assert!(store.operation("up1").await.unwrap().is_none());
-        set_state(&store, "m1", InstanceState::Deleted).await;
-        let update = operation("up2", "s1", "update", None);
-        let started = store.begin_update_within(update, vec![medium]).await;
-        assert_eq!(started.unwrap(), Outcome::Done);
-    }
-
-    async fn concurrent_provisions_of_two_stores_end_at_the_limit(stores: [Store; 2]) {
-        let limits = [small_plan(5)];
-        let attempts = (0..30).map(|n| {
-            let store = stores[n % 2].clone();
-            let limits = limits.clone();
-            async move { create(&store, &format!("c{n}"), "small", &limits).await }
-        });
-        let results = futures_util::future::join_all(attempts).await;
-        let done = results
-            .iter()
-            .filter(|r| matches!(r, Ok(Outcome::Done)))
-            .count();
-        let refused = results
-            .iter()
-            .filter(|r| matches!(r, Err(StoreError::QuotaExceeded(_))))
-            .count();
-        assert_eq!((done, refused), (5, 25), "{results:?}");
-        let live = stores[1].live_instances_per_plan().await.unwrap();
-        assert_eq!(live, [("svc".to_string(), "small".to_string(), 5)]);
-    }
-
-    mod sqlite {
-        use super::*;
-
-        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-        async fn a_full_scope_refuses_and_writes_nothing() {
-            let (_dir, store) = store().await;
-            super::a_full_scope_refuses_and_writes_nothing(store).await;
-        }
-
-        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-        async fn each_scope_counts_its_own_instances() {
-            let (_dir, store) = store().await;
-            super::each_scope_counts_its_own_instances(store).await;
-        }
-
-        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-        async fn a_plan_change_into_a_full_plan_is_refused() {
-            let (_dir, store) = store().await;
-            super::a_plan_change_into_a_full_plan_is_refused(store).await;
-        }
-
-        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-        async fn concurrent_provisions_of_two_stores_end_at_the_limit() {
-            let dir = tempfile::tempdir().unwrap();
-            let url = format!("sqlite://{}", dir.path().join("q.sqlite").display());
-            let stores = [
-                Store::connect(&url).await.unwrap(),
-                Store::connect(&url).await.unwrap(),
-            ];
-            super::concurrent_provisions_of_two_stores_end_at_the_limit(stores).await;
-        }
-    }
-
-    mod postgres {
-        use super::*;
-
-        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-        async fn every_quota_rule_holds_on_postgres() {
-            let pg = testkit::TestPostgres::start().await.unwrap();
-            let connect = || async {
-                Store::connect(&pg.create_database().await.unwrap())
-                    .await
-                    .unwrap()
-            };
-            super::a_full_scope_refuses_and_writes_nothing(connect().await).await;
-            super::each_scope_counts_its_own_instances(connect().await).await;
-            super::a_plan_change_into_a_full_plan_is_refused(connect().await).await;
-            let url = pg.create_database().await.unwrap();
-            let stores = [
-                Store::connect(&url).await.unwrap(),
-                Store::connect(&url).await.unwrap(),
-            ];
-            super::concurrent_provisions_of_two_stores_end_at_the_limit(stores).await;
-        }
-    }
-}
+mod tests;
 
 /// The data migration that fills `organization_guid` / `space_guid` from the context.
 #[cfg(test)]
-mod placement_migration {
-    use super::super::models::InstanceRow;
-    use super::super::tests::store;
-    use super::super::Store;
-    use super::*;
-    use diesel::connection::SimpleConnection;
-
-    const SQLITE: &str = include_str!("../../migrations/sqlite/2026-12-05-000000_placement/up.sql");
-    const POSTGRES: &str =
-        include_str!("../../migrations/postgres/2026-12-05-000000_placement/up.sql");
-
-    async fn fills_the_placement_from_the_context(store: Store, sql: &'static str) {
-        let rows = [
-            (
-                "k8s",
-                Some(r#"{"platform":"kubernetes","clusterid":"c-1","namespace":"ns"}"#),
-                None,
-            ),
-            (
-                "cf",
-                Some(r#"{"organization_guid":"o-1","space_guid":"s-1"}"#),
-                Some("o-1"),
-            ),
-            ("plain", None, Some("o-2")),
-            (
-                "odd",
-                Some(r#"{"organization_guid":7,"namespace":""}"#),
-                Some("o-3"),
-            ),
-        ];
-        for (id, context, org) in rows {
-            let row = InstanceRow {
-                context: context.map(str::to_string),
-                organization_guid: org.map(str::to_string),
-                space_guid: org.map(|o| format!("space-of-{o}")),
-                ..InstanceRow::bare(id, "svc", "small", InstanceState::Ready, 1)
-            };
-            let op = super::super::tests::operation(&format!("op-{id}"), id, "provision", None);
-            store.create_instance(row, op).await.unwrap();
-        }
-        store
-            .write(move |conn| Ok(conn.batch_execute(sql)?))
-            .await
-            .unwrap();
-        let placement = |id: &'static str| {
-            let store = store.clone();
-            async move {
-                let row = store.instance(id).await.unwrap().unwrap().0;
-                (row.organization_guid, row.space_guid)
-            }
-        };
-        let some = |a: &str, b: &str| (Some(a.to_string()), Some(b.to_string()));
-        assert_eq!(placement("k8s").await, some("c-1", "ns"));
-        assert_eq!(placement("cf").await, some("o-1", "s-1"));
-        assert_eq!(placement("plain").await, some("o-2", "space-of-o-2"));
-        assert_eq!(placement("odd").await, some("o-3", "space-of-o-3"));
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn fills_the_placement_from_the_context_on_sqlite() {
-        let (_dir, store) = store().await;
-        fills_the_placement_from_the_context(store, SQLITE).await;
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn fills_the_placement_from_the_context_on_postgres() {
-        let pg = testkit::TestPostgres::start().await.unwrap();
-        let store = Store::connect(&pg.create_database().await.unwrap())
-            .await
-            .unwrap();
-        fills_the_placement_from_the_context(store, POSTGRES).await;
-    }
-}
+mod placement_migration;

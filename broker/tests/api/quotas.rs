@@ -1,15 +1,18 @@
 //! Instance quotas over HTTP: each level (global, service, plan, organization, space) refuses
 //! a provision with a 422 naming the limit, its value and the count, and stores nothing; a plan
-//! change into a full plan is refused the same way; a changed settings file applies without a
-//! restart; and 50 concurrent provisions on two brokers sharing one PostgreSQL database end
-//! with exactly the limit created.
+//! change into a full plan is refused the same way; a refusal leaves no event flows owed; a
+//! changed settings file applies without a restart; and 50 concurrent provisions on two
+//! brokers sharing one PostgreSQL database end with exactly the limit created.
 
+use crate::flows::{flows_rows, Recorder};
 use crate::helpers::{
     keyvalue_provision_body, new_id, spawn_services, Answer, TestApp, KEYVALUE_PLAN,
-    KEYVALUE_SERVICE_ID, PASSWORD, USERNAME,
+    KEYVALUE_SERVICE_ID,
 };
 use crate::process::config_toml;
+use crate::replicas::{send, Replica};
 use broker::config::{QuotaSettings, Settings};
+use broker::flows::FlowKind;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -230,6 +233,29 @@ async fn each_quota_level_refuses_with_a_422_naming_the_limit_and_stores_nothing
     assert_eq!(done["state"], "succeeded", "{done}");
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refusal_leaves_no_flows_row_and_runs_no_end_flows() {
+    let rec = Recorder::default();
+    let mut app = spawn_services(true).await;
+    let mut settings = app.broker_settings();
+    settings.quotas.global = Some(0);
+    app.start_broker_with_flows(settings, rec.everywhere())
+        .await;
+    let id = new_id();
+    let answer = app.provision(&id, &placed("org-1", "space-1"), true).await;
+    let description = "global quota exceeded: the broker allows 0 instances, 0 exist";
+    assert_refused(&app, &id, &answer, description).await;
+    // The initialization flow ran before the count; the operation that owed completion and
+    // error flows was never stored, so neither is its flows row.
+    assert_eq!(rec.of("init", FlowKind::Provision, &id).len(), 1, "{rec:?}");
+    assert_eq!(flows_rows(&app), 0, "a flows row outlived the refusal");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    for registry in ["completion", "error"] {
+        let seen = rec.of(registry, FlowKind::Provision, &id);
+        assert!(seen.is_empty(), "{registry}: {seen:#?}");
+    }
+}
+
 /// Provisions until one is accepted (or the deadline passes); the accepted id and operation.
 async fn provision_until_accepted(app: &TestApp, deadline: Duration) -> (String, String) {
     let until = Instant::now() + deadline;
@@ -301,26 +327,6 @@ async fn a_quota_changed_in_the_settings_file_applies_without_a_restart() {
     }
 }
 
-/// A second broker on `database_url`, stopped (aborted) when dropped.
-struct Replica {
-    address: String,
-    join: tokio::task::JoinHandle<anyhow::Result<()>>,
-}
-
-impl Drop for Replica {
-    fn drop(&mut self) {
-        self.join.abort();
-    }
-}
-
-async fn replica(settings: Settings) -> Replica {
-    let broker = broker::startup::Application::build(settings).await.unwrap();
-    Replica {
-        address: format!("http://127.0.0.1:{}", broker.port()),
-        join: tokio::spawn(broker.run_until_stopped()),
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn fifty_concurrent_provisions_on_two_brokers_create_exactly_the_limit() {
     const LIMIT: i64 = 3;
@@ -339,7 +345,7 @@ async fn fifty_concurrent_provisions_on_two_brokers_create_exactly_the_limit() {
     let mut settings = app.broker_settings();
     settings.database.url = url.clone();
     settings.quotas = quotas;
-    let other = replica(settings).await;
+    let other = Replica::with_settings(settings).await;
     let addresses = [app.address.clone(), other.address.clone()];
 
     let requests = (0..REQUESTS).map(|n| {
@@ -347,17 +353,10 @@ async fn fifty_concurrent_provisions_on_two_brokers_create_exactly_the_limit() {
         let address = addresses[n % 2].clone();
         tokio::spawn(async move {
             let id = new_id();
-            let response = http
-                .put(format!(
-                    "{address}/v2/service_instances/{id}?accepts_incomplete=true"
-                ))
-                .basic_auth(USERNAME, Some(PASSWORD))
-                .header("X-Broker-API-Version", "2.17")
-                .json(&placed("org-1", "space-1"))
-                .send()
-                .await
-                .unwrap();
-            (id, Answer::from(response).await)
+            let path = format!("/v2/service_instances/{id}?accepts_incomplete=true");
+            let body = placed("org-1", "space-1");
+            let answer = send(&http, &address, reqwest::Method::PUT, &path, Some(&body)).await;
+            (id, answer)
         })
     });
     let mut accepted = Vec::new();

@@ -18,15 +18,21 @@ const SETTLE_TIMEOUT: Duration = Duration::from_secs(300);
 
 /// A second broker on the stack's database, stopped when dropped (as a crash would: its
 /// server and journal tasks end with the aborted task).
-struct Replica {
-    address: String,
+pub struct Replica {
+    pub address: String,
     join: tokio::task::JoinHandle<anyhow::Result<()>>,
 }
 
 impl Replica {
+    /// A broker with the stack's settings on `database_url`.
     async fn start(app: &TestApp, database_url: &str) -> Self {
         let mut settings = app.broker_settings();
         settings.database.url = database_url.to_string();
+        Self::with_settings(settings).await
+    }
+
+    /// A broker with `settings`.
+    pub async fn with_settings(settings: broker::config::Settings) -> Self {
         let broker = broker::startup::Application::build(settings).await.unwrap();
         Self {
             address: format!("http://127.0.0.1:{}", broker.port()),
@@ -42,7 +48,7 @@ impl Drop for Replica {
 }
 
 /// One OSB request to the broker at `address`.
-async fn send(
+pub async fn send(
     http: &reqwest::Client,
     address: &str,
     method: reqwest::Method,
