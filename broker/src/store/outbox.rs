@@ -176,16 +176,22 @@ fn due_heads(pending: &[(i64, String, i64)], now: i64, limit: usize) -> Vec<i64>
         .collect()
 }
 
+/// The last error of a pending event whose endpoint was removed from the settings.
+const REMOVED_ENDPOINT: &str = "the endpoint is no longer configured";
+
 impl Store {
     /// Replaces the registered webhook endpoints with `endpoints` (name, event patterns): from
-    /// now on every state change records its event for those that want it.
+    /// now on every state change records its event for those that want it. The pending
+    /// events of an endpoint no longer in the list become dead letters (nothing would ever
+    /// send them); how many.
     pub async fn register_webhook_endpoints(
         &self,
         endpoints: Vec<(String, Vec<String>)>,
-    ) -> Result<(), StoreError> {
+    ) -> Result<usize, StoreError> {
         self.write(move |conn| {
             diesel::delete(webhook_endpoints::table).execute(conn)?;
             let now = now_ms();
+            let names: Vec<String> = endpoints.iter().map(|(name, _)| name.clone()).collect();
             for (name, events) in endpoints {
                 let events = serde_json::to_string(&events).unwrap_or_else(|_| "[]".into());
                 diesel::insert_into(webhook_endpoints::table)
@@ -196,7 +202,16 @@ impl Store {
                     ))
                     .execute(conn)?;
             }
-            Ok(())
+            Ok(diesel::update(
+                outbox::table
+                    .filter(outbox::state.eq(DeliveryState::Pending.as_str()))
+                    .filter(outbox::endpoint.ne_all(names)),
+            )
+            .set((
+                outbox::state.eq(DeliveryState::Dead.as_str()),
+                outbox::last_error.eq(Some(REMOVED_ENDPOINT)),
+            ))
+            .execute(conn)?)
         })
         .await
     }
@@ -339,20 +354,24 @@ impl Store {
         .await
     }
 
-    /// Makes every dead letter pending again (attempts reset, due now); how many.
+    /// Makes every dead letter of a registered endpoint pending again (attempts reset, due
+    /// now); how many. Those of an endpoint no longer configured stay dead.
     pub async fn redeliver_dead_letters(&self) -> Result<usize, StoreError> {
-        self.run(|conn| {
-            Ok(
-                diesel::update(
-                    outbox::table.filter(outbox::state.eq(DeliveryState::Dead.as_str())),
-                )
-                .set((
-                    outbox::state.eq(DeliveryState::Pending.as_str()),
-                    outbox::attempts.eq(0),
-                    outbox::next_attempt_ms.eq(now_ms()),
-                ))
-                .execute(conn)?,
+        self.write(|conn| {
+            let registered: Vec<String> = webhook_endpoints::table
+                .select(webhook_endpoints::name)
+                .load(conn)?;
+            Ok(diesel::update(
+                outbox::table
+                    .filter(outbox::state.eq(DeliveryState::Dead.as_str()))
+                    .filter(outbox::endpoint.eq_any(registered)),
             )
+            .set((
+                outbox::state.eq(DeliveryState::Pending.as_str()),
+                outbox::attempts.eq(0),
+                outbox::next_attempt_ms.eq(now_ms()),
+            ))
+            .execute(conn)?)
         })
         .await
     }

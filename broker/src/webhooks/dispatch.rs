@@ -141,7 +141,8 @@ impl Dispatcher {
     }
 
     /// Registers the endpoints in the database, so state changes record events for them (an
-    /// empty list stops the recording).
+    /// empty list stops the recording); the pending events of an endpoint that left the
+    /// settings become dead letters, with a warning.
     pub async fn register(&self) -> Result<(), StoreError> {
         let endpoints = self
             .settings
@@ -149,7 +150,14 @@ impl Dispatcher {
             .iter()
             .map(|e| (e.name.clone(), e.events.clone()))
             .collect();
-        self.store.register_webhook_endpoints(endpoints).await
+        let dropped = self.store.register_webhook_endpoints(endpoints).await?;
+        if dropped > 0 {
+            tracing::warn!(
+                events = dropped,
+                "pending webhook events of endpoints no longer configured are dead letters now (`broker webhooks` lists them)"
+            );
+        }
+        Ok(())
     }
 
     /// Delivers until [`Dispatcher::stop`] is called: the lease is claimed and renewed by one

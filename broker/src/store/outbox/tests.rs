@@ -188,6 +188,33 @@ async fn attempts_are_recorded_and_dead_letters_redelivered(store: Store) {
     let again = store.due_deliveries("all", now_ms(), 10).await.unwrap();
     assert_eq!(again.len(), 2);
     assert_eq!(store.prune_delivered(now_ms() + 1).await.unwrap(), 1);
+    // The endpoint leaves the settings: its two pending events become dead letters, which a
+    // redelivery leaves alone while it stays unconfigured.
+    let other = vec![("other".into(), vec!["*".into()])];
+    assert_eq!(store.register_webhook_endpoints(other).await.unwrap(), 2);
+    assert!(store
+        .due_deliveries("all", now_ms(), 10)
+        .await
+        .unwrap()
+        .is_empty());
+    let letters = store.dead_letters(10).await.unwrap();
+    assert_eq!(letters.len(), 2);
+    assert!(letters
+        .iter()
+        .all(|l| l.last_error.as_deref() == Some(REMOVED_ENDPOINT)));
+    assert_eq!(store.redeliver_dead_letters().await.unwrap(), 0);
+    // Configured again, they can be sent.
+    let all = vec![("all".into(), vec!["*".into()])];
+    assert_eq!(store.register_webhook_endpoints(all).await.unwrap(), 0);
+    assert_eq!(store.redeliver_dead_letters().await.unwrap(), 2);
+    assert_eq!(
+        store
+            .due_deliveries("all", now_ms(), 10)
+            .await
+            .unwrap()
+            .len(),
+        2
+    );
 }
 
 #[test]
