@@ -12,8 +12,11 @@
 //!
 //! At least once, at one corner: a broker that dies while a flow runs has not recorded it, so
 //! the broker that takes the row over runs that flow again (and only the flows after it).
-//! Rows whose operation never got written (the broker died between the two writes) are
-//! deleted after [`ORPHAN_AGE_MS`].
+//! The same happens when the lease expires because renewals could not reach the database: the
+//! broker that took the row over runs the flow again, and this one abandons it once it sees
+//! the lease gone. Rows whose operation never got written (the broker died between the two
+//! writes, or a store error left it unknown whether the insert committed) are deleted after
+//! [`ORPHAN_AGE_MS`]; a write that certainly stored nothing removes its row at once.
 
 use super::registry::BoxFuture;
 use super::run::{run_completion, run_error};

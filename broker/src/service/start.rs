@@ -98,8 +98,7 @@ impl Broker {
             None => false,
         };
         let stored = store(op).await;
-        // Not written (a store error may still have committed: its row is swept if not).
-        if recorded && matches!(stored, Ok(Outcome::Exists | Outcome::Busy(_))) {
+        if recorded && wrote_nothing(&stored) {
             self.flows.forget(&operation).await;
         }
         Ok(match stored? {
@@ -119,6 +118,17 @@ impl Broker {
             Outcome::Busy(why) => Started::Busy(why),
         })
     }
+}
+
+/// Whether `stored` says for certain that the operation was not written (its flows row is
+/// then removed at once). A query error may have come after the commit: such a row stays, and
+/// is swept as an orphan if its operation never came.
+fn wrote_nothing(stored: &Result<Outcome, StoreError>) -> bool {
+    matches!(
+        stored,
+        Ok(Outcome::Exists | Outcome::Busy(_))
+            | Err(StoreError::QuotaExceeded(_) | StoreError::RolledBack(_) | StoreError::Pool(_))
+    )
 }
 
 /// The answer to a request an initialization flow refused.

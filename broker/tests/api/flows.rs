@@ -1,12 +1,14 @@
 //! Event flows on a real stack: each registry sees each operation kind once, in registration
 //! order, with the request's view (identity, tracing id, request id, no secrets); an
-//! initialization flow's refusal stores nothing; error flows see failed operations.
+//! initialization flow's refusal stores nothing, and neither does a quota's refusal of a
+//! request the flows let through; a last_operation 404 reaches the error flow.
 
 use crate::helpers::{
     new_id, provision_body, spawn_services, Answer, TestApp, PLAN_MEDIUM, PLAN_SMALL, SERVICE_ID,
 };
 use crate::process::{instance_rows, journal_rows};
 use base64::Engine as _;
+use broker::config::QuotaSettings;
 use broker::flows::{FlowKind, FlowRefusal, FlowRegistry, FlowRequest};
 use reqwest::Method;
 use serde_json::{json, Value};
@@ -363,6 +365,22 @@ async fn an_initialization_flow_refusal_is_answered_and_stores_nothing() {
     assert_eq!(last.status, 429, "{last:?}");
     assert_eq!(last.body["description"], "poll less often");
     assert_eq!(rec.all().len(), 1, "{:#?}", rec.all());
+
+    // A request the init flows let through but a quota refuses leaves no flows row either.
+    let quotas = QuotaSettings {
+        global: Some(0),
+        ..Default::default()
+    };
+    app.catalog.as_ref().unwrap().set_quotas(quotas);
+    let answer = app
+        .provision(&new_id(), &provision_body(json!({})), true)
+        .await;
+    assert_eq!(answer.status, 422, "{answer:?}");
+    let names: Vec<String> = rec.all().into_iter().map(|s| s.flow).collect();
+    assert_eq!(names, ["before", "before", "after"], "{:#?}", rec.all());
+    assert!(instance_rows(&app.database_path()).is_empty());
+    assert!(journal_rows(&app.database_path()).is_empty());
+    assert_eq!(flows_rows(&app), 0, "a quota refusal left a flows row");
     app.stop_all().await;
 }
 
