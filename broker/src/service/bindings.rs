@@ -276,7 +276,7 @@ impl Broker {
         let row = binding_row(instance_id, binding_id, ask);
         let flow = FlowRequest::new(FlowKind::Bind, ctx, instance_id, Some(binding_id))
             .offering(Some(&ask.service_id), Some(&ask.plan_id))
-            .sent(ask.context.as_ref(), ctx.tracing_id.clone());
+            .sent(ask.context.as_ref());
         let new = NewOperation {
             binding_id: Some(binding_id),
             flow: Some(flow),
