@@ -18,14 +18,16 @@
 //! writes, or a store error left it unknown whether the insert committed) are deleted after
 //! [`ORPHAN_AGE_MS`]; a write that certainly stored nothing removes its row at once.
 
-use super::registry::BoxFuture;
-use super::run::{run_completion, run_error};
+use super::registry::{ObserverFn, Registered};
+use super::run::run_observer;
 use super::view::{ended, Ended};
 use super::{FlowKind, FlowRegistry, FlowRequest};
 use crate::domain::policy;
 use crate::journal::Journal;
 use crate::store::{now_ms, ClaimedFlows, Store, StoreError};
 use std::collections::HashSet;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::task::JoinSet;
@@ -35,8 +37,8 @@ const BATCH: i64 = 16;
 /// Age after which a flows row without its operation is deleted.
 pub const ORPHAN_AGE_MS: i64 = 10 * 60 * 1000;
 
-/// One flow to run, ready to start.
-type Pending = (String, Box<dyn FnOnce() -> BoxFuture<()> + Send>);
+/// One flow to run: its name and the future that runs it guarded (not started until polled).
+type Pending<'a> = (&'a str, Pin<Box<dyn Future<Output = ()> + Send + 'a>>);
 
 /// Runs the completion and error flows of ended operations, durably (see the module docs).
 pub struct FlowDispatcher {
@@ -191,12 +193,12 @@ impl FlowDispatcher {
         let Some(outcome) = ended(&op) else {
             return Ok(());
         };
-        let pending = self.pending(&request, outcome);
+        let pending = self.pending(&request, &outcome);
         let done = usize::try_from(claimed.next_flow).unwrap_or(0);
-        for (index, (name, start)) in pending.into_iter().enumerate().skip(done) {
-            tracing::debug!(operation.id = id, flow.name = %name, "running flow");
+        for (index, (name, run)) in pending.into_iter().enumerate().skip(done) {
+            tracing::debug!(operation.id = id, flow.name = name, "running flow");
             tokio::select! {
-                () = start() => {}
+                () = run => {}
                 () = self.keep_lease(id) => {
                     tracing::info!(operation.id = id, "flows lease lost; another broker runs them");
                     return Ok(());
@@ -216,38 +218,35 @@ impl FlowDispatcher {
         Ok(())
     }
 
-    /// The flows `outcome` calls for, in registration order, ready to start.
-    fn pending(&self, request: &FlowRequest, outcome: Ended) -> Vec<Pending> {
-        let timeout = self.registry.timeout();
+    /// The flows `outcome` calls for, in registration order.
+    fn pending<'a>(&'a self, request: &'a FlowRequest, outcome: &'a Ended) -> Vec<Pending<'a>> {
+        fn each<'a, A: Clone + Send + Sync + 'static>(
+            flows: impl Iterator<Item = &'a Registered<ObserverFn<A>>>,
+            (timeout, registry): (Duration, &'static str),
+            request: &'a FlowRequest,
+            outcome: &'a A,
+        ) -> Vec<Pending<'a>> {
+            flows
+                .map(|flow| -> Pending<'a> {
+                    let run = run_observer(timeout, registry, flow, request, outcome);
+                    (flow.name.as_str(), Box::pin(run))
+                })
+                .collect()
+        }
+        let (kind, timeout) = (request.kind, self.registry.timeout());
         match outcome {
-            Ended::Succeeded(response) => self
-                .registry
-                .completion_of(request.kind)
-                .map(|flow| {
-                    let (name, run) = (flow.name.clone(), Arc::clone(&flow.run));
-                    let (request, response) = (request.clone(), response.clone());
-                    let start: Box<dyn FnOnce() -> BoxFuture<()> + Send> = Box::new(move || {
-                        Box::pin(async move {
-                            run_completion(timeout, (&name, &run), &request, &response).await
-                        })
-                    });
-                    (flow.name.clone(), start)
-                })
-                .collect(),
-            Ended::Failed(error) => self
-                .registry
-                .error_of(request.kind)
-                .map(|flow| {
-                    let (name, run) = (flow.name.clone(), Arc::clone(&flow.run));
-                    let (request, error) = (request.clone(), error.clone());
-                    let start: Box<dyn FnOnce() -> BoxFuture<()> + Send> = Box::new(move || {
-                        Box::pin(async move {
-                            run_error(timeout, (&name, &run), &request, &error).await
-                        })
-                    });
-                    (flow.name.clone(), start)
-                })
-                .collect(),
+            Ended::Succeeded(response) => each(
+                self.registry.completion_of(kind),
+                (timeout, "completion"),
+                request,
+                response,
+            ),
+            Ended::Failed(error) => each(
+                self.registry.error_of(kind),
+                (timeout, "error"),
+                request,
+                error,
+            ),
         }
     }
 
