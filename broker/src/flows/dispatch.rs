@@ -40,7 +40,14 @@ pub const ORPHAN_AGE_MS: i64 = 10 * 60 * 1000;
 /// One flow to run: its name and the future that runs it guarded (not started until polled).
 type Pending<'a> = (&'a str, Pin<Box<dyn Future<Output = ()> + Send + 'a>>);
 
-/// Runs the completion and error flows of ended operations, durably (see the module docs).
+/// Runs the completion and error flows of ended operations from the state database, once per
+/// operation whichever broker ends it: a row of `operation_flows` written before the operation
+/// becomes due when the operation ends, is claimed under a lease like the journal's, records
+/// after each flow how many ran, and is deleted after the last. A flow that was running when
+/// its broker died (or lost its lease) runs again on the broker that takes the row over.
+///
+/// [`crate::startup::Application`] builds one from the [`FlowRegistry`] it is given and runs
+/// it beside the journal; a library user only registers flows.
 pub struct FlowDispatcher {
     store: Store,
     registry: Arc<FlowRegistry>,
@@ -166,7 +173,7 @@ impl FlowDispatcher {
                     tasks.spawn(async move {
                         let _running = running;
                         if let Err(e) = me.deliver(claimed).await {
-                            tracing::warn!(error = %e, "flows write failed; they run again when the lease expires");
+                            tracing::warn!(error = %e, "flows store call failed; the flows not recorded as run run again at a later poll");
                         }
                     });
                 }
