@@ -1,8 +1,8 @@
 //! Event flows on a real stack: each registry sees each operation kind once, in registration
 //! order, with the request's view (identity, tracing id, request id, no secrets); an
 //! initialization flow's refusal of a provision or a bind stores nothing (no row, no operation,
-//! no flows row), and neither does a quota's refusal of a
-//! request the flows let through; a last_operation 404 reaches the error flow.
+//! no flows row), and neither does a quota's refusal of a request the flows let through; a
+//! last_operation 404 reaches the error flow.
 
 use crate::helpers::{
     bind_body, new_id, provision_body, spawn_services, Answer, TestApp, PLAN_MEDIUM, PLAN_SMALL,
