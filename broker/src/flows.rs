@@ -10,11 +10,16 @@
 //! Flows are registered per [`FlowKind`] on a [`FlowRegistry`] handed to
 //! [`crate::startup::Application::builder`]. For provision, update, deprovision, bind and unbind
 //! the completion and error flows run when the operation really ends (from the journal), once
-//! per operation even when a broker dies and another resumes it (`flows/dispatch.rs`); for
-//! last_operation they run with the answer. A flow that fails, panics or outruns the registry's
-//! timeout is logged with the request id and changes nothing else; flows of one registry run in
-//! registration order, one after the other. Flows see no secret: no parameters but the
-//! `tracing_id`, no credentials.
+//! per operation even when a broker dies and another resumes it ([`FlowDispatcher`]; a flow
+//! that was running when its broker died runs again on the next); for last_operation they run
+//! with the answer. A flow that fails, panics or outruns the registry's timeout is logged with
+//! the request id and changes nothing else; flows of one registry run in registration order,
+//! one after the other. Flows see no secret: no parameters but the `tracing_id`, no
+//! credentials.
+//!
+//! Flows are async and run on the broker's runtime: one that blocks its thread (blocking I/O,
+//! `std::thread::sleep`) cannot be stopped by the timeout and holds up the requests of that
+//! thread; hand such work to `tokio::task::spawn_blocking`.
 
 mod dispatch;
 mod registry;
@@ -90,7 +95,9 @@ impl From<OperationKind> for FlowKind {
 pub struct FlowRequest {
     /// What the request does.
     pub kind: FlowKind,
-    /// The OSB operation the request started (or, for last_operation, the `operation` hint).
+    /// The OSB operation the request starts (for last_operation: the `operation` hint). An
+    /// initialization flow sees the id the operation is going to have; if the request is then
+    /// refused (by a flow, a quota, a concurrent request), no operation with that id exists.
     pub operation: Option<String>,
     /// The service instance.
     pub instance_id: String,

@@ -8,9 +8,11 @@ mod instances;
 mod observed;
 mod quota;
 mod start;
+mod unbind;
 
-pub use bindings::{BindOutcome, UnbindOutcome};
+pub use bindings::BindOutcome;
 pub use instances::{ProvisionOutcome, UpdateOutcome};
+pub use unbind::UnbindOutcome;
 
 use crate::catalog::{CatalogCache, CatalogSnapshot};
 use crate::config::{BindingSettings, WorkerSettings};

@@ -143,6 +143,34 @@ pub fn deployer_client(settings: &Settings) -> anyhow::Result<DeployerClient> {
     ))
 }
 
+/// The OSB HTTP server of `broker` on `listener`: the edge (auth, API version, request id,
+/// connection limit) in front of the route table.
+fn http_server(
+    settings: &Settings,
+    broker: web::Data<Broker>,
+    listener: TcpListener,
+) -> anyhow::Result<Server> {
+    let edge_config = web::Data::new(edge::EdgeConfig {
+        username: settings.auth.username.clone(),
+        password: settings.auth.password.clone(),
+        body_timeout: settings.http.body_timeout(),
+    });
+    let limiter = ConnectionLimiter::new(settings.http.max_connections_per_client);
+    Ok(HttpServer::new(move || {
+        App::new()
+            .app_data(broker.clone())
+            .app_data(edge_config.clone())
+            .wrap(middleware::from_fn(edge::edge))
+            .configure(routes)
+            .default_service(web::to(routes::not_found))
+    })
+    .on_connect(limiter.on_connect())
+    .shutdown_timeout(SHUTDOWN_TIMEOUT_SECS.max(settings.worker.sync_timeout().as_secs() + 1))
+    .disable_signals()
+    .listen(listener)?
+    .run())
+}
+
 /// Builds an [`Application`] with optional parts: `Application::builder(settings)
 /// .flows(registry).build().await`.
 #[derive(Debug)]
@@ -152,7 +180,8 @@ pub struct ApplicationBuilder {
 }
 
 impl ApplicationBuilder {
-    /// The event flows the broker runs around its operations (`crate::flows`).
+    /// The event flows the broker runs around its operations (see [`crate::flows`]); every
+    /// broker sharing one database should be given the same flows.
     pub fn flows(mut self, flows: FlowRegistry) -> Self {
         self.flows = flows;
         self
@@ -180,7 +209,8 @@ impl Application {
         Self::build_with(settings, FlowRegistry::new()).await
     }
 
-    /// [`Application::build`] with the event flows of `flows`.
+    /// [`Application::build`] with the event flows of `flows` (the same as
+    /// `Application::builder(settings).flows(flows).build()`).
     pub async fn build_with(settings: Settings, flows: FlowRegistry) -> anyhow::Result<Self> {
         check_settings(&settings)?;
         let cipher = Arc::new(Cipher::new(&settings.encryption).context("encryption keys")?);
@@ -230,25 +260,7 @@ impl Application {
             bindings: settings.bindings.clone(),
             external_url: external_url.clone(),
         });
-        let edge_config = web::Data::new(edge::EdgeConfig {
-            username: settings.auth.username.clone(),
-            password: settings.auth.password.clone(),
-            body_timeout: settings.http.body_timeout(),
-        });
-        let limiter = ConnectionLimiter::new(settings.http.max_connections_per_client);
-        let server = HttpServer::new(move || {
-            App::new()
-                .app_data(broker.clone())
-                .app_data(edge_config.clone())
-                .wrap(middleware::from_fn(edge::edge))
-                .configure(routes)
-                .default_service(web::to(routes::not_found))
-        })
-        .on_connect(limiter.on_connect())
-        .shutdown_timeout(SHUTDOWN_TIMEOUT_SECS.max(settings.worker.sync_timeout().as_secs() + 1))
-        .disable_signals()
-        .listen(listener)?
-        .run();
+        let server = http_server(&settings, broker, listener)?;
         tracing::info!(
             port,
             external_url = %external_url,

@@ -12,17 +12,22 @@
 //!
 //! At least once, at one corner: a broker that dies while a flow runs has not recorded it, so
 //! the broker that takes the row over runs that flow again (and only the flows after it).
-//! Rows whose operation never got written (the broker died between the two writes) are
-//! deleted after [`ORPHAN_AGE_MS`].
+//! The same happens when the lease expires because renewals could not reach the database: the
+//! broker that took the row over runs the flow again, and this one abandons it once it sees
+//! the lease gone. Rows whose operation never got written (the broker died between the two
+//! writes, or a store error left it unknown whether the insert committed) are deleted after
+//! [`ORPHAN_AGE_MS`]; a write that certainly stored nothing removes its row at once.
 
-use super::registry::BoxFuture;
-use super::run::{run_completion, run_error};
+use super::registry::{ObserverFn, Registered};
+use super::run::run_observer;
 use super::view::{ended, Ended};
 use super::{FlowKind, FlowRegistry, FlowRequest};
 use crate::domain::policy;
 use crate::journal::Journal;
 use crate::store::{now_ms, ClaimedFlows, Store, StoreError};
 use std::collections::HashSet;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::task::JoinSet;
@@ -32,10 +37,17 @@ const BATCH: i64 = 16;
 /// Age after which a flows row without its operation is deleted.
 pub const ORPHAN_AGE_MS: i64 = 10 * 60 * 1000;
 
-/// One flow to run, ready to start.
-type Pending = (String, Box<dyn FnOnce() -> BoxFuture<()> + Send>);
+/// One flow to run: its name and the future that runs it guarded (not started until polled).
+type Pending<'a> = (&'a str, Pin<Box<dyn Future<Output = ()> + Send + 'a>>);
 
-/// Runs the completion and error flows of ended operations, durably (see the module docs).
+/// Runs the completion and error flows of ended operations from the state database, once per
+/// operation whichever broker ends it: a row of `operation_flows` written before the operation
+/// becomes due when the operation ends, is claimed under a lease like the journal's, records
+/// after each flow how many ran, and is deleted after the last. A flow that was running when
+/// its broker died (or lost its lease) runs again on the broker that takes the row over.
+///
+/// [`crate::startup::Application`] builds one from the [`FlowRegistry`] it is given and runs
+/// it beside the journal; a library user only registers flows.
 pub struct FlowDispatcher {
     store: Store,
     registry: Arc<FlowRegistry>,
@@ -161,7 +173,7 @@ impl FlowDispatcher {
                     tasks.spawn(async move {
                         let _running = running;
                         if let Err(e) = me.deliver(claimed).await {
-                            tracing::warn!(error = %e, "flows write failed; they run again when the lease expires");
+                            tracing::warn!(error = %e, "flows store call failed; the flows not recorded as run run again at a later poll");
                         }
                     });
                 }
@@ -188,12 +200,12 @@ impl FlowDispatcher {
         let Some(outcome) = ended(&op) else {
             return Ok(());
         };
-        let pending = self.pending(&request, outcome);
+        let pending = self.pending(&request, &outcome);
         let done = usize::try_from(claimed.next_flow).unwrap_or(0);
-        for (index, (name, start)) in pending.into_iter().enumerate().skip(done) {
-            tracing::debug!(operation.id = id, flow.name = %name, "running flow");
+        for (index, (name, run)) in pending.into_iter().enumerate().skip(done) {
+            tracing::debug!(operation.id = id, flow.name = name, "running flow");
             tokio::select! {
-                () = start() => {}
+                () = run => {}
                 () = self.keep_lease(id) => {
                     tracing::info!(operation.id = id, "flows lease lost; another broker runs them");
                     return Ok(());
@@ -213,38 +225,35 @@ impl FlowDispatcher {
         Ok(())
     }
 
-    /// The flows `outcome` calls for, in registration order, ready to start.
-    fn pending(&self, request: &FlowRequest, outcome: Ended) -> Vec<Pending> {
-        let timeout = self.registry.timeout();
+    /// The flows `outcome` calls for, in registration order.
+    fn pending<'a>(&'a self, request: &'a FlowRequest, outcome: &'a Ended) -> Vec<Pending<'a>> {
+        fn each<'a, A: Clone + Send + Sync + 'static>(
+            flows: impl Iterator<Item = &'a Registered<ObserverFn<A>>>,
+            (timeout, registry): (Duration, &'static str),
+            request: &'a FlowRequest,
+            outcome: &'a A,
+        ) -> Vec<Pending<'a>> {
+            flows
+                .map(|flow| -> Pending<'a> {
+                    let run = run_observer(timeout, registry, flow, request, outcome);
+                    (flow.name.as_str(), Box::pin(run))
+                })
+                .collect()
+        }
+        let (kind, timeout) = (request.kind, self.registry.timeout());
         match outcome {
-            Ended::Succeeded(response) => self
-                .registry
-                .completion_of(request.kind)
-                .map(|flow| {
-                    let (name, run) = (flow.name.clone(), Arc::clone(&flow.run));
-                    let (request, response) = (request.clone(), response.clone());
-                    let start: Box<dyn FnOnce() -> BoxFuture<()> + Send> = Box::new(move || {
-                        Box::pin(async move {
-                            run_completion(timeout, (&name, &run), &request, &response).await
-                        })
-                    });
-                    (flow.name.clone(), start)
-                })
-                .collect(),
-            Ended::Failed(error) => self
-                .registry
-                .error_of(request.kind)
-                .map(|flow| {
-                    let (name, run) = (flow.name.clone(), Arc::clone(&flow.run));
-                    let (request, error) = (request.clone(), error.clone());
-                    let start: Box<dyn FnOnce() -> BoxFuture<()> + Send> = Box::new(move || {
-                        Box::pin(async move {
-                            run_error(timeout, (&name, &run), &request, &error).await
-                        })
-                    });
-                    (flow.name.clone(), start)
-                })
-                .collect(),
+            Ended::Succeeded(response) => each(
+                self.registry.completion_of(kind),
+                (timeout, "completion"),
+                request,
+                response,
+            ),
+            Ended::Failed(error) => each(
+                self.registry.error_of(kind),
+                (timeout, "error"),
+                request,
+                error,
+            ),
         }
     }
 

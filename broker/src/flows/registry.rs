@@ -11,12 +11,13 @@ pub(super) type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>
 
 /// An initialization flow.
 pub(super) type InitFn = dyn Fn(FlowRequest) -> BoxFuture<Result<(), InitError>> + Send + Sync;
+/// A flow that observes a request and what became of it (`A`): a completion or error flow.
+pub(super) type ObserverFn<A> =
+    dyn Fn(FlowRequest, A) -> BoxFuture<anyhow::Result<()>> + Send + Sync;
 /// A completion flow.
-pub(super) type CompletionFn =
-    dyn Fn(FlowRequest, FlowResponse) -> BoxFuture<anyhow::Result<()>> + Send + Sync;
+pub(super) type CompletionFn = ObserverFn<FlowResponse>;
 /// An error flow.
-pub(super) type ErrorFn =
-    dyn Fn(FlowRequest, FlowError) -> BoxFuture<anyhow::Result<()>> + Send + Sync;
+pub(super) type ErrorFn = ObserverFn<FlowError>;
 
 /// A registered flow: its name (for the log) and its function.
 pub(super) struct Registered<F: ?Sized> {
@@ -64,33 +65,15 @@ impl Default for FlowRegistry {
 
 impl std::fmt::Debug for FlowRegistry {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let names = |list: &[String]| list.join(", ");
+        fn names<F: ?Sized>(list: &[Registered<F>]) -> String {
+            let names: Vec<&str> = list.iter().map(|r| r.name.as_str()).collect();
+            names.join(", ")
+        }
         f.debug_struct("FlowRegistry")
             .field("timeout", &self.timeout)
-            .field(
-                "init",
-                &names(&self.init.iter().map(|r| r.name.clone()).collect::<Vec<_>>()),
-            )
-            .field(
-                "completion",
-                &names(
-                    &self
-                        .completion
-                        .iter()
-                        .map(|r| r.name.clone())
-                        .collect::<Vec<_>>(),
-                ),
-            )
-            .field(
-                "error",
-                &names(
-                    &self
-                        .error
-                        .iter()
-                        .map(|r| r.name.clone())
-                        .collect::<Vec<_>>(),
-                ),
-            )
+            .field("init", &names(&self.init))
+            .field("completion", &names(&self.completion))
+            .field("error", &names(&self.error))
             .finish()
     }
 }

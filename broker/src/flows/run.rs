@@ -2,7 +2,7 @@
 //! abandoned after the registry's timeout, and logged with the request id when it fails. A
 //! flow's failure never reaches the operation it observes.
 
-use super::registry::{BoxFuture, CompletionFn, ErrorFn};
+use super::registry::{BoxFuture, ObserverFn, Registered};
 use super::{FlowError, FlowRefusal, FlowRegistry, FlowRequest, FlowResponse, InitError};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
@@ -87,47 +87,26 @@ pub(crate) async fn run_init_flows(
     Ok(())
 }
 
-/// Runs one completion flow guarded (logged when it fails).
-pub(super) async fn run_completion(
+/// Runs the completion or error flow `flow` (of the registry named `registry`, for the log)
+/// guarded, with the request and what became of it; logged when it fails.
+pub(super) async fn run_observer<A: Clone + Send + 'static>(
     timeout: Duration,
-    (name, run): (&str, &Arc<CompletionFn>),
+    registry: &str,
+    flow: &Registered<ObserverFn<A>>,
     request: &FlowRequest,
-    response: &FlowResponse,
+    outcome: &A,
 ) {
-    let run = Arc::clone(run);
-    let (given, answer) = (request.clone(), response.clone());
-    let why = match guarded(timeout, move || run(given, answer)).await {
+    let run = Arc::clone(&flow.run);
+    let (given, outcome) = (request.clone(), outcome.clone());
+    let why = match guarded(timeout, move || run(given, outcome)).await {
         Ok(Ok(())) => return,
         Ok(Err(e)) => format!("failed: {e:#}"),
         Err(why) => why,
     };
     log_failure(
-        "completion",
+        registry,
         request.kind.as_str(),
-        name,
-        &request.request_id,
-        &why,
-    );
-}
-
-/// Runs one error flow guarded (logged when it fails).
-pub(super) async fn run_error(
-    timeout: Duration,
-    (name, run): (&str, &Arc<ErrorFn>),
-    request: &FlowRequest,
-    error: &FlowError,
-) {
-    let run = Arc::clone(run);
-    let (given, failure) = (request.clone(), error.clone());
-    let why = match guarded(timeout, move || run(given, failure)).await {
-        Ok(Ok(())) => return,
-        Ok(Err(e)) => format!("failed: {e:#}"),
-        Err(why) => why,
-    };
-    log_failure(
-        "error",
-        request.kind.as_str(),
-        name,
+        &flow.name,
         &request.request_id,
         &why,
     );
@@ -137,14 +116,14 @@ impl FlowRegistry {
     /// Runs the completion flows of `request.kind` with `response`, in registration order.
     pub(crate) async fn completed(&self, request: &FlowRequest, response: &FlowResponse) {
         for flow in self.completion_of(request.kind) {
-            run_completion(self.timeout(), (&flow.name, &flow.run), request, response).await;
+            run_observer(self.timeout(), "completion", flow, request, response).await;
         }
     }
 
     /// Runs the error flows of `request.kind` with `error`, in registration order.
     pub(crate) async fn failed(&self, request: &FlowRequest, error: &FlowError) {
         for flow in self.error_of(request.kind) {
-            run_error(self.timeout(), (&flow.name, &flow.run), request, error).await;
+            run_observer(self.timeout(), "error", flow, request, error).await;
         }
     }
 }
@@ -170,14 +149,34 @@ mod tests {
         }
     }
 
-    #[test]
-    fn a_failing_init_flow_is_logged_with_the_request_id_and_the_next_one_still_runs() {
+    /// Runs `future` on a runtime of its own with a log subscriber; its value and the log.
+    fn logged<T>(future: impl std::future::Future<Output = T>) -> (T, String) {
         let sink = Sink::default();
         let writer = sink.clone();
         let subscriber = tracing_subscriber::fmt()
             .with_writer(move || writer.clone())
             .with_ansi(false)
             .finish();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let value = tracing::subscriber::with_default(subscriber, || runtime.block_on(future));
+        let log = String::from_utf8(sink.0.lock().unwrap().clone()).unwrap();
+        (value, log)
+    }
+
+    fn request(kind: FlowKind, request_id: &str) -> FlowRequest {
+        let ctx = RequestContext {
+            request_id: request_id.into(),
+            originating_identity: None,
+            tracing_id: None,
+        };
+        FlowRequest::new(kind, &ctx, "i1", Some("b1"))
+    }
+
+    #[test]
+    fn a_failing_init_flow_is_logged_with_the_request_id_and_the_next_one_still_runs() {
         let ran = Arc::new(Mutex::new(Vec::new()));
         let second = Arc::clone(&ran);
         let registry = FlowRegistry::new()
@@ -191,27 +190,66 @@ mod tests {
                     Ok(())
                 }
             });
-        let ctx = RequestContext {
-            request_id: "req-42".into(),
-            originating_identity: None,
-            tracing_id: None,
-        };
-        let request = FlowRequest::new(FlowKind::Bind, &ctx, "i1", Some("b1"));
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        let result = tracing::subscriber::with_default(subscriber, || {
-            runtime.block_on(run_init_flows(&registry, &request))
-        });
+        let request = request(FlowKind::Bind, "req-42");
+        let (result, log) = logged(run_init_flows(&registry, &request));
         assert_eq!(result, Ok(()));
         assert_eq!(*ran.lock().unwrap(), ["req-42"]);
-        let log = String::from_utf8(sink.0.lock().unwrap().clone()).unwrap();
         assert!(
             log.contains("initialization flow \"audit\" (bind) failed: audit store down")
                 && log.contains("request.id=\"req-42\""),
             "{log}"
         );
+    }
+
+    #[test]
+    fn completion_and_error_flows_that_panic_or_time_out_are_logged_and_the_next_ones_run() {
+        let ran = Arc::new(Mutex::new(Vec::new()));
+        let (after_completion, after_error) = (Arc::clone(&ran), Arc::clone(&ran));
+        let registry = FlowRegistry::new()
+            .with_timeout(Duration::from_millis(50))
+            .on_completion(FlowKind::Unbind, "slow", |_, _| async {
+                tokio::time::sleep(Duration::from_secs(5)).await;
+                Ok(())
+            })
+            .on_completion(FlowKind::Unbind, "after", move |_, response| {
+                let ran = Arc::clone(&after_completion);
+                async move {
+                    ran.lock().unwrap().push(response.description.unwrap());
+                    Ok(())
+                }
+            })
+            .on_error(FlowKind::Unbind, "bug", |_, _| async { panic!("flow bug") })
+            .on_error(FlowKind::Unbind, "after", move |_, error| {
+                let ran = Arc::clone(&after_error);
+                async move {
+                    ran.lock().unwrap().push(error.description);
+                    Ok(())
+                }
+            });
+        let request = request(FlowKind::Unbind, "req-7");
+        let response = FlowResponse {
+            state: common::osb::OperationState::Succeeded,
+            description: Some("done".into()),
+        };
+        let error = FlowError {
+            status: None,
+            description: "broke".into(),
+        };
+        let ((), log) = logged(async {
+            registry.completed(&request, &response).await;
+            registry.failed(&request, &error).await;
+        });
+        assert_eq!(*ran.lock().unwrap(), ["done", "broke"]);
+        for line in [
+            "completion flow \"slow\" (unbind) did not finish within 50 ms",
+            "error flow \"bug\" (unbind) panicked",
+        ] {
+            let found = log.lines().find(|l| l.contains(line));
+            assert!(
+                found.is_some_and(|l| l.contains("request.id=\"req-7\"")),
+                "{line}: {log}"
+            );
+        }
     }
 
     #[tokio::test]

@@ -39,9 +39,9 @@ impl FlowIdentity {
 }
 
 impl FlowRequest {
-    /// The view of a request of `kind` on `instance_id` (and `binding_id`) from `ctx`; the
-    /// offering, plan, context and tracing id are added with [`Self::offering`] and
-    /// [`Self::sent`].
+    /// The view of a request of `kind` on `instance_id` (and `binding_id`) from `ctx` (request
+    /// id, originating identity, the `tracing_id` the route took out of the parameters); the
+    /// offering, plan and context are added with [`Self::offering`] and [`Self::sent`].
     pub(crate) fn new(
         kind: FlowKind,
         ctx: &RequestContext,
@@ -56,7 +56,7 @@ impl FlowRequest {
             service_id: None,
             plan_id: None,
             context: None,
-            tracing_id: None,
+            tracing_id: ctx.tracing_id.clone(),
             originating_identity: ctx
                 .originating_identity
                 .as_deref()
@@ -72,11 +72,9 @@ impl FlowRequest {
         self
     }
 
-    /// With the context the request sent and the `tracing_id` parameter it had (taken out of its
-    /// parameters at the route).
-    pub(crate) fn sent(mut self, context: Option<&JsonObject>, tracing_id: Option<String>) -> Self {
+    /// With the context the request sent.
+    pub(crate) fn sent(mut self, context: Option<&JsonObject>) -> Self {
         self.context = context.cloned();
-        self.tracing_id = tracing_id;
         self
     }
 }

@@ -1,17 +1,16 @@
-//! Use cases of service bindings: bind, unbind, fetch, last_operation. Bind and unbind run
-//! their operation at once and wait for it up to the synchronous window.
+//! Use cases of service bindings: bind, fetch, last_operation (unbind in `unbind.rs`). Bind
+//! runs its operation at once and waits for it up to the synchronous window.
 
 use super::instances::last_operation;
 use super::start::{NewOperation, Started};
 use super::{encode_object, Broker, LoadedBinding, LoadedInstance, RequestContext};
 use crate::catalog::NamedSpi;
 use crate::domain::binding::{
-    check_instance_for_bind, decide_bind, decide_unbind, expiry, fetchable, format_timestamp,
-    BindAsk, BindDecision, BindingState, UnbindDecision,
+    check_instance_for_bind, decide_bind, expiry, fetchable, format_timestamp, BindAsk,
+    BindDecision, BindingState,
 };
 use crate::domain::operation::{OperationKind, OperationPayload};
 use crate::domain::plan::check_bind_plan;
-use crate::domain::request::required;
 use crate::error::{BrokerError, RefusalStatus};
 use crate::flows::{FlowKind, FlowRequest};
 use crate::store::models::{BindingRow, InstanceRow, OperationRow};
@@ -36,18 +35,6 @@ pub enum BindOutcome {
     },
 }
 
-/// How an unbind request ended.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum UnbindOutcome {
-    /// Deleted: 200 `{}`.
-    Deleted,
-    /// Still being deleted (the client accepts async): 202.
-    Accepted {
-        /// The OSB operation.
-        operation: String,
-    },
-}
-
 fn binding_not_found(binding_id: &str) -> BrokerError {
     BrokerError::NotFound(format!("service binding {binding_id} not found"))
 }
@@ -64,7 +51,7 @@ fn unbound_meanwhile() -> BrokerError {
 
 /// The answer for a binding operation that failed: the SPI's refusal passes through, anything
 /// else is internal.
-fn failure(op: &OperationRow) -> BrokerError {
+pub(super) fn failure(op: &OperationRow) -> BrokerError {
     let payload = OperationPayload::decode(&op.payload);
     match payload.error_status {
         Some(422) => BrokerError::Refused {
@@ -102,6 +89,18 @@ fn binding_row(instance_id: &str, binding_id: &str, ask: &BindAsk) -> BindingRow
             now_ms(),
         )
     }
+}
+
+/// Where a bind stands once the stored binding was looked at (and created, if need be).
+enum BindStart {
+    /// Answered from what is stored.
+    Answered(BindOutcome),
+    /// Its bind operation runs: started by this request (`created_here`) or by an identical
+    /// earlier one.
+    Running {
+        operation: String,
+        created_here: bool,
+    },
 }
 
 impl Broker {
@@ -163,50 +162,67 @@ impl Broker {
             .map_err(|e| BrokerError::BadRequest(e.to_string()))?;
         check_bind_plan(&routed.service, plan, ask.rotation)?;
         let instance = self.instance_to_bind(&ask, instance_id).await?;
+        let started = self
+            .start_or_join_bind(ctx, binding_id, &ask, &routed.spi, &instance.row)
+            .await?;
+        match started {
+            BindStart::Answered(outcome) => Ok(outcome),
+            BindStart::Running {
+                operation,
+                created_here,
+            } => {
+                self.await_bind(
+                    ctx,
+                    instance_id,
+                    binding_id,
+                    operation,
+                    accepts_incomplete,
+                    created_here,
+                )
+                .await
+            }
+        }
+    }
+
+    /// Looks at the stored binding: answers a repeat of a ready one, joins a running bind, or
+    /// creates the binding and starts its bind (in a second round when a concurrent identical
+    /// request inserted in between).
+    async fn start_or_join_bind(
+        &self,
+        ctx: &RequestContext,
+        binding_id: &str,
+        ask: &BindAsk,
+        spi: &NamedSpi,
+        instance: &InstanceRow,
+    ) -> Result<BindStart, BrokerError> {
         for _ in 0..2 {
             let existing = self.load_binding(binding_id).await?;
             let view = existing.as_ref().map(LoadedBinding::view);
-            match decide_bind(view.as_ref(), instance_id, &ask.attributes(), &ask.target) {
+            match decide_bind(view.as_ref(), &instance.id, &ask.attributes(), &ask.target) {
                 BindDecision::Create => {}
                 BindDecision::AlreadyReady => {
-                    let Some(existing) = existing else {
-                        return Err(binding_not_found(binding_id));
-                    };
-                    return Ok(BindOutcome::Existing(
-                        self.binding_response(&existing.row, false)?,
-                    ));
+                    let existing = existing.ok_or_else(|| binding_not_found(binding_id))?;
+                    let body = self.binding_response(&existing.row, false)?;
+                    return Ok(BindStart::Answered(BindOutcome::Existing(body)));
                 }
                 BindDecision::InProgress(operation) => {
-                    return self
-                        .await_bind(
-                            ctx,
-                            instance_id,
-                            binding_id,
-                            operation,
-                            accepts_incomplete,
-                            false,
-                        )
-                        .await
+                    return Ok(BindStart::Running {
+                        operation,
+                        created_here: false,
+                    })
                 }
                 BindDecision::Conflict(d) => return Err(BrokerError::Conflict(d)),
                 BindDecision::Concurrency(d) => return Err(BrokerError::Concurrency(d)),
             }
-            let spi = &routed.spi;
             match self
-                .create_binding(ctx, binding_id, &ask, spi, &instance.row)
+                .create_binding(ctx, binding_id, ask, spi, instance)
                 .await?
             {
                 Started::Running(operation) => {
-                    return self
-                        .await_bind(
-                            ctx,
-                            instance_id,
-                            binding_id,
-                            operation,
-                            accepts_incomplete,
-                            true,
-                        )
-                        .await;
+                    return Ok(BindStart::Running {
+                        operation,
+                        created_here: true,
+                    })
                 }
                 Started::Exists => continue,
                 Started::Busy(d) => return Err(BrokerError::Concurrency(d)),
@@ -260,7 +276,7 @@ impl Broker {
         let row = binding_row(instance_id, binding_id, ask);
         let flow = FlowRequest::new(FlowKind::Bind, ctx, instance_id, Some(binding_id))
             .offering(Some(&ask.service_id), Some(&ask.plan_id))
-            .sent(ask.context.as_ref(), ctx.tracing_id.clone());
+            .sent(ask.context.as_ref());
         let new = NewOperation {
             binding_id: Some(binding_id),
             flow: Some(flow),
@@ -376,64 +392,6 @@ impl Broker {
         // Not written: the bind just ended, or another request already deletes the binding.
         self.start_operation(ctx, new, store).await?;
         Ok(())
-    }
-
-    /// `DELETE /v2/service_instances/{id}/service_bindings/{bid}`.
-    pub async fn unbind(
-        &self,
-        ctx: &RequestContext,
-        instance_id: &str,
-        binding_id: &str,
-        service_id: Option<String>,
-        plan_id: Option<String>,
-        accepts_incomplete: bool,
-    ) -> Result<UnbindOutcome, BrokerError> {
-        let service_id = required(service_id, "service_id")?;
-        let plan_id = required(plan_id, "plan_id")?;
-        let existing = self.load_binding(binding_id).await?;
-        let cancel = match decide_unbind(existing.as_ref().map(|b| b.view()).as_ref(), instance_id)
-        {
-            UnbindDecision::Gone => return Err(BrokerError::Gone),
-            UnbindDecision::InProgress(operation) => {
-                return self.await_unbind(operation, accepts_incomplete).await
-            }
-            UnbindDecision::Begin { cancel } => cancel,
-        };
-        let flow = FlowRequest::new(FlowKind::Unbind, ctx, instance_id, Some(binding_id))
-            .offering(Some(&service_id), Some(&plan_id));
-        let new = NewOperation {
-            binding_id: Some(binding_id),
-            flow: Some(flow),
-            ..NewOperation::new(OperationKind::Unbind, instance_id, "unbind accepted")
-        };
-        match self
-            .start_operation(ctx, new, |op| self.store.begin_unbind(op, cancel))
-            .await?
-        {
-            Started::Running(operation) => self.await_unbind(operation, accepts_incomplete).await,
-            Started::Exists | Started::Busy(_) => Err(BrokerError::Concurrency(
-                "another operation is in progress on this service binding; retry after it ends"
-                    .into(),
-            )),
-        }
-    }
-
-    async fn await_unbind(
-        &self,
-        operation: String,
-        accepts_incomplete: bool,
-    ) -> Result<UnbindOutcome, BrokerError> {
-        match self
-            .journal
-            .wait_finished(&operation, self.worker.sync_timeout())
-            .await?
-        {
-            Some(op) if op.state == OperationState::Succeeded => Ok(UnbindOutcome::Deleted),
-            Some(op) => Err(failure(&op)),
-            None if accepts_incomplete => Ok(UnbindOutcome::Accepted { operation }),
-            // The deletion goes on; a repeated DELETE joins it.
-            None => Err(BrokerError::AsyncRequired),
-        }
     }
 
     /// `GET /v2/service_instances/{id}/service_bindings/{bid}`.

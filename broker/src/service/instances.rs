@@ -219,7 +219,7 @@ impl Broker {
         let row = instance_row(instance_id, ask, plan, dashboard_url.clone());
         let flow = FlowRequest::new(FlowKind::Provision, ctx, instance_id, None)
             .offering(Some(&ask.service_id), Some(&ask.plan_id))
-            .sent(ask.context.as_ref(), ctx.tracing_id.clone());
+            .sent(ask.context.as_ref());
         let new = NewOperation {
             flow: Some(flow),
             ..NewOperation::new(OperationKind::Provision, instance_id, "provision accepted")
@@ -297,7 +297,7 @@ impl Broker {
         let limits = self.plan_change_limits(&routed.service, plan, &existing.row.plan_id);
         let flow = FlowRequest::new(FlowKind::Update, ctx, instance_id, None)
             .offering(Some(&ask.service_id), Some(&target_plan))
-            .sent(ask.context.as_ref(), ctx.tracing_id.clone());
+            .sent(ask.context.as_ref());
         let new = NewOperation {
             payload: ask.into_payload(target_plan),
             flow: Some(flow),

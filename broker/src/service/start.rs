@@ -98,13 +98,7 @@ impl Broker {
             None => false,
         };
         let stored = store(op).await;
-        // Not written: an answer that wrote nothing, or a quota refusal (rolled back). Another
-        // store error may still have committed: its row is swept if not.
-        let not_written = matches!(
-            stored,
-            Ok(Outcome::Exists | Outcome::Busy(_)) | Err(StoreError::QuotaExceeded(_))
-        );
-        if recorded && not_written {
+        if recorded && wrote_nothing(&stored) {
             self.flows.forget(&operation).await;
         }
         Ok(match stored? {
@@ -124,6 +118,17 @@ impl Broker {
             Outcome::Busy(why) => Started::Busy(why),
         })
     }
+}
+
+/// Whether `stored` says for certain that the operation was not written (its flows row is
+/// then removed at once). A query error may have come after the commit: such a row stays, and
+/// is swept as an orphan if its operation never came.
+fn wrote_nothing(stored: &Result<Outcome, StoreError>) -> bool {
+    matches!(
+        stored,
+        Ok(Outcome::Exists | Outcome::Busy(_))
+            | Err(StoreError::QuotaExceeded(_) | StoreError::RolledBack(_) | StoreError::Pool(_))
+    )
 }
 
 /// The answer to a request an initialization flow refused.

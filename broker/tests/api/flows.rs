@@ -1,12 +1,16 @@
 //! Event flows on a real stack: each registry sees each operation kind once, in registration
 //! order, with the request's view (identity, tracing id, request id, no secrets); an
-//! initialization flow's refusal stores nothing; error flows see failed operations.
+//! initialization flow's refusal of a provision or a bind stores nothing (no row, no operation,
+//! no flows row), and neither does a quota's refusal of a request the flows let through; a
+//! last_operation 404 reaches the error flow.
 
 use crate::helpers::{
-    new_id, provision_body, spawn_services, Answer, TestApp, PLAN_MEDIUM, PLAN_SMALL, SERVICE_ID,
+    bind_body, new_id, provision_body, spawn_services, Answer, TestApp, PLAN_MEDIUM, PLAN_SMALL,
+    SERVICE_ID,
 };
 use crate::process::{instance_rows, journal_rows};
 use base64::Engine as _;
+use broker::config::QuotaSettings;
 use broker::flows::{FlowKind, FlowRefusal, FlowRegistry, FlowRequest};
 use reqwest::Method;
 use serde_json::{json, Value};
@@ -363,6 +367,60 @@ async fn an_initialization_flow_refusal_is_answered_and_stores_nothing() {
     assert_eq!(last.status, 429, "{last:?}");
     assert_eq!(last.body["description"], "poll less often");
     assert_eq!(rec.all().len(), 1, "{:#?}", rec.all());
+
+    // A request the init flows let through but a quota refuses leaves no flows row either.
+    let quotas = QuotaSettings {
+        global: Some(0),
+        ..Default::default()
+    };
+    app.catalog.as_ref().unwrap().set_quotas(quotas);
+    let answer = app
+        .provision(&new_id(), &provision_body(json!({})), true)
+        .await;
+    assert_eq!(answer.status, 422, "{answer:?}");
+    let names: Vec<String> = rec.all().into_iter().map(|s| s.flow).collect();
+    assert_eq!(names, ["before", "before", "after"], "{:#?}", rec.all());
+    assert!(instance_rows(&app.database_path()).is_empty());
+    assert!(journal_rows(&app.database_path()).is_empty());
+    assert_eq!(flows_rows(&app), 0, "a quota refusal left a flows row");
+    app.stop_all().await;
+}
+
+#[tokio::test]
+async fn a_bind_an_initialization_flow_refused_leaves_no_binding_operation_or_flows_row() {
+    let rec = Recorder::default();
+    let flows = FlowRegistry::new().on_init(FlowKind::Bind, "no-binds", |request| async move {
+        let refusal = FlowRefusal::new(422, format!("{} takes no bindings", request.instance_id));
+        Err(refusal.with_error("BindingsClosed").into())
+    });
+    // A bind completion flow: a flows row would be written for a bind that got through.
+    let flows = rec.completion(flows, FlowKind::Bind, "done");
+    let mut app = spawn_services(false).await;
+    let settings = app.broker_settings();
+    app.start_broker_with_flows(settings, flows).await;
+    let id = new_id();
+    let answer = app.provision(&id, &provision_body(json!({})), true).await;
+    assert_eq!(answer.status, 202, "{answer:?}");
+    app.wait_for_instance(&id, &answer.operation()).await;
+
+    let binding = new_id();
+    let answer = app.bind(&id, &binding, &bind_body()).await;
+    assert_eq!(answer.status, 422, "{answer:?}");
+    assert_eq!(answer.body["error"], "BindingsClosed");
+    assert_eq!(
+        answer.body["description"],
+        format!("{id} takes no bindings")
+    );
+    let path = format!("/v2/service_instances/{id}/service_bindings/{binding}");
+    let fetched = app.get(&path).await;
+    assert_eq!(fetched.status, 404, "{fetched:?}");
+    let kinds: Vec<String> = journal_rows(&app.database_path())
+        .into_iter()
+        .map(|op| op.kind)
+        .collect();
+    assert_eq!(kinds, ["provision"]);
+    assert_eq!(flows_rows(&app), 0);
+    assert!(rec.all().is_empty(), "{:#?}", rec.all());
     app.stop_all().await;
 }
 

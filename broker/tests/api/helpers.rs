@@ -328,14 +328,11 @@ impl TestApp {
 
     /// Starts a broker with `settings` (replacing none: stop the old one first).
     pub async fn start_broker(&mut self, settings: Settings) {
-        let app = broker::startup::Application::build(settings).await.unwrap();
-        self.address = format!("http://127.0.0.1:{}", app.port());
-        self.catalog = Some(app.catalog());
-        self.broker = Some(Running::broker(app));
+        let no_flows = broker::flows::FlowRegistry::new();
+        self.start_broker_with_flows(settings, no_flows).await;
     }
 
     /// Starts a broker with `settings` and the event flows `flows` (replacing none).
-    #[allow(dead_code, reason = "used by the api test binary only")]
     pub async fn start_broker_with_flows(
         &mut self,
         settings: Settings,
