@@ -222,16 +222,18 @@ async fn two_brokers_on_one_postgres_run_each_of_200_conflicting_requests_at_mos
             let (instance, binding) = instances[i].clone();
             tokio::spawn(async move {
                 let answer = request(&http, &address, kind, &instance, &binding).await;
-                (kind, answer)
+                (kind, i, answer)
             })
         });
         for answer in futures_util::future::join_all(requests).await {
-            let (kind, answer) = answer.unwrap();
+            let (kind, i, answer) = answer.unwrap();
             *statuses.entry((kind, answer.status)).or_default() += 1;
-            assert!(
-                kind.allowed().contains(&answer.status),
-                "{kind:?} answered {answer:?}"
-            );
+            if !kind.allowed().contains(&answer.status) {
+                // What the journal recorded for that instance tells why (the broker's log is
+                // not captured here).
+                let history = operations_of(&db, &instances[i].0).await;
+                panic!("{kind:?} answered {answer:?}; the instance's operations: {history:#?}");
+            }
             if answer.status == 422 {
                 assert_eq!(answer.body["error"], "ConcurrencyError", "{answer:?}");
             }
@@ -416,4 +418,26 @@ async fn the_database_down_answers_503_and_in_flight_operations_finish_when_it_i
     assert_eq!(fetched.status, 404, "{fetched:?}");
     assert!(app.deployments().await.is_empty());
     app.stop_all().await;
+}
+
+/// The operations of `instance`, oldest first: kind, state, binding and description.
+async fn operations_of(db: &tokio_postgres::Client, instance: &str) -> Vec<String> {
+    db.query(
+        "SELECT kind, state, binding_id, description FROM operations \
+         WHERE instance_id = $1 ORDER BY created_at_ms",
+        &[&instance],
+    )
+    .await
+    .unwrap()
+    .iter()
+    .map(|r| {
+        let binding: Option<String> = r.get(2);
+        format!(
+            "{} {} (binding {binding:?}): {}",
+            r.get::<_, String>(0),
+            r.get::<_, String>(1),
+            r.get::<_, String>(3)
+        )
+    })
+    .collect()
 }
