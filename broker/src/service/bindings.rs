@@ -9,6 +9,7 @@ use crate::domain::binding::{
     check_instance_for_bind, decide_bind, expiry, fetchable, format_timestamp, BindAsk,
     BindDecision, BindingState,
 };
+use crate::domain::instance::InstanceState;
 use crate::domain::operation::{OperationKind, OperationPayload};
 use crate::domain::plan::check_bind_plan;
 use crate::error::{BrokerError, RefusalStatus};
@@ -46,6 +47,12 @@ fn unbound_meanwhile() -> BrokerError {
     BrokerError::Concurrency(
         "a concurrent unbind of this service binding cancelled the bind; the binding is being deleted"
             .into(),
+    )
+}
+
+fn deprovisioned_meanwhile() -> BrokerError {
+    BrokerError::Concurrency(
+        "a concurrent deprovision of the service instance cancelled the bind".into(),
     )
 }
 
@@ -233,6 +240,16 @@ impl Broker {
         ))
     }
 
+    /// Whether the instance is being (or was) deprovisioned.
+    async fn being_deprovisioned(&self, instance_id: &str) -> Result<bool, BrokerError> {
+        Ok(self.load_instance(instance_id).await?.is_none_or(|i| {
+            matches!(
+                i.state(),
+                InstanceState::Deprovisioning | InstanceState::Deleted
+            )
+        }))
+    }
+
     /// The instance a bind goes to, if the bind may go to it.
     async fn instance_to_bind(
         &self,
@@ -349,6 +366,11 @@ impl Broker {
                 {
                     // A concurrent unbind cancelled this bind and deletes what it created.
                     return Err(unbound_meanwhile());
+                }
+                if self.being_deprovisioned(instance_id).await? {
+                    // A concurrent deprovision cancelled this bind; it removes the instance
+                    // with everything bound to it.
+                    return Err(deprovisioned_meanwhile());
                 }
                 // Nobody was told about this binding yet: leave no trace of it.
                 self.store.remove_failed_binding(binding_id).await?;

@@ -1,6 +1,7 @@
-//! A bind overtaken by an unbind of the same binding: the unbind cancels the bind and deletes
-//! whatever it created; the bind answers a spec answer (201, 200 or 422 ConcurrencyError),
-//! never a 500 (which would start the platform's orphan mitigation).
+//! A bind overtaken by an unbind of the same binding, or by a deprovision of its instance: the
+//! unbind or deprovision cancels the bind and deletes whatever it created; the bind answers a
+//! spec answer (201, 200 or 422 ConcurrencyError), never a 500 (which would start the
+//! platform's orphan mitigation).
 
 use crate::helpers::{bind_body, new_id, provision_body, spawn_app, Answer, TestApp};
 use serde_json::json;
@@ -55,6 +56,54 @@ async fn a_bind_cancelled_by_a_concurrent_unbind_answers_422_concurrency_error_n
         settle(&app, &id, &binding, &bound, &unbound, &what).await;
     }
     println!("{overtaken} of {TRIES} binds were overtaken by their unbind");
+    app.stop_all().await;
+}
+
+/// Instances for the deprovision race (each try uses one up).
+const DEPROVISION_TRIES: usize = 12;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bind_cancelled_by_a_deprovision_of_its_instance_answers_422_concurrency_error_never_500()
+{
+    let app = spawn_app().await;
+    let instances =
+        futures_util::future::join_all((0..=DEPROVISION_TRIES).map(|_| provisioned(&app))).await;
+
+    // How long one bind takes here, to spread the deprovisions over it.
+    let probe = new_id();
+    let started = Instant::now();
+    assert_eq!(
+        app.bind(&instances[0], &probe, &bind_body()).await.status,
+        201
+    );
+    let bind_ms = (started.elapsed().as_millis() as u64).clamp(5, 200);
+
+    let body = bind_body();
+    let mut overtaken = 0;
+    for (n, id) in instances[1..].iter().enumerate() {
+        let binding = new_id();
+        let delay = Duration::from_millis(bind_ms * n as u64 / DEPROVISION_TRIES as u64);
+        let (bound, deprovisioned) = tokio::join!(app.bind(id, &binding, &body), async {
+            tokio::time::sleep(delay).await;
+            app.deprovision(id).await
+        });
+        let what = format!(
+            "try {n} (deprovision after {delay:?}): bind {bound:?}, deprovision {deprovisioned:?}"
+        );
+        assert!(
+            [200, 201, 422].contains(&bound.status),
+            "bind answered outside the spec: {what}"
+        );
+        if bound.status == 422 {
+            assert_eq!(bound.body["error"], "ConcurrencyError", "{what}");
+            overtaken += 1;
+        }
+        assert!(
+            [202, 422].contains(&deprovisioned.status),
+            "deprovision answered outside the spec: {what}"
+        );
+    }
+    println!("{overtaken} of {DEPROVISION_TRIES} binds were overtaken by a deprovision");
     app.stop_all().await;
 }
 
