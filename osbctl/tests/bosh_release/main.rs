@@ -7,4 +7,5 @@
 mod configs;
 mod errands;
 mod harness;
+mod instance_jobs;
 mod structure;
