@@ -85,7 +85,10 @@ fn the_postgres_job_renders_the_server_config_from_the_osb_properties() {
         "15.4",
         &[("max_connections", "50"), ("search_path", "'$user', x")],
     );
-    assert_eq!(rendered.instance("postgres", 0)["instance_group"], "postgresql");
+    assert_eq!(
+        rendered.instance("postgres", 0)["instance_group"],
+        "postgresql"
+    );
     assert_bpm(
         &rendered,
         "postgres",
@@ -123,7 +126,11 @@ fn the_redis_job_renders_the_server_config_and_an_acl_with_the_admin_only() {
         &[("maxmemory-policy", "allkeys-lru"), ("save", "900 1")],
     );
     assert_eq!(rendered.instance("redis", 0)["instance_group"], "redis");
-    assert_bpm(&rendered, "redis", "/var/vcap/packages/redis-7/bin/redis-server");
+    assert_bpm(
+        &rendered,
+        "redis",
+        "/var/vcap/packages/redis-7/bin/redis-server",
+    );
     let conf = read(&rendered, "redis", "config/redis.conf");
     for line in [
         "maxmemory-policy allkeys-lru",
@@ -153,9 +160,15 @@ fn a_job_refuses_another_engine_and_a_setting_name_that_is_not_an_identifier() {
             .message
     };
     let wrong = refused("redis", "7", &[], Some("postgres"));
-    assert!(wrong.contains("osb.engine \"redis\" is not postgresql"), "{wrong}");
+    assert!(
+        wrong.contains("osb.engine \"redis\" is not postgresql"),
+        "{wrong}"
+    );
     let wrong = refused("postgresql", "15", &[], Some("redis"));
-    assert!(wrong.contains("osb.engine \"postgresql\" is not redis"), "{wrong}");
+    assert!(
+        wrong.contains("osb.engine \"postgresql\" is not redis"),
+        "{wrong}"
+    );
     for (engine, version) in [("postgresql", "15"), ("redis", "7")] {
         let bad = refused(engine, version, &[("port\nbind", "1")], None);
         assert!(bad.contains("is not a plain setting name"), "{bad}");

@@ -8,4 +8,5 @@ mod configs;
 mod errands;
 mod harness;
 mod instance_jobs;
+mod instance_servers;
 mod structure;
