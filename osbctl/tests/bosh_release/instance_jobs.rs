@@ -67,8 +67,15 @@ fn read(rendered: &Rendered, job: &str, dest: &str) -> String {
     std::fs::read_to_string(rendered.file(job, 0, dest)).unwrap()
 }
 
-/// The bpm file runs the package's server with the rendered config, the password nowhere in it.
+/// The bpm file runs the package's server with the rendered config, the password nowhere in
+/// it; the rendered pre-start parses.
 fn assert_bpm(rendered: &Rendered, job: &str, executable: &str) {
+    let syntax = std::process::Command::new("bash")
+        .arg("-n")
+        .arg(rendered.file(job, 0, "bin/pre-start"))
+        .status()
+        .unwrap();
+    assert!(syntax.success(), "job {job}: bin/pre-start does not parse");
     let bpm = &rendered.instance(job, 0)["bpm"]["processes"][0];
     assert_eq!(bpm["name"], job);
     assert_eq!(bpm["executable"], executable);
