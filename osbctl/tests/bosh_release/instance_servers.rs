@@ -270,10 +270,9 @@ async fn postgres_set_up_by_the_job_serves_the_admin_as_a_superuser_with_a_passw
     assert_eq!(row.get::<_, i32>(0), 1);
     assert!(row.get::<_, bool>(1), "the admin is not a superuser");
     assert_eq!(row.get::<_, String>(2), "50");
-    let wrong = connect(port, "wrong")
-        .await
-        .err()
-        .expect("a wrong password logs in");
+    let Err(wrong) = connect(port, "wrong").await else {
+        panic!("a wrong password logs in");
+    };
     assert_eq!(
         wrong.as_db_error().map(|e| e.code()),
         Some(&tokio_postgres::error::SqlState::INVALID_PASSWORD),
