@@ -122,7 +122,7 @@ fn with_every_ops_file_the_configs_still_load_and_say_what_the_ops_files_ask() {
     let small = &bosh.templates["postgresql-15"]["small"];
     assert_eq!(small.vm_type, "small");
     assert_eq!(small.instances, 1);
-    assert_eq!(small.releases[0].name, "postgres");
+    assert_eq!(small.releases[0].name, "osb");
     assert_eq!(small.releases[0].version, "latest");
     assert_eq!(small.stemcell.os, "ubuntu-noble");
     assert_eq!(small.networks, ["default"]);

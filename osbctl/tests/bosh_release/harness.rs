@@ -45,6 +45,16 @@ pub fn try_render(ops: &[&str]) -> Result<Rendered, Refused> {
 
 /// Renders `manifests/osb.yml` with the ops files `ops` applied and the variables in `vars`.
 pub fn try_render_with(ops: &[PathBuf], vars: &Path) -> Result<Rendered, Refused> {
+    try_render_manifest(&release_dir().join("manifests/osb.yml"), ops, vars)
+}
+
+/// Renders the jobs of release `osb` in `manifest` with the ops files `ops` applied and the
+/// variables in `vars`.
+pub fn try_render_manifest(
+    manifest: &Path,
+    ops: &[PathBuf],
+    vars: &Path,
+) -> Result<Rendered, Refused> {
     let release = release_dir();
     let dir = tempfile::tempdir().unwrap();
     let mut cmd = Command::new("ruby");
@@ -52,7 +62,7 @@ pub fn try_render_with(ops: &[PathBuf], vars: &Path) -> Result<Rendered, Refused
         .arg("--release")
         .arg(&release)
         .arg("--manifest")
-        .arg(release.join("manifests/osb.yml"))
+        .arg(manifest)
         .arg("--vars")
         .arg(vars)
         .arg("--out")
