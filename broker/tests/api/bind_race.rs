@@ -3,26 +3,16 @@
 //! spec answer (201, 200 or 422 ConcurrencyError), never a 500 (which would start the
 //! platform's orphan mitigation).
 
-use crate::helpers::{bind_body, new_id, provision_body, spawn_app, Answer, TestApp};
-use serde_json::json;
+use crate::helpers::{bind_body, new_id, spawn_app, Answer, TestApp};
 use std::time::{Duration, Instant};
 
 /// Tries; the unbind follows its bind after a delay spread over the time a bind takes.
 const TRIES: usize = 40;
 
-async fn provisioned(app: &TestApp) -> String {
-    let id = new_id();
-    let answer = app.provision(&id, &provision_body(json!({})), true).await;
-    assert_eq!(answer.status, 202, "{answer:?}");
-    let (last, _) = app.wait_for_instance(&id, &answer.operation()).await;
-    assert_eq!(last["state"], "succeeded", "{last}");
-    id
-}
-
 #[tokio::test]
 async fn a_bind_cancelled_by_a_concurrent_unbind_answers_422_concurrency_error_never_500() {
     let app = spawn_app().await;
-    let id = provisioned(&app).await;
+    let id = app.provisioned().await;
 
     // How long one bind takes here, to spread the unbinds over it.
     let probe = new_id();
@@ -67,7 +57,7 @@ async fn a_bind_cancelled_by_a_deprovision_of_its_instance_answers_422_concurren
 {
     let app = spawn_app().await;
     let instances =
-        futures_util::future::join_all((0..=DEPROVISION_TRIES).map(|_| provisioned(&app))).await;
+        futures_util::future::join_all((0..=DEPROVISION_TRIES).map(|_| app.provisioned())).await;
 
     // How long one bind takes here, to spread the deprovisions over it.
     let probe = new_id();

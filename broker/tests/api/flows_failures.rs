@@ -31,16 +31,6 @@ async fn failed_once(rec: &Recorder, kind: FlowKind, instance: &str) -> Seen {
     errors[0].clone()
 }
 
-/// Provisions an instance and waits until it is ready.
-async fn provisioned(app: &TestApp) -> String {
-    let id = new_id();
-    let answer = app.provision(&id, &provision_body(json!({})), true).await;
-    assert_eq!(answer.status, 202, "{answer:?}");
-    let (last, _) = app.wait_for_instance(&id, &answer.operation()).await;
-    assert_eq!(last["state"], "succeeded", "{last}");
-    id
-}
-
 #[tokio::test]
 async fn error_flows_see_the_failed_operation_of_each_kind_once() {
     let rec = Recorder::default();
@@ -63,7 +53,7 @@ async fn error_flows_see_the_failed_operation_of_each_kind_once() {
     );
     assert_eq!(seen.request.operation, Some(answer.operation()));
 
-    let id = provisioned(&app).await;
+    let id = app.provisioned().await;
     let binding = new_id();
     let answer = app.bind_incomplete(&id, &binding, &bind_body()).await;
     if answer.status == 202 {

@@ -514,6 +514,17 @@ impl TestApp {
         .await
     }
 
+    /// Provisions a new instance (plan small, no parameters) and waits until it is ready; its
+    /// id.
+    pub async fn provisioned(&self) -> String {
+        let id = new_id();
+        let answer = self.provision(&id, &provision_body(json!({})), true).await;
+        assert_eq!(answer.status, 202, "{answer:?}");
+        let (last, _) = self.wait_for_instance(&id, &answer.operation()).await;
+        assert_eq!(last["state"], "succeeded", "{last}");
+        id
+    }
+
     /// Polls the instance's last_operation until it ends; the final answer and every
     /// description seen on the way.
     pub async fn wait_for_instance(&self, id: &str, operation: &str) -> (Value, Vec<String>) {
