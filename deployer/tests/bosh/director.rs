@@ -1,12 +1,12 @@
 //! A fake Director beside a deployer configured for it, and what the tests ask of both.
 
 use crate::helpers::*;
-use common::deployer::{Deployment, DeploymentEndpoint, DeploymentSpec, Engine, PLAN_LABEL};
+use common::deployer::{Deployment, DeploymentEndpoint, DeploymentSpec, Engine, Task, PLAN_LABEL};
 use common::secret::SecretString;
 use deployer::config::bosh::BoshSettings;
 use deployer::config::{BackendKind, Settings};
 use std::time::{Duration, Instant};
-use testkit::bosh::{AuthKind, FakeDirector, FakeOptions};
+use testkit::bosh::{AuthKind, FakeDirector, FakeOptions, TaskState as DirectorTaskState};
 
 /// A deployer environment and the fake Director it deploys to. Fields drop in order: the
 /// Director stops its servers before the directories go.
@@ -65,6 +65,18 @@ impl BoshEnv {
     /// Starts a deployer on this environment.
     pub async fn start(&self) -> RunningApp {
         self.env.start_with(self.settings()).await
+    }
+
+    /// Holds the Director's tasks, has `app` apply `spec`, and waits until its Director task
+    /// is processing (held there until [`FakeDirector::release_tasks`]); the deployer task.
+    pub async fn apply_held(&self, app: &RunningApp, spec: &DeploymentSpec) -> Task {
+        self.fake.hold_tasks();
+        let task = app.client.put_deployment(spec, &ctx()).await.unwrap();
+        until("the Director task is processing", || {
+            self.fake.tasks().first().map(|t| t.state) == Some(DirectorTaskState::Processing)
+        })
+        .await;
+        task
     }
 }
 

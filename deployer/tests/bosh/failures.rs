@@ -62,12 +62,7 @@ async fn the_director_down_during_a_task_is_waited_for_and_down_too_long_fails_t
     let pw = password();
     let name = unique_name("pg");
     let spec = plan_spec(Engine::Postgresql, &name, &pw, "small");
-    bosh.fake.hold_tasks();
-    let task = app.client.put_deployment(&spec, &ctx()).await.unwrap();
-    until("the task is processing", || {
-        bosh.fake.tasks().first().map(|t| t.state) == Some(DirectorTaskState::Processing)
-    })
-    .await;
+    let task = bosh.apply_held(&app, &spec).await;
     bosh.fake.go_down().await;
     tokio::time::sleep(Duration::from_millis(1_500)).await;
     bosh.fake.release_tasks();
@@ -138,16 +133,9 @@ async fn a_token_the_director_refuses_is_replaced_and_the_refused_call_sent_agai
     let app = bosh.start().await;
     let pw = password();
     let name = unique_name("kv");
-    bosh.fake.hold_tasks();
-    let task = app
-        .client
-        .put_deployment(&plan_spec(Engine::Redis, &name, &pw, "any"), &ctx())
-        .await
-        .unwrap();
-    until("the task is processing", || {
-        bosh.fake.tasks().first().map(|t| t.state) == Some(DirectorTaskState::Processing)
-    })
-    .await;
+    let task = bosh
+        .apply_held(&app, &plan_spec(Engine::Redis, &name, &pw, "any"))
+        .await;
     // The token (valid for ten minutes) stops being accepted: the next poll gets a 401.
     let before = bosh.fake.requests().len();
     bosh.fake.revoke_tokens();

@@ -3,7 +3,6 @@
 use crate::director::*;
 use crate::helpers::*;
 use common::deployer::{Engine, TaskState};
-use testkit::bosh::TaskState as DirectorTaskState;
 
 #[tokio::test]
 async fn a_deployer_restarted_during_a_director_task_follows_the_same_task_without_posting_again() {
@@ -12,12 +11,7 @@ async fn a_deployer_restarted_during_a_director_task_follows_the_same_task_witho
     let pw = password();
     let name = unique_name("pg");
     let spec = plan_spec(Engine::Postgresql, &name, &pw, "small");
-    bosh.fake.hold_tasks();
-    let task = app.client.put_deployment(&spec, &ctx()).await.unwrap();
-    until("the Director task runs", || {
-        bosh.fake.tasks().first().map(|t| t.state) == Some(DirectorTaskState::Processing)
-    })
-    .await;
+    let task = bosh.apply_held(&app, &spec).await;
     let record = deployment_dir(bosh.env.data_dir(), &name).join("instance.json");
     let director_task = bosh.fake.tasks()[0].id;
     until("the task is recorded in flight", || {
